@@ -1,0 +1,87 @@
+"""``add`` (alias ``add_user``): find the contact's WordPress user, or create it.
+
+An existing user is updated like ``update`` and nothing more: its password and login stay, no
+email is sent, no password goes to Ortto. A new user gets a username by the configured format,
+a password (mapped, or generated and kept sealed until Ortto has it), an allowed role, its
+fields, meta and tags, and the welcome email when asked, all in one WordPress call.
+"""
+from __future__ import annotations
+
+from ..errors import PermanentError
+from ..ortto import Contact
+from ..passwords import generate_password, username_candidates
+from ..store import Delivery
+from ..wordpress import User, WordPressError
+from .common import Context, Outcome, allowed_role, find_user, load_contact, refusal, tags_meta, update_user
+
+
+def add(delivery: Delivery, ctx: Context) -> Outcome:
+    contact = load_contact(ctx, delivery, ctx.settings.field_map.ortto_fields())
+    user = find_user(ctx, contact)
+    if user is None:
+        return _create(ctx, contact, delivery)
+    if user.id == delivery.user_id:  # created by an earlier attempt of this same delivery
+        return _finish_created(ctx, contact, user, "")
+    return refusal(user) or update_user(ctx, user, contact, delivery)
+
+
+def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
+    if not contact.email:
+        raise PermanentError(f"Ortto contact {contact.id} has no email; WordPress needs one")
+    settings = ctx.settings
+    values = settings.field_map.user_values(contact.fields, creating=True)
+    wanted_username = values.pop("username", "")
+    mapped_password = values.pop("password", None)
+    password = mapped_password or ctx.journal.pending_password()
+    if password is None:
+        password = generate_password()
+        ctx.journal.keep_password(password)
+    role = allowed_role(settings, delivery.role) or settings.default_role
+    note = f"; role {delivery.role!r} is not allowed, gave {role!r}" if delivery.role and delivery.role != role else ""
+    values.update(
+        email=contact.email,
+        password=password,
+        roles=[role],
+        wpf_meta={**settings.field_map.meta_values(contact.fields), "ortto_contact_id": contact.id, "ortto_tags": tags_meta(contact)},
+        wpf_send_notification=delivery.send_notification or settings.send_welcome_email,
+    )
+    candidates = username_candidates(
+        settings.username_format,
+        contact.email,
+        first=str(contact.fields.get("str::first") or ""),
+        last=str(contact.fields.get("str::last") or ""),
+        wanted=wanted_username,
+    )
+    for username in candidates:
+        try:
+            user = ctx.wordpress.create_user({**values, "username": username})
+        except WordPressError as exc:
+            if exc.code == "existing_user_login":
+                continue
+            if exc.code == "existing_user_email":
+                return _created_meanwhile(ctx, contact, delivery)
+            raise
+        ctx.journal.user_created(user.id)
+        if mapped_password:
+            return Outcome("done", f"created user {user.id} ({username}) with the mapped password{note}", user.id)
+        return _finish_created(ctx, contact, user, note)
+    raise PermanentError(f"no free username for {contact.email} after {username!r}")
+
+
+def _finish_created(ctx: Context, contact: Contact, user: User, note: str) -> Outcome:
+    """Send the kept generated password to Ortto's Return Password field, then forget it."""
+    password = ctx.journal.pending_password()
+    field = ctx.settings.ortto_password_field
+    if password and field:
+        ctx.ortto.set_field(contact.id, field, password)
+    ctx.journal.password_delivered()
+    pushed = f"; password sent to Ortto {field}" if password and field else ""
+    return Outcome("done", f"created user {user.id} ({user.username}){pushed}{note}", user.id)
+
+
+def _created_meanwhile(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
+    """WordPress says the email is taken: someone created the user since our look-up; update it."""
+    user = find_user(ctx, contact)
+    if user is None:
+        raise PermanentError(f"WordPress reports {contact.email} as taken but no user has it")
+    return refusal(user) or update_user(ctx, user, contact, delivery)

@@ -1,0 +1,21 @@
+"""The two kinds of failure the worker tells apart: worth retrying, or not."""
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge raises on purpose."""
+
+
+class TransientError(BridgeError):
+    """The peer is down, slow or busy: the same delivery may succeed later.
+
+    ``retry_after`` is the peer's own hint in seconds (Ortto's ``try-in-seconds``, ``Retry-After``).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(BridgeError):
+    """Retrying cannot help (bad data, missing plugin, refused field): the delivery fails."""

@@ -1,0 +1,124 @@
+"""Which Ortto field feeds which WordPress user field or meta key, and how values are converted.
+
+The map is a TOML file (``WPF_FIELD_MAP``) with two tables, ``[fields]`` and ``[meta]``, each
+``wordpress_name = "ortto-field-id"``. Field names follow WP Fusion's (``user_email``,
+``display_name``...) so an existing WP Fusion field map can be copied over.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: WP Fusion / ``wp_users`` names, and the key the WordPress REST API uses for each.
+USER_FIELDS = {
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "nickname": "nickname",
+    "display_name": "name",
+    "user_email": "email",
+    "user_url": "url",
+    "description": "description",
+    "locale": "locale",
+    "user_login": "username",
+    "user_pass": "password",
+}
+#: Fields WordPress only accepts when the user is created.
+CREATE_ONLY = {"user_login", "user_pass"}
+
+#: Meta keys that carry privileges or sessions; a webhook must never write them.
+_FORBIDDEN_META = re.compile(r"(^|_)(capabilities|user_level)$|^session_tokens$|^ortto_(contact_id|tags)$")
+_FIELD_ID = re.compile(r"^[a-z0-9]{2,4}:[a-z0-9]*:[A-Za-z0-9_-]+$")
+_META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,191}$")
+
+DEFAULT_FIELDS = {"first_name": "str::first", "last_name": "str::last"}
+
+
+class FieldMapError(ValueError):
+    """The field map file is unreadable or names something we cannot write."""
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    fields: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def ortto_fields(self) -> list[str]:
+        """Every Ortto field the bridge must load for a contact (email and tags included)."""
+        wanted = ["str::email", "str::first", "str::last", *self.fields.values(), *self.meta.values(), "tags"]
+        return list(dict.fromkeys(wanted))
+
+    def user_values(self, contact_fields: dict[str, Any], *, creating: bool) -> dict[str, str]:
+        """WordPress REST user keys and string values taken from a contact's fields."""
+        values = {}
+        for name, field_id in self.fields.items():
+            if name in CREATE_ONLY and not creating:
+                continue
+            value = to_text(contact_fields.get(field_id))
+            if value is not None:
+                values[USER_FIELDS[name]] = value
+        return values
+
+    def meta_values(self, contact_fields: dict[str, Any]) -> dict[str, str]:
+        """Meta keys and values taken from a contact's fields; absent fields are left alone."""
+        values = {}
+        for key, field_id in self.meta.items():
+            value = to_text(contact_fields.get(field_id))
+            if value is not None:
+                values[key] = value
+        return values
+
+
+def to_text(value: Any) -> str | None:
+    """Ortto's typed values as the plain text WordPress stores; ``None`` when there is nothing."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, dict):
+        if "n" in value:  # phn:: {"c": "61", "n": "401234567"}
+            return f"+{value.get('c', '')}{value['n']}" if value.get("c") else str(value["n"])
+        if "name" in value:  # geo:: {"name": "Sydney"}
+            return str(value["name"])
+        if {"year", "month", "day"} <= value.keys():  # dtz::
+            return f"{value['year']:04d}-{value['month']:02d}-{value['day']:02d}"
+        return None
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def load_field_map(path: Path) -> FieldMap:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FieldMapError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FieldMapError(f"{path} is not valid TOML: {exc}") from None
+    unknown_tables = set(data) - {"fields", "meta"}
+    if unknown_tables:
+        raise FieldMapError(f"{path}: unknown table [{sorted(unknown_tables)[0]}] (use [fields] and [meta])")
+    fields = _table(data, "fields", path)
+    meta = _table(data, "meta", path)
+    for name in fields:
+        if name not in USER_FIELDS:
+            raise FieldMapError(
+                f"{path}: [fields] {name} is not a WordPress user field "
+                f"({', '.join(USER_FIELDS)}); put it under [meta]"
+            )
+    for key in meta:
+        if not _META_KEY.match(key) or _FORBIDDEN_META.search(key):
+            raise FieldMapError(f"{path}: [meta] {key} may not be written by a webhook")
+    return FieldMap(fields=fields, meta=meta)
+
+
+def _table(data: dict, name: str, path: Path) -> dict[str, str]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise FieldMapError(f"{path}: {name} must be a table")
+    for key, field_id in table.items():
+        if not isinstance(field_id, str) or not _FIELD_ID.match(field_id):
+            raise FieldMapError(f"{path}: [{name}] {key} = {field_id!r} is not an Ortto field id like 'str:cm:name'")
+    return dict(table)

@@ -1,0 +1,17 @@
+"""Gunicorn settings for the web process (``gunicorn -c python:wpf_bridge.gunicorn_conf``).
+
+Settings are validated here, in the master, so a bad setting stops start-up with one line.
+The access log leaves out the query string: it carries the access key.
+"""
+import os
+
+from wpf_bridge.cli import settings_or_exit
+
+_settings = settings_or_exit()
+
+bind = f"0.0.0.0:{_settings.port}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+timeout = 30
+graceful_timeout = 20
+accesslog = "-"
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'

@@ -1,0 +1,48 @@
+"""The task queue (Huey): the web process enqueues a delivery id, the worker process runs it.
+
+Huey keeps its queue in the same SQLite file as the delivery records, so one ``DATABASE_URL``
+is all a sysadmin configures.
+"""
+from __future__ import annotations
+
+import logging
+
+from huey import SqliteHuey
+from huey.api import TaskWrapper
+from huey.consumer import Consumer
+from huey.exceptions import RetryTask
+
+from .settings import Settings
+from .store import Store, StoreUnavailable, sqlite_path
+from .worker import RetryLater, Runner
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryQueue:
+    """Enqueue deliveries (web) or consume them (worker); the runner is only built in the worker."""
+
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self.huey = SqliteHuey("wpf-bridge", filename=str(sqlite_path(settings.database_url)), results=False)
+        self._runner: Runner | None = None
+        self.task: TaskWrapper = self.huey.task(name="apply_delivery")(self._apply)
+
+    def _apply(self, delivery_id: str) -> None:
+        if self._runner is None:
+            self._runner = Runner(self.settings, self.store)
+        try:
+            self._runner.run(delivery_id)
+        except RetryLater as exc:
+            raise RetryTask(str(exc), delay=exc.delay) from None
+
+    def enqueue(self, delivery_id: str) -> None:
+        try:
+            self.task(delivery_id)
+        except Exception as exc:  # huey wraps storage errors in its own types
+            raise StoreUnavailable(f"queue unavailable: {type(exc).__name__}") from None
+
+    def consume(self, workers: int = 1) -> None:
+        """Run the worker loop until SIGTERM/SIGINT (Huey's consumer: graceful stop on SIGINT)."""
+        Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, max_delay=1.0).run()

@@ -1,0 +1,38 @@
+"""Keeps secrets out of every log line: configured secrets, and secret-looking query parameters."""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Iterable
+
+_SECRET_PARAMS = re.compile(r"((?:access_key|password|pass|api_key|key|token)=)[^&\s\"']+", re.IGNORECASE)
+MASK = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return _SECRET_PARAMS.sub(r"\1" + MASK, text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Wraps a handler's formatter and scrubs the finished line, traceback included."""
+
+    def __init__(self, inner: logging.Formatter | None, secrets: Iterable[str]):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record), self.secrets)
+
+
+def install(secrets: Iterable[str], loggers: Iterable[str] = ("", "gunicorn.error", "gunicorn.access", "huey")) -> None:
+    """Put a redacting formatter on every handler of these loggers (idempotent)."""
+    secrets = list(secrets)
+    for name in loggers:
+        for handler in logging.getLogger(name).handlers:
+            current = handler.formatter
+            if isinstance(current, RedactingFormatter):
+                current = current.inner
+            handler.setFormatter(RedactingFormatter(current, secrets))

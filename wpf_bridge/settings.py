@@ -1,0 +1,168 @@
+"""Settings: read once from the environment (and ``.env``), validated before anything starts."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from dotenv import find_dotenv, load_dotenv
+from marshmallow import fields as mfields
+from marshmallow import EXCLUDE, Schema, ValidationError, post_load, validate, validates_schema
+
+from .fieldmap import FieldMap, FieldMapError, load_field_map
+
+ORTTO_HOSTS = {
+    "default": "https://api.ap3api.com",
+    "eu": "https://api.eu.ap3api.com",
+    "au": "https://api.au.ap3api.com",
+}
+NEVER_GRANTED = "administrator"
+DEFAULT_FIELD_MAP = "config/mfields.toml"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names it, on one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    access_keys: tuple[str, ...] = field(repr=False)
+    wordpress_url: str
+    wordpress_user: str
+    wordpress_app_password: str = field(repr=False)
+    ortto_api_key: str = field(repr=False)
+    ortto_api_url: str
+    ortto_password_field: str | None
+    default_role: str
+    allowed_roles: frozenset[str]
+    username_format: str
+    send_welcome_email: bool
+    field_map: FieldMap
+    database_url: str
+    secret_key: str = field(repr=False)
+    port: int
+
+    def secrets(self) -> list[str]:
+        """Values that must never be written to a log line."""
+        return [*self.access_keys, self.wordpress_app_password, self.ortto_api_key, self.secret_key]
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _http_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError("must be an http:// or https:// URL")
+
+
+def _role_name(value: str) -> None:
+    if not value.replace("_", "").replace("-", "").isalnum() or value.lower() != value:
+        raise ValidationError(f"{value!r} is not a WordPress role name")
+    if value == NEVER_GRANTED:
+        raise ValidationError("administrator is never granted by a webhook")
+
+
+def _access_keys(value: str) -> None:
+    keys = _csv(value)
+    if not keys:
+        raise ValidationError("is required")
+    for key in keys:
+        if len(key) < 8:
+            raise ValidationError("each key must be at least 8 characters")
+
+
+class _SettingsSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+        ordered = True
+
+    access_keys = mfields.String(data_key="WPF_ACCESS_KEY", required=True, validate=_access_keys)
+    wordpress_url = mfields.String(data_key="WORDPRESS_URL", required=True, validate=_http_url)
+    wordpress_user = mfields.String(data_key="WORDPRESS_USER", required=True)
+    wordpress_app_password = mfields.String(data_key="WORDPRESS_APP_PASSWORD", required=True)
+    ortto_api_key = mfields.String(data_key="ORTTO_API_KEY", required=True)
+    ortto_region = mfields.String(
+        data_key="ORTTO_REGION", load_default="default", validate=validate.OneOf(list(ORTTO_HOSTS))
+    )
+    ortto_api_url = mfields.String(data_key="ORTTO_API_URL", load_default=None, validate=_http_url)
+    ortto_password_field = mfields.String(
+        data_key="ORTTO_PASSWORD_FIELD",
+        load_default=None,
+        validate=validate.Regexp(r"^str:cm:[A-Za-z0-9_-]+$", error="must be a custom text field id like str:cm:wp-password"),
+    )
+    default_role = mfields.String(data_key="WPF_DEFAULT_ROLE", load_default="subscriber", validate=_role_name)
+    allowed_roles = mfields.String(data_key="WPF_ALLOWED_ROLES", load_default="")
+    username_format = mfields.String(
+        data_key="WPF_USERNAME_FORMAT", load_default="email", validate=validate.OneOf(["email", "flname", "fnamenum"])
+    )
+    send_welcome_email = mfields.Boolean(data_key="WPF_SEND_WELCOME_EMAIL", load_default=False)
+    field_map = mfields.String(data_key="WPF_FIELD_MAP", load_default=None)
+    database_url = mfields.String(
+        data_key="DATABASE_URL",
+        load_default="sqlite:///wpf-bridge.db",
+        validate=validate.Regexp(r"^sqlite:///.+", error="must be sqlite:///path/to/file.db"),
+    )
+    secret_key = mfields.String(
+        data_key="WPF_SECRET_KEY", required=True, validate=validate.Length(min=16, error="must be at least 16 characters")
+    )
+    port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
+
+    @validates_schema
+    def _roles(self, data: dict, **_: object) -> None:
+        for role in _csv(data.get("allowed_roles", "")):
+            try:
+                _role_name(role)
+            except ValidationError as exc:
+                raise ValidationError(exc.messages, "WPF_ALLOWED_ROLES") from None
+
+    @post_load
+    def _build(self, data: dict, **_: object) -> Settings:
+        try:
+            field_map = _field_map(data["field_map"])
+        except FieldMapError as exc:
+            raise ValidationError(str(exc), "WPF_FIELD_MAP") from None
+        return Settings(
+            access_keys=tuple(_csv(data["access_keys"])),
+            wordpress_url=data["wordpress_url"].rstrip("/"),
+            wordpress_user=data["wordpress_user"],
+            wordpress_app_password=data["wordpress_app_password"],
+            ortto_api_key=data["ortto_api_key"],
+            ortto_api_url=(data["ortto_api_url"] or ORTTO_HOSTS[data["ortto_region"]]).rstrip("/"),
+            ortto_password_field=data["ortto_password_field"],
+            default_role=data["default_role"],
+            allowed_roles=frozenset(_csv(data["allowed_roles"])) | {data["default_role"]},
+            username_format=data["username_format"],
+            send_welcome_email=data["send_welcome_email"],
+            field_map=field_map,
+            database_url=data["database_url"],
+            secret_key=data["secret_key"],
+            port=data["port"],
+        )
+
+
+def _field_map(path: str | None) -> FieldMap:
+    if path is None:
+        if not Path(DEFAULT_FIELD_MAP).is_file():
+            return FieldMap()
+        path = DEFAULT_FIELD_MAP
+    return load_field_map(Path(path))
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate settings from ``environ`` (default: the process environment plus ``.env``)."""
+    if environ is None:
+        load_dotenv(find_dotenv(usecwd=True))
+        environ = os.environ
+    present = {key: value for key, value in environ.items() if value.strip() != ""}
+    try:
+        return _SettingsSchema().load(present)
+    except ValidationError as exc:
+        name, messages = next(iter(exc.normalized_messages().items()))
+        message = messages[0] if isinstance(messages, list) else messages
+        if message == "Missing data for required field.":
+            message = "is required"
+        raise SettingsError(f"{name}: {message}") from None

@@ -1,0 +1,136 @@
+"""Delivery records: what arrived, what became of it. Committed before the webhook is answered."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .errors import TransientError
+
+QUEUED, RETRYING, DONE, SKIPPED, FAILED = "queued", "retrying", "done", "skipped", "failed"
+
+_SCHEMA = """
+create table if not exists deliveries (
+    id text primary key,
+    action text not null,
+    contact_id text,
+    email text,
+    role text,
+    send_notification integer not null default 0,
+    status text not null,
+    attempts integer not null default 0,
+    result text,
+    user_id integer,
+    secret text,
+    created_at real not null,
+    updated_at real not null
+);
+create index if not exists deliveries_created on deliveries (created_at);
+"""
+
+
+class StoreUnavailable(TransientError):
+    """The database cannot be written: the webhook answers 503 so that Ortto retries."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    action: str
+    contact_id: str | None
+    email: str | None
+    role: str | None
+    send_notification: bool
+    status: str = QUEUED
+    attempts: int = 0
+    result: str | None = None
+    user_id: int | None = None
+    secret: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+def sqlite_path(database_url: str) -> Path:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (SQLAlchemy's spelling)."""
+    return Path(database_url.removeprefix("sqlite:///"))
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._write() as db:
+            for statement in _SCHEMA.split(";"):
+                db.execute(statement)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("pragma journal_mode=wal")
+            db.execute("pragma synchronous=full")  # a 202 means the delivery is on disk
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``begin immediate`` ... ``commit``; any sqlite failure becomes ``StoreUnavailable``."""
+        db = None
+        try:
+            db = self._db()
+            db.execute("begin immediate")
+            yield db
+            db.execute("commit")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"delivery store unavailable: {exc}") from None
+        finally:
+            if db is not None and db.in_transaction:
+                db.execute("rollback")
+
+    def add(self, action: str, contact_id: str | None, email: str | None, role: str | None, send_notification: bool) -> Delivery:
+        now = time.time()
+        delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification, created_at=now, updated_at=now)
+        with self._write() as db:
+            db.execute(
+                "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
+                " created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now),
+            )
+        return delivery
+
+    def get(self, delivery_id: str) -> Delivery | None:
+        row = self._db().execute("select * from deliveries where id = ?", (delivery_id,)).fetchone()
+        return _delivery(row) if row else None
+
+    def recent(self, limit: int = 20) -> list[Delivery]:
+        rows = self._db().execute("select * from deliveries order by created_at desc limit ?", (limit,)).fetchall()
+        return [_delivery(row) for row in rows]
+
+    def delete(self, delivery_id: str) -> None:
+        with self._write() as db:
+            db.execute("delete from deliveries where id = ?", (delivery_id,))
+
+    def update(self, delivery_id: str, **values: object) -> None:
+        """Set columns of one delivery (``status``, ``result``, ``user_id``, ``secret``, ``attempts``)."""
+        unknown = set(values) - {"status", "result", "user_id", "secret", "attempts"}
+        if unknown:
+            raise ValueError(f"not a delivery column: {sorted(unknown)}")
+        columns = ", ".join(f"{name} = ?" for name in values)
+        with self._write() as db:
+            db.execute(
+                f"update deliveries set {columns}, updated_at = ? where id = ?",
+                (*values.values(), time.time(), delivery_id),
+            )
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    data = dict(row)
+    data["send_notification"] = bool(data["send_notification"])
+    return Delivery(**data)

@@ -1,0 +1,113 @@
+"""The web process: the webhook endpoint. Authenticate, validate, commit, answer; nothing slower."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from flask import Flask, Response, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from . import redact
+from .queue import DeliveryQueue
+from .settings import Settings, load_settings
+from .store import Store, StoreUnavailable, sqlite_path
+from .webhook import read_webhook
+
+MAX_BODY = 1024 * 1024
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """App factory: ``gunicorn 'wpf_bridge.web:create_app()'``."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    store = Store(sqlite_path(settings.database_url))
+    queue = DeliveryQueue(settings, store)
+    app.extensions["wpf_bridge"] = {"settings": settings, "store": store, "queue": queue}
+    redact.install(settings.secrets())
+
+    @app.route("/", methods=["GET", "POST"])
+    @app.route("/webhook", methods=["GET", "POST"])
+    def webhook() -> tuple[Response, int]:
+        if not _key_matches(_given_key(), settings.access_keys):
+            return _error("wrong or missing access_key", 403)
+        payload = _json_payload()
+        try:
+            call = read_webhook(request.values, payload)
+        except ValidationError as exc:
+            return _error(_first_message(exc), 400)
+        if call.is_test:
+            return jsonify(success=True), 200
+        try:
+            delivery = store.add(call.action, call.contact_id, call.email, call.role, call.send_notification)
+        except StoreUnavailable as exc:
+            log.error("%s", exc)
+            return _error("the delivery could not be stored; try again", 503)
+        try:
+            queue.enqueue(delivery.id)
+        except StoreUnavailable as exc:
+            log.error("%s", exc)
+            store.delete(delivery.id)
+            return _error("the delivery could not be queued; try again", 503)
+        return jsonify(success=True, delivery_id=delivery.id, action=call.action), 202
+
+    @app.get("/health")
+    def health() -> tuple[Response, int]:
+        return jsonify(status="ok"), 200
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        return _error(exc.description or exc.name, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> tuple[Response, int]:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return _error("internal error", 500)
+
+    return app
+
+
+class _BadPayload(HTTPException):
+    code = 400
+
+
+def _given_key() -> str:
+    return request.args.get("access_key") or request.headers.get("X-WPF-Access-Key") or request.form.get("access_key", "")
+
+
+def _key_matches(given: str, keys: tuple[str, ...]) -> bool:
+    """Compare with every configured key in constant time (several keys allow rotation)."""
+    given_bytes = given.encode("utf-8")
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given_bytes, key.encode("utf-8"))
+    return matched and bool(given)
+
+
+def _json_payload() -> dict | None:
+    """Ortto's JSON body, if the request has one; form bodies are read as parameters instead."""
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return None
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return None
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise _BadPayload("the body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise _BadPayload("the JSON body must be an object")
+    return payload
+
+
+def _first_message(exc: ValidationError) -> str:
+    name, messages = next(iter(exc.normalized_messages().items()))
+    message = messages[0] if isinstance(messages, list) else str(messages)
+    return message if name in message else f"{name}: {message}"
+
+
+def _error(message: str, status: int) -> tuple[Response, int]:
+    return jsonify(success=False, error=message), status

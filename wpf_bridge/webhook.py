@@ -1,0 +1,90 @@
+"""What one webhook call asks for: WP Fusion's URL parameters plus Ortto's JSON payload."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+#: WP Fusion action names, aliases included, and the action each one runs.
+ACTION_NAMES = {
+    "add": "add",
+    "add_user": "add",
+    "update": "update",
+    "update_user": "update",
+    "update_tags": "update_tags",
+    "test": "test",
+}
+ORTTO_TEST_EVENT = "act::test_webhook"
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    action: str
+    contact_id: str | None
+    email: str | None
+    role: str | None
+    send_notification: bool
+    is_test: bool
+
+
+class _WebhookSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    wpf_action = fields.String(
+        required=True,
+        validate=validate.OneOf(list(ACTION_NAMES), error="unknown action; use one of: {choices}"),
+        error_messages={"required": "wpf_action is required"},
+    )
+    role = fields.String(load_default=None, validate=validate.Regexp(r"^[a-z0-9_-]{1,64}\Z", error="not a role name"))
+    send_notification = fields.Boolean(load_default=False)
+    contact_id = fields.String(
+        load_default=None, validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}\Z", error="not an Ortto contact id")
+    )
+    email = fields.Email(load_default=None, validate=validate.Length(max=254))
+    is_test = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _someone(self, data: dict, **_: Any) -> None:
+        if ACTION_NAMES.get(data.get("wpf_action")) == "test" or data.get("is_test"):
+            return
+        if not data.get("contact_id") and not data.get("email"):
+            raise ValidationError("neither a contact id nor an email was given", "contact_id")
+
+    @post_load
+    def _build(self, data: dict, **_: Any) -> WebhookRequest:
+        action = ACTION_NAMES[data["wpf_action"]]
+        return WebhookRequest(
+            action=action,
+            contact_id=data["contact_id"],
+            email=data["email"],
+            role=data["role"],
+            send_notification=data["send_notification"],
+            is_test=action == "test" or data["is_test"],
+        )
+
+
+def read_webhook(params: Mapping[str, str], payload: dict[str, Any] | None) -> WebhookRequest:
+    """Merge URL/form parameters with Ortto's payload (flat or nested ``contact``) and validate.
+
+    The contact id comes from ``contact_id``, then ``contact.contact_id``, then the top-level
+    ``id`` (WP Fusion's choice); the email from ``email``, then ``contact.email``.
+    Raises ``ValidationError``.
+    """
+    payload = payload or {}
+    contact = payload.get("contact") if isinstance(payload.get("contact"), dict) else {}
+    activity = payload.get("activity") if isinstance(payload.get("activity"), dict) else {}
+    data = {
+        "wpf_action": params.get("wpf_action"),
+        "role": params.get("role"),
+        "send_notification": params.get("send_notification"),
+        "contact_id": _first(params.get("contact_id"), payload.get("contact_id"), contact.get("contact_id"), payload.get("id")),
+        "email": _first(params.get("email"), payload.get("email"), contact.get("email")),
+        "is_test": activity.get("field_id") == ORTTO_TEST_EVENT,
+    }
+    return _WebhookSchema().load({key: value for key, value in data.items() if value not in (None, "")})
+
+
+def _first(*values: Any) -> Any:
+    return next((value for value in values if value not in (None, "")), None)

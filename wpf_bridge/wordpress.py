@@ -1,0 +1,109 @@
+"""WordPress REST client (application password). The only module that speaks to WordPress.
+
+Routes are addressed as ``/?rest_route=...`` so the bridge works whether or not the site has
+pretty permalinks. Look-ups and meta writes go through the companion plugin
+(``wpf-bridge wordpress-plugin``); without it they fail with a clear reason instead of
+WordPress silently dropping the meta.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from .errors import PermanentError, TransientError
+from .http import json_or_none, new_session, retry_after, send
+
+PLUGIN_MISSING = (
+    "the wpf-bridge companion plugin is not installed on WordPress "
+    "(run `wpf-bridge wordpress-plugin > wp-content/mu-plugins/wpf-bridge.php`)"
+)
+
+
+class WordPressError(PermanentError):
+    """WordPress refused a request; ``code`` is WordPress's own error code."""
+
+    def __init__(self, message: str, code: str = "", status: int = 0):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    email: str
+    roles: tuple[str, ...]
+    capabilities: frozenset[str]
+    contact_id: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict) -> User:
+        caps = data.get("capabilities") or []
+        if isinstance(caps, dict):  # core REST: {"cap": true, ...}
+            caps = [cap for cap, granted in caps.items() if granted]
+        return cls(
+            id=int(data["id"]),
+            username=str(data.get("username", "")),
+            email=str(data.get("email", "")),
+            roles=tuple(data.get("roles") or ()),
+            capabilities=frozenset(caps),
+            contact_id=str(data.get("contact_id") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Lookup:
+    by_contact_id: User | None
+    by_email: User | None
+
+
+class WordPressClient:
+    def __init__(self, url: str, user: str, app_password: str, session: requests.Session | None = None):
+        self.url = url.rstrip("/") + "/"
+        self.session = session or new_session()
+        self.session.auth = (user, app_password)
+
+    def status(self) -> dict[str, Any]:
+        """The companion plugin's report: its version, our capabilities, the site's roles."""
+        return self._call("GET", "/wpf-bridge/v1/status")
+
+    def lookup(self, contact_id: str | None, email: str | None) -> Lookup:
+        """Users holding this Ortto contact id, and this email, in one request."""
+        params = {"contact_id": contact_id or "", "email": email or ""}
+        body = self._call("GET", "/wpf-bridge/v1/users/lookup", params=params)
+        return Lookup(*(User.from_json(body[k]) if body.get(k) else None for k in ("by_contact_id", "by_email")))
+
+    def create_user(self, values: dict[str, Any]) -> User:
+        return User.from_json(self._call("POST", "/wp/v2/users", json=values))
+
+    def update_user(self, user_id: int, values: dict[str, Any]) -> User:
+        return User.from_json(self._call("POST", f"/wp/v2/users/{user_id}", json=values))
+
+    def _call(self, method: str, route: str, params: dict | None = None, json: dict | None = None) -> Any:
+        response = send(
+            self.session, "WordPress", method, self.url, params={"rest_route": route, **(params or {})}, json=json
+        )
+        body = json_or_none(response)
+        if response.ok and body is not None:
+            return body
+        code = body.get("code", "") if isinstance(body, dict) else ""
+        message = body.get("message", "") if isinstance(body, dict) else ""
+        status = response.status_code
+        if code in ("existing_user_login", "existing_user_email"):
+            raise WordPressError(message, code, status)  # WordPress answers these with HTTP 500
+        if status == 429 or status >= 500 or (response.ok and body is None):
+            raise TransientError(f"WordPress answered HTTP {status} {code}".rstrip(), retry_after=retry_after(response))
+        if code == "rest_no_route" and route.startswith("/wpf-bridge/"):
+            raise WordPressError(PLUGIN_MISSING, code, status)
+        if status == 401:
+            raise WordPressError(
+                "WordPress refused the application password (HTTP 401"
+                f"{', ' + code if code else ''}); check WORDPRESS_USER and WORDPRESS_APP_PASSWORD, "
+                "and that the web server passes the Authorization header",
+                code,
+                status,
+            )
+        raise WordPressError(f"WordPress answered HTTP {status} {code}: {message}".strip(), code, status)
