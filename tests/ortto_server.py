@@ -1,0 +1,239 @@
+"""An Ortto API test server, written from the shapes in shared/reference/ortto-api.md.
+
+Strict about requests (POST, ``X-Api-Key``, JSON object bodies, known keys, field-id syntax,
+limits) and faithful in answers (``contacts`` keyed by id, ``contacts: null`` when nothing
+matches, per-person merge statuses, 400/401/429 bodies). Tests seed people, inject failures
+with ``fail_next`` and read every request from ``calls``.
+
+Run it alone for manual trials: ``python tests/ortto_server.py --port 8025 --key KEY --seed people.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.serving import make_server
+
+FIELD_ID = re.compile(r"^(str|phn|geo|dtz|bol|int|dcm|txt|tme)::?[a-z0-9]*:?[A-Za-z0-9_-]*$")
+BUILT_IN = {"str::email", "str::first", "str::last", "str::ei", "str::postal", "phn::phone", "geo::city",
+            "geo::country", "geo::region", "dtz::b", "bol::p", "str::person_id"}
+MAX_BODY = 2 * 1024 * 1024
+
+
+class Refused(Exception):
+    def __init__(self, status: int, body: Any):
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+@dataclass
+class Call:
+    path: str
+    body: Any
+
+
+@dataclass
+class OrttoState:
+    api_key: str
+    people: dict[str, dict[str, Any]] = field(default_factory=dict)
+    custom_fields: set[str] = field(default_factory=set)
+    suppressed: set[str] = field(default_factory=set)
+    calls: list[Call] = field(default_factory=list)
+    failures: list[tuple[str | None, int, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_person(self, fields: dict[str, Any], tags: list[str] | None = None, person_id: str | None = None) -> str:
+        person_id = person_id or secrets.token_hex(12)
+        for field_id in fields:
+            if ":cm:" in field_id:
+                self.custom_fields.add(field_id)
+        with self.lock:
+            self.people[person_id] = {**fields, "tags": list(tags or [])}
+        return person_id
+
+    def fail_next(self, status: int, body: Any = None, times: int = 1, path: str | None = None) -> None:
+        """The next ``times`` requests (to ``path``, or any) get this answer instead of the real one."""
+        if body is None:
+            body = {"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 1}} if status == 429 \
+                else {"request_id": secrets.token_hex(8), "code": status, "error": "internal error"}
+        with self.lock:
+            self.failures.extend([(path, status, body)] * times)
+
+    def take_failure(self, path: str) -> tuple[int, Any] | None:
+        for i, (wanted, status, body) in enumerate(self.failures):
+            if wanted in (None, path):
+                del self.failures[i]
+                return status, body
+        return None
+
+    def calls_to(self, path: str) -> list[Any]:
+        return [c.body for c in self.calls if c.path == path]
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise Refused(400, {"request_id": secrets.token_hex(8), "code": 400, "error": message})
+
+
+def _field_list(body: dict) -> list[str]:
+    fields = body.get("fields")
+    _require(isinstance(fields, list) and all(isinstance(f, str) for f in fields), "fields must be a list of field ids")
+    for f in fields:
+        _require(f in ("tags", "u4s::t") or FIELD_ID.match(f) is not None, f"invalid field id {f}")
+    return fields
+
+
+def _only_keys(body: dict, allowed: set[str]) -> None:
+    extra = set(body) - allowed
+    _require(not extra, f"unknown keys: {sorted(extra)}")
+
+
+def create_app(state: OrttoState) -> Flask:
+    app = Flask("ortto-test-server")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+
+    def person_view(person_id: str, fields: list[str]) -> dict:
+        person = state.people[person_id]
+        return {"id": person_id, "fields": {f: person[f] for f in fields if f in person and person[f] is not None}}
+
+    def get_by_ids(body: dict) -> Any:
+        _only_keys(body, {"contact_ids", "fields"})
+        ids = body.get("contact_ids")
+        _require(isinstance(ids, list) and 0 < len(ids) <= 100 and all(isinstance(i, str) for i in ids),
+                 "contact_ids must be a list of 1-100 ids")
+        fields = _field_list(body)
+        return {"contacts": {i: person_view(i, fields) for i in ids if i in state.people}}
+
+    def get(body: dict) -> Any:
+        _only_keys(body, {"limit", "fields", "filter", "offset", "cursor_id", "sort_by_field_id", "sort_order", "q"})
+        limit = body.get("limit")
+        _require(isinstance(limit, int) and 1 <= limit <= 500, "limit must be 1-500")
+        fields = _field_list(body)
+        condition = (body.get("filter") or {}).get("$str::is")
+        _require(isinstance(condition, dict) and set(condition) == {"field_id", "value"}, "unsupported filter")
+        matches = [pid for pid, p in state.people.items()
+                   if str(p.get(condition["field_id"], "")).lower() == str(condition["value"]).lower()]
+        page = matches[:limit]
+        return {
+            "contacts": [person_view(pid, fields) for pid in page] or None,
+            "meta": {"total_contacts": len(state.people), "total_organizations": 0,
+                     "total_matches": len(matches), "total_subscribers": len(state.people)},
+            "offset": 0, "next_offset": len(page), "cursor_id": secrets.token_hex(12),
+            "has_more": len(matches) > len(page),
+        }
+
+    def merge(body: dict) -> Any:
+        _only_keys(body, {"people", "async", "merge_by", "merge_strategy", "find_strategy", "suppression_list_field_id", "skip_non_existing"})
+        people = body.get("people")
+        _require(isinstance(people, list) and 1 <= len(people) <= 100, "people must hold 1-100 people")
+        merge_by = body.get("merge_by")
+        _require(isinstance(merge_by, list) and 1 <= len(merge_by) <= 3, "merge_by must list 1-3 field ids")
+        _require("str::person_id" not in merge_by or merge_by == ["str::person_id"], "str::person_id must be the only merge_by field")
+        _require(body.get("merge_strategy", 2) in (1, 2, 3), "merge_strategy must be 1, 2 or 3")
+        _require(isinstance(body.get("async", False), bool), "async must be a boolean")
+        results = []
+        for person in people:
+            fields = person.get("fields") if isinstance(person, dict) else None
+            if not isinstance(fields, dict) or any(f not in fields for f in merge_by):
+                results.append({"status": "invalid", "error": "missing merge field"})
+                continue
+            unknown = [f for f in fields if f not in BUILT_IN and f not in state.custom_fields]
+            if unknown:
+                results.append({"status": "invalid", "error": f"unknown field {unknown[0]}"})
+                continue
+            pid = fields.get("str::person_id")
+            if pid is not None and pid not in state.people:
+                results.append({"status": "invalid", "error": "person not found"})
+                continue
+            if pid in state.suppressed:
+                results.append({"person_id": pid, "status": "suppressed", "error": "Email is suppressed"})
+                continue
+            created = pid is None
+            pid = pid or secrets.token_hex(12)
+            target = state.people.setdefault(pid, {"tags": []})
+            for f, v in fields.items():
+                if f != "str::person_id" and not (body.get("merge_strategy") == 3 and target.get(f)):
+                    target[f] = v
+            target["tags"] = sorted(set(target["tags"]) | set(person.get("tags") or []) - set(person.get("unset_tags") or []))
+            results.append({"person_id": pid, "status": "created" if created else "merged"})
+        if all(r["status"] == "invalid" for r in results):
+            raise Refused(400, {"request_id": secrets.token_hex(8), "code": 400,
+                                "error": "No valid contacts provided (see details)", "details": results})
+        return {"people": results}
+
+    def tags(body: dict) -> Any:
+        _only_keys(body, {"q"})
+        names = sorted({t for p in state.people.values() for t in p["tags"]})
+        return [{"id": i + 1, "name": n, "type": "", "count": 1} for i, n in enumerate(names)]
+
+    routes = {"/v1/person/get-by-ids": get_by_ids, "/v1/person/get": get, "/v1/person/merge": merge, "/v1/tags/get": tags}
+
+    @app.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def api(path: str):
+        path = "/" + path
+        try:
+            if path not in routes:
+                raise Refused(404, {"code": 404, "error": "not found"})
+            if request.method != "POST":
+                raise Refused(405, {"code": 405, "error": "method not allowed"})
+            if request.headers.get("X-Api-Key") != state.api_key:
+                raise Refused(401, {"code": 401, "error": "Invalid API key"})
+            _require(request.mimetype == "application/json", "Content-Type must be application/json")
+            try:
+                body = json.loads(request.get_data())
+            except ValueError:
+                raise Refused(400, {"code": 400, "error": "invalid JSON"}) from None
+            _require(isinstance(body, dict), "body must be a JSON object")
+            with state.lock:
+                state.calls.append(Call(path, body))
+                failure = state.take_failure(path)
+            if failure:
+                raise Refused(*failure)
+            with state.lock:
+                return jsonify(routes[path](body))
+        except Refused as refused:
+            return jsonify(refused.body), refused.status
+
+    return app
+
+
+class OrttoServer:
+    """The test server on a free loopback port, in a thread."""
+
+    def __init__(self, api_key: str | None = None, port: int = 0):
+        self.state = OrttoState(api_key or secrets.token_hex(16))
+        self._server = make_server("127.0.0.1", port, create_app(self.state), threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> "OrttoServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--seed", help='JSON: [{"id": "...", "fields": {...}, "tags": [...]}]')
+    args = parser.parse_args()
+    server = OrttoServer(args.key, args.port)
+    if args.seed:
+        with open(args.seed, encoding="utf-8") as seed:
+            for person in json.load(seed):
+                server.state.add_person(person["fields"], person.get("tags"), person.get("id"))
+    print(f"Ortto test server on {server.url}", flush=True)
+    server._server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

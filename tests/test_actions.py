@@ -1,0 +1,304 @@
+"""Each action against the real WordPress (with the companion plugin) and the Ortto test server.
+
+Deliveries are stored and run by the worker's ``Runner`` in-process; the clients speak real HTTP.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from conftest import PASSWORD_FIELD, unique_email
+
+from wpf_bridge.store import DONE, FAILED, RETRYING, SKIPPED, Store, sqlite_path
+from wpf_bridge.worker import RetryLater, Runner
+
+
+class Bridge:
+    def __init__(self, settings):
+        self.settings = settings
+        self.store = Store(sqlite_path(settings.database_url))
+        self.runner = Runner(settings, self.store)
+
+    def deliver(self, action, contact_id=None, email=None, role=None, send_notification=False):
+        """Store a delivery and run it once, as the worker would; return its record."""
+        delivery = self.store.add(action, contact_id, email, role, send_notification)
+        self.runner.run(delivery.id)
+        return self.store.get(delivery.id)
+
+    def rerun(self, delivery):
+        self.runner.run(delivery.id)
+        return self.store.get(delivery.id)
+
+
+@pytest.fixture
+def bridge(settings):
+    return Bridge(settings)
+
+
+def person(ortto, email=None, tags=(), **fields):
+    email = email or unique_email()
+    base = {"str::email": email, "str::first": "Jane", "str::last": "Doe"}
+    return ortto.add_person({**base, **fields}, list(tags)), email
+
+
+def can_log_in(wordpress, login, password):
+    code = f"$u = wp_authenticate({json.dumps(login)}, {json.dumps(password)}); echo is_wp_error($u) ? 'no' : 'yes';"
+    return wordpress.php_eval(code).strip() == "yes"
+
+
+def test_add_creates_user_with_fields_meta_tags_and_returns_password(bridge, ortto, wordpress):
+    contact_id, email = person(
+        ortto, tags=["vip", "newsletter"],
+        **{"str:cm:company": "Acme", "geo::city": {"name": "Sydney"}, "phn::phone": {"c": "61", "n": "401234567"}},
+    )
+    done = bridge.deliver("add", contact_id=contact_id)
+
+    assert done.status == DONE, done.result
+    user = wordpress.user_by_email(email)
+    assert user["username"] == email
+    assert (user["first_name"], user["last_name"]) == ("Jane", "Doe")
+    assert user["roles"] == ["subscriber"]
+    assert done.user_id == user["id"]
+    assert wordpress.user_meta(user["id"], "ortto_contact_id") == contact_id
+    assert wordpress.user_meta(user["id"], "ortto_tags") == ["vip", "newsletter"]
+    assert wordpress.user_meta(user["id"], "company") == "Acme"
+    assert wordpress.user_meta(user["id"], "billing_city") == "Sydney"
+    assert wordpress.user_meta(user["id"], "phone") == "+61401234567"
+    merges = ortto.calls_to("/v1/person/merge")
+    assert len(merges) == 1 and merges[0]["merge_by"] == ["str::person_id"]
+    password = ortto.people[contact_id][PASSWORD_FIELD]
+    assert len(password) >= 16 and can_log_in(wordpress, email, password)
+    assert done.secret is None, "the kept password must be erased once Ortto has it"
+    assert wordpress.emails_to(email) == [], "no welcome email unless asked"
+
+
+def test_add_sends_welcome_email_when_asked(bridge, ortto, wordpress):
+    contact_id, email = person(ortto)
+    assert bridge.deliver("add", contact_id=contact_id, send_notification=True).status == DONE
+    mails = wordpress.emails_to(email)
+    assert len(mails) == 1 and "Username:" in mails[0]
+
+
+def test_welcome_email_setting_sends_it_without_the_parameter(settings, ortto, wordpress):
+    bridge = Bridge(dataclasses.replace(settings, send_welcome_email=True))
+    contact_id, email = person(ortto)
+    assert bridge.deliver("add", contact_id=contact_id).status == DONE
+    assert len(wordpress.emails_to(email)) == 1
+
+
+@pytest.mark.parametrize(
+    "requested, granted",
+    [("customer", "customer"), ("member", "member"), ("editor", "subscriber"), ("administrator", "subscriber"), (None, "subscriber")],
+)
+def test_add_grants_only_allowed_roles(bridge, ortto, wordpress, requested, granted):
+    contact_id, email = person(ortto)
+    done = bridge.deliver("add", contact_id=contact_id, role=requested)
+    assert done.status == DONE
+    assert wordpress.user_by_email(email)["roles"] == [granted]
+    if requested != granted and requested:
+        assert "not allowed" in done.result
+
+
+def test_add_for_existing_email_updates_without_password_email_or_push(bridge, ortto, wordpress):
+    email = unique_email("existing")
+    created = wordpress.rest("POST", "/wp/v2/users", json={"username": email, "email": email, "password": "Original-Pass-123"}).json()
+    contact_id, _ = person(ortto, email=email, tags=["t1"], **{"str::first": "Renamed"})
+
+    done = bridge.deliver("add", contact_id=contact_id, role="customer", send_notification=True)
+
+    assert done.status == DONE and done.user_id == created["id"]
+    user = wordpress.user_by_email(email)
+    assert user["first_name"] == "Renamed" and user["roles"] == ["customer"]
+    assert wordpress.user_meta(user["id"], "ortto_contact_id") == contact_id
+    assert can_log_in(wordpress, email, "Original-Pass-123"), "password must not change"
+    assert wordpress.emails_to(email) == []
+    assert ortto.calls_to("/v1/person/merge") == []
+
+
+def test_add_finds_user_by_contact_id_when_email_changed(bridge, ortto, wordpress):
+    contact_id, old_email = person(ortto)
+    first = bridge.deliver("add", contact_id=contact_id)
+    new_email = unique_email("moved")
+    ortto.people[contact_id]["str::email"] = new_email
+
+    again = bridge.deliver("add", contact_id=contact_id)
+
+    assert again.status == DONE and again.user_id == first.user_id
+    assert wordpress.user_by_email(new_email) is None, "no second user"
+    assert len(ortto.calls_to("/v1/person/merge")) == 1, "one password push only"
+
+
+def test_add_with_mapped_username_and_password(bridge, ortto, wordpress):
+    contact_id, email = person(ortto, **{"str:cm:username": "Custom.Name", "str:cm:wp-password-in": "Mapped-Pass-456"})
+    done = bridge.deliver("add", contact_id=contact_id)
+    assert done.status == DONE, done.result
+    assert wordpress.user_by_email(email)["username"] == "custom.name"
+    assert can_log_in(wordpress, email, "Mapped-Pass-456")
+    assert ortto.calls_to("/v1/person/merge") == [], "a mapped password is not sent back"
+
+
+@pytest.mark.parametrize("fmt, expected", [("flname", "zoeobrien"), ("fnamenum", "zoe1")])
+def test_username_formats_append_digits_until_unique(settings, ortto, wordpress, fmt, expected):
+    bridge = Bridge(dataclasses.replace(settings, username_format=fmt))
+    first = person(ortto, **{"str::first": "Zoë", "str::last": "O'Brien"})
+    second = person(ortto, **{"str::first": "Zoë", "str::last": "O'Brien"})
+    bridge.deliver("add", contact_id=first[0])
+    bridge.deliver("add", contact_id=second[0])
+    names = [wordpress.user_by_email(email)["username"] for _, email in (first, second)]
+    base = expected.rstrip("1")
+    assert names[0].startswith(base) and names[1].startswith(base) and names[0] != names[1]
+    assert all(n[len(base):].isdigit() or n == base for n in names)
+
+
+def test_add_by_email_when_contact_id_unknown(bridge, ortto, wordpress):
+    _, email = person(ortto)
+    done = bridge.deliver("add", contact_id="0000000000000000000000ff", email=email)
+    assert done.status == DONE, done.result
+    assert wordpress.user_by_email(email) is not None
+    assert ortto.calls_to("/v1/person/get")[0]["filter"] == {"$str::is": {"field_id": "str::email", "value": email}}
+
+
+def test_add_for_unknown_contact_fails_and_creates_nothing(bridge, ortto, wordpress):
+    email = unique_email("ghost")
+    done = bridge.deliver("add", contact_id="0000000000000000000000aa", email=email)
+    assert done.status == FAILED and "Ortto has no contact" in done.result
+    assert wordpress.user_by_email(email) is None
+
+
+def test_add_for_contact_without_email_fails(bridge, ortto):
+    contact_id = ortto.add_person({"str::first": "Nomail"})
+    done = bridge.deliver("add", contact_id=contact_id)
+    assert done.status == FAILED and "no email" in done.result
+
+
+def test_update_pulls_fields_meta_tags_and_allowed_role(bridge, ortto, wordpress):
+    contact_id, email = person(ortto, tags=["a"])
+    bridge.deliver("add", contact_id=contact_id)
+    ortto.people[contact_id].update({"str::last": "Smith", "str:cm:company": "NewCo", "tags": ["b", "c"]})
+
+    done = bridge.deliver("update", contact_id=contact_id, role="member")
+
+    assert done.status == DONE
+    user = wordpress.user_by_email(email)
+    assert user["last_name"] == "Smith" and user["roles"] == ["member"]
+    assert wordpress.user_meta(user["id"], "company") == "NewCo"
+    assert wordpress.user_meta(user["id"], "ortto_tags") == ["b", "c"]
+
+
+def test_update_never_promotes_to_administrator(bridge, ortto, wordpress):
+    contact_id, email = person(ortto)
+    bridge.deliver("add", contact_id=contact_id, role="customer")
+    done = bridge.deliver("update", contact_id=contact_id, role="administrator")
+    assert done.status == DONE and "not allowed" in done.result
+    assert wordpress.user_by_email(email)["roles"] == ["customer"]
+
+
+@pytest.mark.parametrize("action", ["update", "update_tags"])
+def test_no_matching_user_is_recorded_and_nothing_created(bridge, ortto, wordpress, action):
+    contact_id, email = person(ortto)
+    done = bridge.deliver(action, contact_id=contact_id)
+    assert done.status == SKIPPED and done.result == "no matching user"
+    assert wordpress.user_by_email(email) is None
+
+
+def test_update_tags_changes_only_tags_and_removes_empty(bridge, ortto, wordpress):
+    contact_id, email = person(ortto, tags=["old"])
+    bridge.deliver("add", contact_id=contact_id)
+    ortto.people[contact_id].update({"str::first": "Changed", "tags": ["new1", "new2"]})
+
+    assert bridge.deliver("update_tags", contact_id=contact_id).status == DONE
+    user = wordpress.user_by_email(email)
+    assert wordpress.user_meta(user["id"], "ortto_tags") == ["new1", "new2"]
+    assert user["first_name"] == "Jane", "update_tags touches nothing but tags"
+
+    ortto.people[contact_id]["tags"] = []
+    assert bridge.deliver("update_tags", contact_id=contact_id).status == DONE
+    assert wordpress.user_meta(user["id"], "ortto_tags") == ""
+
+
+@pytest.mark.parametrize("action", ["add", "update", "update_tags"])
+def test_privileged_user_is_never_changed(bridge, ortto, wordpress, action):
+    admin_email = "admin@example.test"
+    contact_id = ortto.add_person({"str::email": admin_email, "str::first": "Mallory"}, ["x"])
+    done = bridge.deliver(action, contact_id=contact_id, role="customer")
+    assert done.status == SKIPPED and "privileged" in done.result
+    admin = wordpress.user_by_email(admin_email)
+    assert admin["roles"] == ["administrator"] and admin["first_name"] != "Mallory"
+    assert wordpress.user_meta(admin["id"], "ortto_tags") == ""
+
+
+def test_ortto_rate_limit_is_retried_after_its_hint(bridge, ortto, wordpress):
+    contact_id, email = person(ortto)
+    ortto.fail_next(429, {"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 42}})
+    delivery = bridge.store.add("add", contact_id, None, None, False)
+    with pytest.raises(RetryLater) as retry:
+        bridge.runner.run(delivery.id)
+    assert retry.value.delay >= 42
+    assert bridge.store.get(delivery.id).status == RETRYING
+    assert wordpress.user_by_email(email) is None
+    assert bridge.rerun(delivery).status == DONE
+
+
+def test_ortto_server_error_is_retried(bridge, ortto, wordpress):
+    contact_id, email = person(ortto)
+    ortto.fail_next(500)
+    delivery = bridge.store.add("add", contact_id, None, None, False)
+    with pytest.raises(RetryLater):
+        bridge.runner.run(delivery.id)
+    assert "Ortto answered HTTP 500" in bridge.store.get(delivery.id).result
+    assert wordpress.user_by_email(email) is None
+    assert bridge.rerun(delivery).status == DONE
+
+
+def test_password_push_failure_retries_with_the_kept_password(bridge, ortto, wordpress):
+    contact_id, email = person(ortto)
+    delivery = bridge.store.add("add", contact_id, None, None, False)
+    ortto.fail_next(503, path="/v1/person/merge")
+    with pytest.raises(RetryLater):
+        bridge.runner.run(delivery.id)
+    user = wordpress.user_by_email(email)
+    kept = bridge.store.get(delivery.id)
+    assert user is not None and kept.user_id == user["id"]
+    assert kept.secret and "Jane" not in kept.secret, "the password waits encrypted"
+
+    done = bridge.rerun(delivery)
+
+    assert done.status == DONE and done.secret is None
+    assert can_log_in(wordpress, email, ortto.people[contact_id][PASSWORD_FIELD])
+    assert len([u for u in wordpress.rest("GET", "/wp/v2/users", params={"search": email, "search_columns[]": "email", "context": "edit"}).json()]) == 1
+
+
+def test_wrong_ortto_key_fails_without_retry(settings, ortto, wordpress):
+    bridge = Bridge(dataclasses.replace(settings, ortto_api_key="wrong-key"))
+    contact_id, _ = person(ortto)
+    done = bridge.deliver("add", contact_id=contact_id)
+    assert done.status == FAILED and "ORTTO_API_KEY" in done.result
+
+
+def test_wordpress_down_is_retried(settings, ortto):
+    from wordpress_site import free_port
+
+    bridge = Bridge(dataclasses.replace(settings, wordpress_url=f"http://127.0.0.1:{free_port()}"))
+    contact_id, _ = person(ortto)
+    delivery = bridge.store.add("add", contact_id, None, None, False)
+    with pytest.raises(RetryLater):
+        bridge.runner.run(delivery.id)
+    assert "WordPress cannot be reached" in bridge.store.get(delivery.id).result
+
+
+@pytest.fixture(scope="module")
+def bare_wordpress():
+    from wordpress_site import WordPressSite
+
+    site = WordPressSite(plugin_source=None).start()
+    yield site
+    site.stop()
+
+
+def test_missing_companion_plugin_fails_with_clear_reason_and_writes_nothing(settings, ortto, bare_wordpress):
+    bridge = Bridge(dataclasses.replace(settings, wordpress_url=bare_wordpress.url, wordpress_app_password=bare_wordpress.app_password))
+    contact_id, email = person(ortto)
+    done = bridge.deliver("add", contact_id=contact_id)
+    assert done.status == FAILED and "companion plugin is not installed" in done.result
+    assert bare_wordpress.user_by_email(email) is None

@@ -1,0 +1,167 @@
+"""A real WordPress for the tests: Debian's ``wordpress`` package, MariaDB and ``php -S``.
+
+Each site gets its own database and copy of WordPress, the companion plugin as a must-use
+plugin, an administrator with an application password, a ``customer`` role, and a
+``sendmail_path`` that files every email WordPress sends so tests can read them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+WORDPRESS_SOURCE = Path("/usr/share/wordpress")
+
+INSTALL_PHP = r"""<?php
+define('WP_INSTALLING', true);
+$_SERVER['HTTP_HOST'] = getenv('WP_TEST_HOST');
+$_SERVER['REQUEST_URI'] = '/';
+require __DIR__ . '/wp-load.php';
+require ABSPATH . 'wp-admin/includes/upgrade.php';
+$result = wp_install('wpf-bridge test site', 'admin', 'admin@example.test', false, '', getenv('WP_TEST_ADMIN_PASSWORD'));
+add_role('customer', 'Customer', array('read' => true));
+add_role('member', 'Member', array('read' => true));
+list($password) = WP_Application_Passwords::create_new_application_password($result['user_id'], array('name' => 'wpf-bridge'));
+echo json_encode(array('user_id' => $result['user_id'], 'app_password' => $password));
+"""
+
+SENDMAIL = """#!/bin/sh
+cat > "{mail_dir}/$(date +%s%N)-$$.eml"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def mariadb(sql: str) -> None:
+    subprocess.run(["mariadb", "-uroot", "-h127.0.0.1", "-e", sql], check=True, capture_output=True)
+
+
+class WordPressSite:
+    def __init__(self, plugin_source: str | None):
+        self.plugin_source = plugin_source
+        self.root = Path(tempfile.mkdtemp(prefix="wpf-wordpress-"))
+        self.docroot = self.root / "wordpress"
+        self.mail_dir = self.root / "mail"
+        self.database = "wpf_test_" + secrets.token_hex(4)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_user = "admin"
+        self.admin_password = secrets.token_urlsafe(12)
+        self.app_password = ""
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "WordPressSite":
+        shutil.copytree(WORDPRESS_SOURCE, self.docroot, symlinks=False)
+        self.mail_dir.mkdir()
+        sendmail = self.root / "sendmail.sh"
+        sendmail.write_text(SENDMAIL.format(mail_dir=self.mail_dir))
+        sendmail.chmod(0o755)
+        self._write_config()
+        if self.plugin_source is not None:
+            mu = self.docroot / "wp-content" / "mu-plugins"
+            mu.mkdir(parents=True, exist_ok=True)
+            (mu / "wpf-bridge.php").write_text(self.plugin_source)
+        mariadb(f"create database {self.database}")
+        install = self.docroot / "wpf-install.php"
+        install.write_text(INSTALL_PHP)
+        env = {**os.environ, "WP_TEST_HOST": f"127.0.0.1:{self.port}", "WP_TEST_ADMIN_PASSWORD": self.admin_password}
+        out = subprocess.run(self._php("-f", str(install)), env=env, check=True, capture_output=True, text=True).stdout
+        install.unlink()
+        self.app_password = json.loads(out[out.index("{"):])["app_password"]
+        self.process = subprocess.Popen(
+            self._php("-S", f"127.0.0.1:{self.port}", "-t", str(self.docroot)),
+            env={**os.environ, "PHP_CLI_SERVER_WORKERS": "4"},
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.root / "php-server.log", "wb"),
+            cwd=self.docroot,
+        )
+        self._wait_until_up()
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+        mariadb(f"drop database if exists {self.database}")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _php(self, *args: str) -> list[str]:
+        return ["php", "-d", f"sendmail_path={self.root / 'sendmail.sh'}", "-d", "display_errors=stderr", *args]
+
+    def _write_config(self) -> None:
+        salts = "\n".join(
+            f"define('{name}', '{secrets.token_hex(32)}');"
+            for name in ("AUTH_KEY", "SECURE_AUTH_KEY", "LOGGED_IN_KEY", "NONCE_KEY",
+                         "AUTH_SALT", "SECURE_AUTH_SALT", "LOGGED_IN_SALT", "NONCE_SALT")
+        )
+        (self.docroot / "wp-config.php").write_text(f"""<?php
+define('DB_NAME', '{self.database}');
+define('DB_USER', 'root');
+define('DB_PASSWORD', '');
+define('DB_HOST', '127.0.0.1');
+define('DB_CHARSET', 'utf8mb4');
+define('DB_COLLATE', '');
+{salts}
+define('WP_ENVIRONMENT_TYPE', 'local');
+define('WP_HOME', '{self.url}');
+define('WP_SITEURL', '{self.url}');
+define('DISABLE_WP_CRON', true);
+define('AUTOMATIC_UPDATER_DISABLED', true);
+define('WP_CONTENT_DIR', __DIR__ . '/wp-content');
+$table_prefix = 'wp_';
+if (!defined('ABSPATH')) define('ABSPATH', __DIR__ . '/');
+require_once ABSPATH . 'wp-settings.php';
+""")
+
+    def _wait_until_up(self, deadline: float = 30.0) -> None:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"php -S exited: {(self.root / 'php-server.log').read_text()}")
+            try:
+                if requests.get(self.url + "/?rest_route=/", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("WordPress did not answer within 30 s")
+
+    # helpers for tests: direct REST access as the administrator, and the captured emails
+
+    def rest(self, method: str, route: str, **kwargs) -> requests.Response:
+        params = {"rest_route": route, **kwargs.pop("params", {})}
+        return requests.request(
+            method, self.url + "/", params=params, auth=(self.admin_user, self.app_password), timeout=30, **kwargs
+        )
+
+    def user_by_email(self, email: str) -> dict | None:
+        found = self.rest("GET", "/wp/v2/users", params={"search": email, "search_columns[]": "email", "context": "edit"}).json()
+        return next((u for u in found if u["email"].lower() == email.lower()), None)
+
+    def php_eval(self, code: str) -> str:
+        """Run PHP inside WordPress (wp-load) for checks REST cannot make, e.g. reading any meta."""
+        script = self.root / f"eval-{secrets.token_hex(4)}.php"
+        script.write_text("<?php\n$_SERVER['HTTP_HOST'] = '127.0.0.1';\nrequire '" + str(self.docroot / "wp-load.php") + "';\n" + code)
+        try:
+            return subprocess.run(self._php("-f", str(script)), check=True, capture_output=True, text=True).stdout
+        finally:
+            script.unlink()
+
+    def user_meta(self, user_id: int, key: str):
+        return json.loads(self.php_eval(f"echo json_encode(get_user_meta({int(user_id)}, {json.dumps(key)}, true));"))
+
+    def emails_to(self, address: str) -> list[str]:
+        return [p.read_text(errors="replace") for p in sorted(self.mail_dir.glob("*.eml"))
+                if f"To: {address}" in p.read_text(errors="replace")]
