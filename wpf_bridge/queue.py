@@ -44,5 +44,5 @@ class DeliveryQueue:
             raise StoreUnavailable(f"queue unavailable: {type(exc).__name__}") from None
 
     def consume(self, workers: int = 1) -> None:
-        """Run the worker loop until SIGTERM/SIGINT (Huey's consumer: graceful stop on SIGINT)."""
-        Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, max_delay=1.0).run()
+        """Run the worker loop; SIGTERM (Heroku, honcho) lets running deliveries finish first."""
+        Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, max_delay=1.0, graceful_signal="TERM").run()

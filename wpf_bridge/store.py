@@ -13,6 +13,7 @@ from typing import Iterator
 from .errors import TransientError
 
 QUEUED, RETRYING, DONE, SKIPPED, FAILED = "queued", "retrying", "done", "skipped", "failed"
+BUSY_TIMEOUT = 10.0  # seconds a write waits for another writer before the store counts as unavailable
 
 _SCHEMA = """
 create table if not exists deliveries (
@@ -72,7 +73,7 @@ class Store:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("pragma journal_mode=wal")
             db.execute("pragma synchronous=full")  # a 202 means the delivery is on disk

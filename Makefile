@@ -1,0 +1,41 @@
+# Two promises: `make run` starts the service, `make test` passes every test, on a fresh machine.
+VENV   ?= .venv
+PYTHON ?= python3
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench system-deps clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[local,test]'
+	touch $@
+
+.env:
+	sed -e "s/^WPF_ACCESS_KEY=.*/WPF_ACCESS_KEY=$$(openssl rand -hex 16)/" \
+	    -e "s/^WPF_SECRET_KEY=.*/WPF_SECRET_KEY=$$(openssl rand -hex 32)/" config/env.example > $@
+	@echo "Created .env with fresh keys: set WORDPRESS_* and ORTTO_* in it, then run 'wpf-bridge check'."
+
+## run: web and worker together (Procfile), on SQLite
+run: $(STAMP) .env
+	$(VENV)/bin/honcho start
+
+## system-deps: what the tests need besides Python: PHP, Debian's WordPress, MariaDB (running)
+system-deps:
+	@if ! command -v php >/dev/null || ! [ -f /usr/share/wordpress/wp-settings.php ] || ! command -v mariadb >/dev/null \
+	    || ! php -m | grep -qi mysqli; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    php-cli php-mysql wordpress mariadb-server mariadb-client >/dev/null; fi
+	@mariadb -uroot -h127.0.0.1 -e 'select 1' >/dev/null 2>&1 || { \
+	  $(SUDO) mkdir -p /run/mysqld && $(SUDO) chown mysql:mysql /run/mysqld; \
+	  $(SUDO) start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql; \
+	  for i in $$(seq 60); do mariadb -uroot -h127.0.0.1 -e 'select 1' >/dev/null 2>&1 && break; sleep 0.5; done; \
+	  mariadb -uroot -h127.0.0.1 -e 'select 1' >/dev/null; }
+
+## test: every test, against a real WordPress and the Ortto test server
+test: $(STAMP) system-deps
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

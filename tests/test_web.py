@@ -1,0 +1,169 @@
+"""The webhook endpoint: authentication, validation and durable hand-off, on a real SQLite store."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from wpf_bridge import store as store_module
+from wpf_bridge.web import create_app
+
+FLAT = {  # journey "send to webhook" shape
+    "campaign_id": "c1", "campaign_name": "Journey", "contact_id": "0061b12ed91681ad2bbe4100",
+    "email": "contact@example.com", "id": "evt-1", "run_id": "r1", "shape_id": "1", "webhook_id": "w1",
+    "time": "2023-12-13T23:28:09.895030588Z",
+}
+NESTED = {  # activity data source shape
+    "activity": {"id": "a1", "field_id": "act::s-all", "created": "2023-10-03T04:11:23Z", "attr": {"str::is": "API"}},
+    "contact": {"contact_id": "00651b946baa9be6b2edad00", "email": "abhi@example.com", "first_name": "Abhi"},
+    "id": "00651b946cef87c7af64f4f3", "time": "2023-10-03T04:11:24.25726779Z", "webhook_id": "651b8aec8002153e16319fd3",
+}
+
+
+@pytest.fixture
+def app(settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def key(settings):
+    return settings.access_keys[0]
+
+
+def stored(app):
+    return app.extensions["wpf_bridge"]["store"].recent(100)
+
+
+def queued(app):
+    return app.extensions["wpf_bridge"]["queue"].huey.pending_count()
+
+
+def test_flat_payload_is_stored_and_queued(client, app, key):
+    response = client.post(f"/?wpf_action=add&access_key={key}&role=customer&send_notification=true", json=FLAT)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["success"] is True
+    [delivery] = stored(app)
+    assert delivery.id == body["delivery_id"]
+    assert (delivery.action, delivery.contact_id, delivery.email) == ("add", FLAT["contact_id"], FLAT["email"])
+    assert (delivery.role, delivery.send_notification) == ("customer", True)
+    assert queued(app) == 1
+
+
+def test_nested_payload_uses_contact_contact_id_not_event_id(client, app, key):
+    response = client.post(f"/webhook?wpf_action=update_user&access_key={key}", json=NESTED)
+    assert response.status_code == 202
+    [delivery] = stored(app)
+    assert (delivery.action, delivery.contact_id, delivery.email) == ("update", NESTED["contact"]["contact_id"], "abhi@example.com")
+
+
+@pytest.mark.parametrize(
+    "query, payload, expected",
+    [
+        ("&contact_id=fromquery", FLAT, "fromquery"),
+        ("", {"contact": {"contact_id": "nested"}, "id": "top"}, "nested"),
+        ("", {"id": "toplevel"}, "toplevel"),
+    ],
+)
+def test_contact_id_precedence(client, app, key, query, payload, expected):
+    assert client.post(f"/?wpf_action=add&access_key={key}{query}", json=payload).status_code == 202
+    assert stored(app)[0].contact_id == expected
+
+
+def test_get_with_query_parameters_only(client, app, key):
+    response = client.get(f"/?wpf_action=update_tags&access_key={key}&email=a@example.com")
+    assert response.status_code == 202
+    assert stored(app)[0].email == "a@example.com"
+
+
+def test_form_body_parameters(client, app, key):
+    response = client.post("/", data={"wpf_action": "add_user", "access_key": key, "contact_id": "abc123"})
+    assert response.status_code == 202
+    assert stored(app)[0].action == "add"
+
+
+def test_second_key_and_header_key_are_accepted(client, app, settings):
+    assert client.post(f"/?wpf_action=add&access_key={settings.access_keys[1]}", json=FLAT).status_code == 202
+    assert client.post("/?wpf_action=add", json=FLAT, headers={"X-WPF-Access-Key": settings.access_keys[0]}).status_code == 202
+    assert len(stored(app)) == 2
+
+
+@pytest.mark.parametrize("query", ["wpf_action=add", "wpf_action=add&access_key=wrong", "wpf_action=add&access_key="])
+def test_wrong_or_missing_key_is_403_and_stores_nothing(client, app, query):
+    response = client.post(f"/?{query}", json=FLAT)
+    assert response.status_code == 403
+    assert response.get_json() == {"success": False, "error": "wrong or missing access_key"}
+    assert stored(app) == [] and queued(app) == 0
+
+
+@pytest.mark.parametrize(
+    "query, body, content_type, message",
+    [
+        ("wpf_action=delete", json.dumps(FLAT), "application/json", "unknown action"),
+        ("", json.dumps(FLAT), "application/json", "wpf_action is required"),
+        ("wpf_action=add", '{"contact_id": ', "application/json", "not valid JSON"),
+        ("wpf_action=add", "[1, 2]", "application/json", "must be an object"),
+        ("wpf_action=add", "{}", "application/json", "neither a contact id nor an email"),
+        ("wpf_action=add&email=not-an-email", "", None, "email"),
+        ("wpf_action=add", json.dumps({"contact_id": "abc\u0000def"}), "application/json", "contact id"),
+        ("wpf_action=add", json.dumps({"contact_id": 12345}), "application/json", "contact_id"),
+        ("wpf_action=add&role=Admin%20istrator", json.dumps(FLAT), "application/json", "role"),
+        ("wpf_action=add", '{"contact_id": "x"', "text/plain", "not valid JSON"),
+    ],
+)
+def test_bad_requests_are_400_and_store_nothing(client, app, key, query, body, content_type, message):
+    response = client.post(f"/?{query}&access_key={key}", data=body, content_type=content_type)
+    assert response.status_code == 400
+    assert response.get_json()["success"] is False and message in response.get_json()["error"]
+    assert stored(app) == [] and queued(app) == 0
+
+
+def test_body_over_one_mebibyte_is_413(client, app, key):
+    big = json.dumps({**FLAT, "padding": "x" * (1024 * 1024)})
+    response = client.post(f"/?wpf_action=add&access_key={key}", data=big, content_type="application/json")
+    assert response.status_code == 413 and response.get_json()["success"] is False
+    assert stored(app) == []
+
+
+@pytest.mark.parametrize(
+    "query, payload",
+    [("wpf_action=test", None), ("wpf_action=add", {"activity": {"field_id": "act::test_webhook"}, "contact": {}})],
+)
+def test_test_action_and_ortto_test_event_answer_success_and_store_nothing(client, app, key, query, payload):
+    response = client.post(f"/?{query}&access_key={key}", json=payload)
+    assert response.status_code == 200 and response.get_json() == {"success": True}
+    assert stored(app) == [] and queued(app) == 0
+
+
+def test_test_action_still_needs_the_key(client):
+    assert client.get("/?wpf_action=test").status_code == 403
+
+
+def test_store_that_cannot_be_written_is_503(settings, key, monkeypatch):
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.2)
+    app = create_app(settings)
+    path = str(store_module.sqlite_path(settings.database_url))
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("begin exclusive")
+    try:
+        response = app.test_client().post(f"/?wpf_action=add&access_key={key}", json=FLAT)
+    finally:
+        blocker.execute("rollback")
+        blocker.close()
+    assert response.status_code == 503 and response.get_json()["success"] is False
+    assert stored(app) == []
+
+
+def test_unknown_path_and_method_are_json_errors(client, key):
+    assert client.get("/nope").status_code == 404 and client.get("/nope").get_json()["success"] is False
+    assert client.put(f"/?wpf_action=add&access_key={key}").status_code == 405
+
+
+def test_health(client):
+    assert client.get("/health").get_json() == {"status": "ok"}
