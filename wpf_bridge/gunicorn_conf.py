@@ -15,3 +15,4 @@ timeout = 30
 graceful_timeout = 20
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+control_socket_disable = True  # several web processes may share a host
