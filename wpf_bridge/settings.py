@@ -19,7 +19,7 @@ ORTTO_HOSTS = {
     "au": "https://api.au.ap3api.com",
 }
 NEVER_GRANTED = "administrator"
-DEFAULT_FIELD_MAP = "config/mfields.toml"
+DEFAULT_FIELD_MAP = "config/fields.toml"
 
 
 class SettingsError(ValueError):

@@ -1,0 +1,88 @@
+"""``wpf-bridge check`` and ``wpf-bridge wordpress-plugin`` against the real WordPress and Ortto server."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "wpf_bridge", *args], cwd=cwd, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_wordpress_plugin_prints_the_companion_plugin_and_php_accepts_it(env, tmp_path):
+    result = run_cli(env, "wordpress-plugin", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "wpf_bridge" / "plugin" / "wpf-bridge.php").read_text()
+    target = tmp_path / "wpf-bridge.php"
+    target.write_text(result.stdout)
+    lint = subprocess.run(["php", "-l", str(target)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_check_passes_on_a_good_set_up_and_prints_webhook_urls(env, tmp_path, ortto):
+    result = run_cli(env, "check", "--url", "https://bridge.example.com", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[FAIL]" not in result.stdout
+    assert "companion plugin 1.0.0" in result.stdout
+    assert "roles exist: customer, member, subscriber" in result.stdout
+    key = env["WPF_ACCESS_KEY"].split(",")[0]
+    assert f"https://bridge.example.com/?wpf_action=add&access_key={key}&role=subscriber&send_notification=true" in result.stdout
+    assert "all checks passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"ORTTO_API_KEY": "wrong"}, "[FAIL] Ortto at"),
+        ({"WORDPRESS_APP_PASSWORD": "abcd efgh ijkl mnop qrst uvwx"}, "refused the application password"),
+        ({"WPF_ALLOWED_ROLES": "customer,vip"}, "not on the site: vip"),
+    ],
+)
+def test_check_reports_each_problem(env, tmp_path, ortto, change, expected):
+    result = run_cli({**env, **change}, "check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert expected in result.stdout and "problem(s) found" in result.stdout
+
+
+def test_check_reports_missing_plugin(env, tmp_path, ortto):
+    from wordpress_site import WordPressSite
+
+    bare = WordPressSite(plugin_source=None).start()
+    try:
+        result = run_cli({**env, "WORDPRESS_URL": bare.url, "WORDPRESS_APP_PASSWORD": bare.app_password}, "check", cwd=tmp_path)
+    finally:
+        bare.stop()
+    assert result.returncode == 1
+    assert "companion plugin is not installed" in result.stdout
+
+
+def test_check_reports_missing_capabilities(env, tmp_path, ortto, wordpress):
+    name = "editor-" + os.urandom(3).hex()
+    user = wordpress.rest("POST", "/wp/v2/users", json={
+        "username": name, "email": f"{name}@example.test", "password": "Editor-Pass-1", "roles": ["editor"]}).json()
+    password = wordpress.php_eval(
+        f"list($p) = WP_Application_Passwords::create_new_application_password({user['id']}, array('name' => 'x')); echo $p;"
+    ).strip()
+    result = run_cli({**env, "WORDPRESS_USER": name, "WORDPRESS_APP_PASSWORD": password}, "check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "missing: list_users, create_users, edit_users, promote_users" in result.stdout
+
+
+def test_deliveries_lists_what_became_of_each(env, tmp_path, settings):
+    from wpf_bridge.store import Store, sqlite_path
+
+    store = Store(sqlite_path(settings.database_url))
+    delivery = store.add("update", "abc123", None, None, False)
+    store.update(delivery.id, status="skipped", result="no matching user")
+    result = run_cli(env, "deliveries", cwd=tmp_path)
+    assert result.returncode == 0
+    assert delivery.id in result.stdout and "no matching user" in result.stdout
