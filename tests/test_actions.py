@@ -4,8 +4,8 @@ Deliveries are stored and run by the worker's ``Runner`` in-process; the clients
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
-import json
 
 import pytest
 from conftest import PASSWORD_FIELD, unique_email
@@ -43,7 +43,8 @@ def person(ortto, email=None, tags=(), **fields):
 
 
 def can_log_in(wordpress, login, password):
-    code = f"$u = wp_authenticate({json.dumps(login)}, {json.dumps(password)}); echo is_wp_error($u) ? 'no' : 'yes';"
+    login64, password64 = (base64.b64encode(v.encode()).decode() for v in (login, password))
+    code = f"$u = wp_authenticate(base64_decode('{login64}'), base64_decode('{password64}')); echo is_wp_error($u) ? 'no' : 'yes';"
     return wordpress.php_eval(code).strip() == "yes"
 
 

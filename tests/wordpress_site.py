@@ -6,6 +6,7 @@ plugin, an administrator with an application password, a ``customer`` role, and 
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -160,7 +161,8 @@ require_once ABSPATH . 'wp-settings.php';
             script.unlink()
 
     def user_meta(self, user_id: int, key: str):
-        return json.loads(self.php_eval(f"echo json_encode(get_user_meta({int(user_id)}, {json.dumps(key)}, true));"))
+        key64 = base64.b64encode(key.encode()).decode()
+        return json.loads(self.php_eval(f"echo json_encode(get_user_meta({int(user_id)}, base64_decode('{key64}'), true));"))
 
     def emails_to(self, address: str) -> list[str]:
         return [p.read_text(errors="replace") for p in sorted(self.mail_dir.glob("*.eml"))

@@ -63,11 +63,10 @@ class OrttoClient:
                 "find_strategy": 0,
             },
         )
-        people = body.get("people") or []
-        status = people[0].get("status") if people else None
-        if status not in ("merged", "created"):
-            error = people[0].get("error") if people else "empty answer"
-            raise OrttoError(f"Ortto did not save {field_id}: {status or 'no status'} ({error})")
+        people = body.get("people") or [{}]
+        status, error = people[0].get("status"), people[0].get("error")
+        if error or status in ("suppressed", "invalid"):
+            raise OrttoError(f"Ortto did not save {field_id}: {status or 'refused'} ({error or 'no reason given'})")
 
     def check_key(self) -> None:
         """Raise unless Ortto accepts the key (the cheapest authenticated call)."""
