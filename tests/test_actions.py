@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import sqlite3
 
 import pytest
 from conftest import PASSWORD_FIELD, unique_email
 
 from wpf_bridge.store import DONE, FAILED, RETRYING, SKIPPED, Store, sqlite_path
-from wpf_bridge.worker import RetryLater, Runner
+from wpf_bridge.worker import RETRY_HORIZON, RetryLater, Runner
 
 
 class Bridge:
@@ -286,6 +287,19 @@ def test_wordpress_down_is_retried(settings, ortto):
     with pytest.raises(RetryLater):
         bridge.runner.run(delivery.id)
     assert "WordPress cannot be reached" in bridge.store.get(delivery.id).result
+
+
+def test_transient_failures_give_up_after_the_retry_horizon(settings, ortto):
+    from wordpress_site import free_port
+
+    bridge = Bridge(dataclasses.replace(settings, wordpress_url=f"http://127.0.0.1:{free_port()}"))
+    contact_id, _ = person(ortto)
+    delivery = bridge.store.add("add", contact_id, None, None, False)
+    with sqlite3.connect(bridge.store.path) as db:
+        db.execute("update deliveries set created_at = created_at - ? where id = ?", (RETRY_HORIZON + 60, delivery.id))
+    bridge.runner.run(delivery.id)
+    ended = bridge.store.get(delivery.id)
+    assert ended.status == FAILED and ended.result.startswith("gave up after 1 attempts: WordPress cannot be reached")
 
 
 @pytest.fixture(scope="module")

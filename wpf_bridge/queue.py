@@ -5,8 +5,6 @@ is all a sysadmin configures.
 """
 from __future__ import annotations
 
-import logging
-
 from huey import SqliteHuey
 from huey.api import TaskWrapper
 from huey.consumer import Consumer
@@ -15,8 +13,6 @@ from huey.exceptions import RetryTask
 from .settings import Settings
 from .store import Store, StoreUnavailable, sqlite_path
 from .worker import RetryLater, Runner
-
-log = logging.getLogger(__name__)
 
 
 class DeliveryQueue:
