@@ -12,6 +12,7 @@ import pytest
 from conftest import PASSWORD_FIELD, unique_email
 
 from wpf_bridge.store import DONE, FAILED, RETRYING, SKIPPED, Store, sqlite_path
+from wpf_bridge.wordpress import Lookup
 from wpf_bridge.worker import RETRY_HORIZON, RetryLater, Runner
 
 
@@ -159,6 +160,27 @@ def test_add_by_email_when_contact_id_unknown(bridge, ortto, wordpress):
     assert done.status == DONE, done.result
     assert wordpress.user_by_email(email) is not None
     assert ortto.calls_to("/v1/person/get")[0]["filter"] == {"$str::is": {"field_id": "str::email", "value": email}}
+
+
+def test_add_that_loses_a_creation_race_updates_the_winner(bridge, ortto, wordpress):
+    """WordPress answers existing_user_email (HTTP 500) when the user appeared after our look-up."""
+    contact_id, email = person(ortto, **{"str::first": "Raced"})
+    winner = wordpress.rest("POST", "/wp/v2/users", json={"username": "winner-" + contact_id[:8], "email": email, "password": "Winner-Pass-1"}).json()
+    real_lookup, calls = bridge.runner.wordpress.lookup, []
+
+    def stale_first_lookup(*args):
+        calls.append(args)
+        return Lookup(None, None) if len(calls) == 1 else real_lookup(*args)
+
+    bridge.runner.wordpress.lookup = stale_first_lookup
+    done = bridge.deliver("add", contact_id=contact_id, send_notification=True)
+
+    assert done.status == DONE and done.user_id == winner["id"], done.result
+    assert done.secret is None, "the unused generated password is not kept"
+    assert len(calls) == 2
+    assert wordpress.user_by_email(email)["first_name"] == "Raced"
+    assert wordpress.emails_to(email) == [] and ortto.calls_to("/v1/person/merge") == []
+    assert can_log_in(wordpress, email, "Winner-Pass-1")
 
 
 def test_add_for_unknown_contact_fails_and_creates_nothing(bridge, ortto, wordpress):

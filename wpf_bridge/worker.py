@@ -47,7 +47,7 @@ class StoreJournal:
     def user_created(self, user_id: int) -> None:
         self.store.update(self.delivery_id, user_id=user_id)
 
-    def password_delivered(self) -> None:
+    def forget_password(self) -> None:
         self.store.update(self.delivery_id, secret=None)
 
 

@@ -74,13 +74,14 @@ def _finish_created(ctx: Context, contact: Contact, user: User, note: str) -> Ou
     field = ctx.settings.ortto_password_field
     if password and field:
         ctx.ortto.set_field(contact.id, field, password)
-    ctx.journal.password_delivered()
+    ctx.journal.forget_password()
     pushed = f"; password sent to Ortto {field}" if password and field else ""
     return Outcome("done", f"created user {user.id} ({user.username}){pushed}{note}", user.id)
 
 
 def _created_meanwhile(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
     """WordPress says the email is taken: someone created the user since our look-up; update it."""
+    ctx.journal.forget_password()
     user = find_user(ctx, contact)
     if user is None:
         raise PermanentError(f"WordPress reports {contact.email} as taken but no user has it")
