@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..errors import PermanentError
 from ..ortto import Contact
 from ..passwords import generate_password, username_candidates
-from ..store import Delivery
+from ..store import DONE, Delivery
 from ..wordpress import User, WordPressError
 from .common import Context, Outcome, allowed_role, find_user, load_contact, refusal, tags_meta, update_user
 
@@ -63,7 +63,7 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
             raise
         ctx.journal.user_created(user.id)
         if mapped_password:
-            return Outcome("done", f"created user {user.id} ({username}) with the mapped password{note}", user.id)
+            return Outcome(DONE, f"created user {user.id} ({username}) with the mapped password{note}", user.id)
         return _finish_created(ctx, contact, user, note)
     raise PermanentError(f"no free username for {contact.email} after {username!r}")
 
@@ -76,7 +76,7 @@ def _finish_created(ctx: Context, contact: Contact, user: User, note: str) -> Ou
         ctx.ortto.set_field(contact.id, field, password)
     ctx.journal.forget_password()
     pushed = f"; password sent to Ortto {field}" if password and field else ""
-    return Outcome("done", f"created user {user.id} ({user.username}){pushed}{note}", user.id)
+    return Outcome(DONE, f"created user {user.id} ({user.username}){pushed}{note}", user.id)
 
 
 def _created_meanwhile(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:

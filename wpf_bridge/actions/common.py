@@ -7,7 +7,7 @@ from typing import Protocol
 from ..errors import PermanentError
 from ..ortto import Contact, OrttoClient
 from ..settings import NEVER_GRANTED, Settings
-from ..store import Delivery
+from ..store import DONE, SKIPPED, Delivery
 from ..wordpress import User, WordPressClient
 
 #: A user holding any of these runs the site; no webhook may change them.
@@ -66,9 +66,9 @@ def privileged(user: User) -> bool:
 def refusal(user: User | None) -> Outcome | None:
     """Why an existing-user action must stop here (no user, or a privileged one), else ``None``."""
     if user is None:
-        return Outcome("skipped", "no matching user")
+        return Outcome(SKIPPED, "no matching user")
     if privileged(user):
-        return Outcome("skipped", f"user {user.id} is privileged (administrator or can manage users); not changed", user.id)
+        return Outcome(SKIPPED, f"user {user.id} is privileged (administrator or can manage users); not changed", user.id)
     return None
 
 
@@ -100,4 +100,4 @@ def update_user(ctx: Context, user: User, contact: Contact, delivery: Delivery) 
     elif delivery.role:
         notes.append(f"role {delivery.role!r} is not allowed (WPF_ALLOWED_ROLES); role unchanged")
     ctx.wordpress.update_user(user.id, values)
-    return Outcome("done", "; ".join([f"updated user {user.id}", *notes]), user.id)
+    return Outcome(DONE, "; ".join([f"updated user {user.id}", *notes]), user.id)

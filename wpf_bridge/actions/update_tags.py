@@ -1,7 +1,7 @@
 """``update_tags``: replace the user's ``ortto_tags`` with the contact's current tags, nothing else."""
 from __future__ import annotations
 
-from ..store import Delivery
+from ..store import DONE, Delivery
 from .common import Context, Outcome, find_user, load_contact, refusal, tags_meta
 
 
@@ -12,4 +12,4 @@ def update_tags(delivery: Delivery, ctx: Context) -> Outcome:
     if stop:
         return stop
     ctx.wordpress.update_user(user.id, {"wpf_meta": {"ortto_tags": tags_meta(contact)}})
-    return Outcome("done", f"tags of user {user.id} set to {contact.tags}", user.id)
+    return Outcome(DONE, f"tags of user {user.id} set to {contact.tags}", user.id)
