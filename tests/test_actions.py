@@ -13,7 +13,7 @@ from conftest import PASSWORD_FIELD, unique_email
 
 from wpf_bridge.store import DONE, FAILED, RETRYING, SKIPPED, Store, sqlite_path
 from wpf_bridge.wordpress import Lookup
-from wpf_bridge.worker import RETRY_HORIZON, RetryLater, Runner
+from wpf_bridge.worker import RetryLater, Runner
 
 
 class Bridge:
@@ -318,7 +318,7 @@ def test_transient_failures_give_up_after_the_retry_horizon(settings, ortto):
     contact_id, _ = person(ortto)
     delivery = bridge.store.add("add", contact_id, None, None, False)
     with sqlite3.connect(bridge.store.path) as db:
-        db.execute("update deliveries set created_at = created_at - ? where id = ?", (RETRY_HORIZON + 60, delivery.id))
+        db.execute("update deliveries set retry_since = retry_since - ? where id = ?", (settings.retry_horizon + 60, delivery.id))
     bridge.runner.run(delivery.id)
     ended = bridge.store.get(delivery.id)
     assert ended.status == FAILED and ended.result.startswith("gave up after 1 attempts: WordPress cannot be reached")

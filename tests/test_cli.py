@@ -86,3 +86,29 @@ def test_deliveries_lists_what_became_of_each(env, tmp_path, settings):
     result = run_cli(env, "deliveries", cwd=tmp_path)
     assert result.returncode == 0
     assert delivery.id in result.stdout and "no matching user" in result.stdout
+
+
+def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, settings, ortto, wordpress):
+    from wpf_bridge.queue import DeliveryQueue
+    from wpf_bridge.store import DONE, FAILED, Store, sqlite_path
+    from wpf_bridge.worker import Runner
+
+    store = Store(sqlite_path(settings.database_url))
+    email = "replay-" + os.urandom(4).hex() + "@example.test"
+    contact_id = ortto.add_person({"str::email": email, "str::first": "Re"})
+    failed = store.add("add", contact_id, None, None, False)
+    store.update(failed.id, status=FAILED, result="Ortto refused the API key", attempts=3)
+    finished = store.add("update", contact_id, None, None, False)
+    store.update(finished.id, status=DONE)
+
+    result = run_cli(env, "replay", cwd=tmp_path)
+    assert result.returncode == 0 and "replayed 1 deliveries" in result.stdout
+    again = run_cli(env, "replay", finished.id, cwd=tmp_path)
+    assert "not a failed delivery" in again.stderr
+
+    replayed = store.get(failed.id)
+    assert (replayed.status, replayed.attempts) == ("queued", 0) and replayed.retry_since > failed.retry_since
+    queue = DeliveryQueue(settings, store)
+    assert queue.huey.pending_count() == 1
+    Runner(settings, store).run(queue.huey.dequeue().args[0])
+    assert store.get(failed.id).status == DONE and wordpress.user_by_email(email) is not None

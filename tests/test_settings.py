@@ -16,6 +16,7 @@ def test_defaults(env):
     assert settings.username_format == "email" and settings.send_welcome_email is False
     assert settings.ortto_password_field is None
     assert settings.database_url == "sqlite:///wpf-bridge.db" and settings.port == 8000
+    assert settings.retry_horizon == 24 * 3600
     assert settings.access_keys == tuple(env["WPF_ACCESS_KEY"].split(","))
 
 
@@ -43,6 +44,7 @@ def test_region_picks_the_host(env):
         ("DATABASE_URL", "mysql://x", "DATABASE_URL: must be sqlite:///path/to/file.db"),
         ("WPF_SECRET_KEY", "tooshort", "WPF_SECRET_KEY: must be at least 16 characters"),
         ("PORT", "99999", "PORT: Must be greater than or equal to 1"),
+        ("WPF_RETRY_HOURS", "0", "WPF_RETRY_HOURS: Must be greater than 0"),
     ],
 )
 def test_bad_setting_is_named(env, name, value, message):

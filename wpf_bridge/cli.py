@@ -79,6 +79,24 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .queue import DeliveryQueue
+    from .store import Store, sqlite_path
+
+    settings = settings_or_exit()
+    store = Store(sqlite_path(settings.database_url))
+    queue = DeliveryQueue(settings, store)
+    replayed = 0
+    for delivery_id in args.ids or store.failed_ids():
+        if store.requeue(delivery_id):
+            queue.enqueue(delivery_id)
+            replayed += 1
+        else:
+            print(f"{delivery_id}: not a failed delivery; left alone", file=sys.stderr)
+    print(f"replayed {replayed} deliveries")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wpf-bridge", description="Ortto webhooks to WordPress users.")
     parser.add_argument("--version", action="version", version=f"wpf-bridge {__version__}")
@@ -102,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     deliveries = commands.add_parser("deliveries", help="list recent deliveries and what became of them")
     deliveries.add_argument("--limit", type=int, default=20)
     deliveries.set_defaults(func=cmd_deliveries)
+
+    replay = commands.add_parser("replay", help="run failed deliveries again (all of them, or the ids given)")
+    replay.add_argument("ids", nargs="*", help="delivery ids (default: every failed delivery)")
+    replay.set_defaults(func=cmd_replay)
 
     args = parser.parse_args(argv)
     return args.func(args)

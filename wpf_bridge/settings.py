@@ -43,6 +43,7 @@ class Settings:
     database_url: str
     secret_key: str = field(repr=False)
     port: int
+    retry_horizon: float  # seconds after which transient failures stop being retried
 
     def secrets(self) -> list[str]:
         """Values that must never be written to a log line."""
@@ -110,6 +111,9 @@ class _SettingsSchema(Schema):
         data_key="WPF_SECRET_KEY", required=True, validate=validate.Length(min=16, error="must be at least 16 characters")
     )
     port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
+    retry_hours = mfields.Float(
+        data_key="WPF_RETRY_HOURS", load_default=24.0, validate=validate.Range(min=0, min_inclusive=False, max=24 * 30)
+    )
 
     @validates_schema
     def _roles(self, data: dict, **_: object) -> None:
@@ -141,6 +145,7 @@ class _SettingsSchema(Schema):
             database_url=data["database_url"],
             secret_key=data["secret_key"],
             port=data["port"],
+            retry_horizon=data["retry_hours"] * 3600,
         )
 
 

@@ -29,7 +29,8 @@ create table if not exists deliveries (
     user_id integer,
     secret text,
     created_at real not null,
-    updated_at real not null
+    updated_at real not null,
+    retry_since real not null
 );
 create index if not exists deliveries_created on deliveries (created_at);
 """
@@ -54,6 +55,7 @@ class Delivery:
     secret: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    retry_since: float = 0.0  # arrival, or the last replay: the retry horizon counts from here
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -97,12 +99,12 @@ class Store:
 
     def add(self, action: str, contact_id: str | None, email: str | None, role: str | None, send_notification: bool) -> Delivery:
         now = time.time()
-        delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification, created_at=now, updated_at=now)
+        delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification, created_at=now, updated_at=now, retry_since=now)
         with self._write() as db:
             db.execute(
                 "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
-                " created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now),
+                " created_at, updated_at, retry_since) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now, now),
             )
         return delivery
 
@@ -113,6 +115,20 @@ class Store:
     def recent(self, limit: int = 20) -> list[Delivery]:
         rows = self._db().execute("select * from deliveries order by created_at desc limit ?", (limit,)).fetchall()
         return [_delivery(row) for row in rows]
+
+    def failed_ids(self) -> list[str]:
+        rows = self._db().execute("select id from deliveries where status = ? order by created_at", (FAILED,)).fetchall()
+        return [row["id"] for row in rows]
+
+    def requeue(self, delivery_id: str) -> bool:
+        """Make a failed delivery runnable again, with a fresh retry horizon; ``False`` if it is not failed."""
+        with self._write() as db:
+            changed = db.execute(
+                "update deliveries set status = ?, attempts = 0, result = 'replayed', retry_since = ?, updated_at = ?"
+                " where id = ? and status = ?",
+                (QUEUED, time.time(), time.time(), delivery_id, FAILED),
+            ).rowcount
+        return changed == 1
 
     def delete(self, delivery_id: str) -> None:
         with self._write() as db:

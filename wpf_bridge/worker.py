@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = 5.0  # seconds
 MAX_RETRY_DELAY = 3600.0
-RETRY_HORIZON = 24 * 3600.0
 
 
 class RetryLater(Exception):
@@ -70,8 +69,7 @@ class Runner:
         try:
             outcome = ACTIONS[delivery.action](delivery, ctx)
         except TransientError as exc:
-            age = time.time() - delivery.created_at
-            if age >= RETRY_HORIZON:
+            if time.time() - delivery.retry_since >= self.settings.retry_horizon:
                 self._finish(delivery_id, Outcome(FAILED, f"gave up after {attempts} attempts: {exc}"))
                 return
             delay = max(backoff(attempts), exc.retry_after or 0.0)
