@@ -252,6 +252,33 @@ def test_privileged_user_is_never_changed(bridge, ortto, wordpress, action):
     assert wordpress.user_meta(admin["id"], "ortto_tags") == ""
 
 
+def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bridge, ortto, wordpress, monkeypatch):
+    """The worker dies after WordPress created the user but before anything was recorded."""
+    contact_id, email = person(ortto)
+    delivery = bridge.store.add("add", contact_id, None, None, True)
+
+    class Killed(BaseException):
+        pass
+
+    def die(*_):
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr("wpf_bridge.worker.StoreJournal.user_created", die)
+        with pytest.raises(Killed):
+            bridge.runner.run(delivery.id)
+    kept = bridge.store.get(delivery.id)
+    assert kept.user_id is None and kept.secret, "nothing recorded but the kept password"
+
+    done = bridge.rerun(delivery)
+
+    assert done.status == DONE and "created user" in done.result
+    matches = wordpress.rest("GET", "/wp/v2/users", params={"search": email, "search_columns[]": "email", "context": "edit"}).json()
+    assert len(matches) == 1
+    assert can_log_in(wordpress, email, ortto.people[contact_id][PASSWORD_FIELD])
+    assert len(ortto.calls_to("/v1/person/merge")) == 1 and len(wordpress.emails_to(email)) == 1
+
+
 def test_ortto_rate_limit_is_retried_after_its_hint(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
     ortto.fail_next(429, {"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 42}})

@@ -22,6 +22,7 @@ def test_shipped_example_loads():
         ('[meta]\nwp_capabilities = "str::first"\n', "may not be written"),
         ('[meta]\nwp_user_level = "str::first"\n', "may not be written"),
         ('[meta]\nortto_tags = "str::first"\n', "may not be written"),
+        ('[meta]\nwpf_bridge_delivery = "str::first"\n', "may not be written"),
         ('[meta]\ncompany = "company"\n', "not an Ortto field id"),
         ('[extra]\na = "str::first"\n', "unknown table [extra]"),
         ("[fields\n", "not valid TOML"),

@@ -38,6 +38,7 @@ class User:
     roles: tuple[str, ...]
     capabilities: frozenset[str]
     contact_id: str = ""
+    delivery_id: str = ""  # the bridge delivery that created this user, if any
 
     @classmethod
     def from_json(cls, data: dict) -> User:
@@ -51,6 +52,7 @@ class User:
             roles=tuple(data.get("roles") or ()),
             capabilities=frozenset(caps),
             contact_id=str(data.get("contact_id") or ""),
+            delivery_id=str(data.get("delivery_id") or ""),
         )
 
 

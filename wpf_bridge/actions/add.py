@@ -20,7 +20,7 @@ def add(delivery: Delivery, ctx: Context) -> Outcome:
     user = find_user(ctx, contact)
     if user is None:
         return _create(ctx, contact, delivery)
-    if user.id == delivery.user_id:  # created by an earlier attempt of this same delivery
+    if user.delivery_id == delivery.id:  # an earlier attempt created it, then crashed or failed
         return _finish_created(ctx, contact, user, "")
     return refusal(user) or update_user(ctx, user, contact, delivery)
 
@@ -42,7 +42,12 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
         email=contact.email,
         password=password,
         roles=[role],
-        wpf_meta={**settings.field_map.meta_values(contact.fields), "ortto_contact_id": contact.id, "ortto_tags": tags_meta(contact)},
+        wpf_meta={
+            **settings.field_map.meta_values(contact.fields),
+            "ortto_contact_id": contact.id,
+            "ortto_tags": tags_meta(contact),
+            "wpf_bridge_delivery": delivery.id,
+        },
         wpf_send_notification=delivery.send_notification or settings.send_welcome_email,
     )
     candidates = username_candidates(

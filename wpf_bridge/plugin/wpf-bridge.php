@@ -30,6 +30,7 @@ function wpf_bridge_user_summary( $user ) {
 		'roles'        => array_values( $user->roles ),
 		'capabilities' => array_keys( array_filter( $user->allcaps ) ),
 		'contact_id'   => (string) get_user_meta( $user->ID, 'ortto_contact_id', true ),
+		'delivery_id'  => (string) get_user_meta( $user->ID, 'wpf_bridge_delivery', true ),
 	);
 }
 
