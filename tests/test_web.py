@@ -160,6 +160,16 @@ def test_store_that_cannot_be_written_is_503(settings, key, monkeypatch):
     assert stored(app) == []
 
 
+def test_delivery_and_its_queue_entry_are_committed_together(settings, key):
+    """If the queue entry cannot be written, the delivery is not kept either (one transaction)."""
+    app = create_app(settings)
+    with sqlite3.connect(str(store_module.sqlite_path(settings.database_url))) as db:
+        db.execute("drop table task")
+    response = app.test_client().post(f"/?wpf_action=add&access_key={key}", json=FLAT)
+    assert response.status_code == 503
+    assert stored(app) == []
+
+
 def test_unknown_path_and_method_are_json_errors(client, key):
     assert client.get("/nope").status_code == 404 and client.get("/nope").get_json()["success"] is False
     assert client.put(f"/?wpf_action=add&access_key={key}").status_code == 405

@@ -5,13 +5,15 @@ is all a sysadmin configures.
 """
 from __future__ import annotations
 
+import sqlite3
+
 from huey import SqliteHuey
 from huey.api import TaskWrapper
 from huey.consumer import Consumer
 from huey.exceptions import RetryTask
 
 from .settings import Settings
-from .store import Store, StoreUnavailable, sqlite_path
+from .store import Delivery, Store, StoreUnavailable, sqlite_path
 from .worker import RetryLater, Runner
 
 
@@ -32,6 +34,19 @@ class DeliveryQueue:
             self._runner.run(delivery_id)
         except RetryLater as exc:
             raise RetryTask(str(exc), delay=exc.delay) from None
+
+    def submit(self, action: str, contact_id: str | None, email: str | None, role: str | None, send_notification: bool) -> Delivery:
+        """Store a delivery and queue it in one SQLite transaction: both happen, or neither.
+
+        Huey keeps its queue in the same file, so its task row is written with the delivery's
+        (Huey's own message format, through its serializer); a web process killed at any moment
+        leaves no stored delivery without its task.
+        """
+        return self.store.add(action, contact_id, email, role, send_notification, then=self._enqueue_in)
+
+    def _enqueue_in(self, db: sqlite3.Connection, delivery_id: str) -> None:
+        message = self.huey.serialize_task(self.task.s(delivery_id))
+        db.execute("insert into task (queue, data, priority) values (?, ?, ?)", (self.huey.storage.name, message, 0))
 
     def enqueue(self, delivery_id: str) -> None:
         try:

@@ -8,7 +8,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import TransientError
 
@@ -97,7 +97,16 @@ class Store:
             if db is not None and db.in_transaction:
                 db.execute("rollback")
 
-    def add(self, action: str, contact_id: str | None, email: str | None, role: str | None, send_notification: bool) -> Delivery:
+    def add(
+        self,
+        action: str,
+        contact_id: str | None,
+        email: str | None,
+        role: str | None,
+        send_notification: bool,
+        then: Callable[[sqlite3.Connection, str], None] | None = None,
+    ) -> Delivery:
+        """Insert a delivery; ``then(db, delivery_id)`` runs in the same transaction (the queue uses it)."""
         now = time.time()
         delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification, created_at=now, updated_at=now, retry_since=now)
         with self._write() as db:
@@ -106,6 +115,8 @@ class Store:
                 " created_at, updated_at, retry_since) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now, now),
             )
+            if then is not None:
+                then(db, delivery.id)
         return delivery
 
     def get(self, delivery_id: str) -> Delivery | None:
@@ -129,10 +140,6 @@ class Store:
                 (QUEUED, time.time(), time.time(), delivery_id, FAILED),
             ).rowcount
         return changed == 1
-
-    def delete(self, delivery_id: str) -> None:
-        with self._write() as db:
-            db.execute("delete from deliveries where id = ?", (delivery_id,))
 
     def update(self, delivery_id: str, **values: object) -> None:
         """Set columns of one delivery (``status``, ``result``, ``user_id``, ``secret``, ``attempts``)."""

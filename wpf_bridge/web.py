@@ -42,16 +42,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         if call.is_test:
             return jsonify(success=True), 200
         try:
-            delivery = store.add(call.action, call.contact_id, call.email, call.role, call.send_notification)
+            delivery = queue.submit(call.action, call.contact_id, call.email, call.role, call.send_notification)
         except StoreUnavailable as exc:
             log.error("%s", exc)
             return _error("the delivery could not be stored; try again", 503)
-        try:
-            queue.enqueue(delivery.id)
-        except StoreUnavailable as exc:
-            log.error("%s", exc)
-            store.delete(delivery.id)
-            return _error("the delivery could not be queued; try again", 503)
         return jsonify(success=True, delivery_id=delivery.id, action=call.action), 202
 
     @app.get("/health")
