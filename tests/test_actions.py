@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 from conftest import PASSWORD_FIELD, unique_email
 
-from wpf_bridge.store import DONE, FAILED, RETRYING, SKIPPED, Store, sqlite_path
+from wpf_bridge.store import DONE, FAILED, RETRYING, RUNNING, SKIPPED, Store, sqlite_path
 from wpf_bridge.wordpress import Lookup
 from wpf_bridge.worker import RetryLater, Runner
 
@@ -269,6 +269,10 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
             bridge.runner.run(delivery.id)
     kept = bridge.store.get(delivery.id)
     assert kept.user_id is None and kept.secret, "nothing recorded but the kept password"
+    assert kept.status == RUNNING and bridge.runner.store.claim(delivery.id, 60) is None, "held until its lease ends"
+    with sqlite3.connect(bridge.store.path) as db:
+        db.execute("update deliveries set lease_until = lease_until - 3600 where id = ?", (delivery.id,))
+    assert bridge.store.release_expired() == [delivery.id]
 
     done = bridge.rerun(delivery)
 

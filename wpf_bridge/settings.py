@@ -44,6 +44,7 @@ class Settings:
     secret_key: str = field(repr=False)
     port: int
     retry_horizon: float  # seconds after which transient failures stop being retried
+    lease_seconds: float  # how long one run may take before a crashed worker's delivery is taken over
 
     def secrets(self) -> list[str]:
         """Values that must never be written to a log line."""
@@ -111,6 +112,7 @@ class _SettingsSchema(Schema):
         data_key="WPF_SECRET_KEY", required=True, validate=validate.Length(min=16, error="must be at least 16 characters")
     )
     port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
+    lease_seconds = mfields.Float(data_key="WPF_LEASE_SECONDS", load_default=600.0, validate=validate.Range(min=1))
     retry_hours = mfields.Float(
         data_key="WPF_RETRY_HOURS", load_default=24.0, validate=validate.Range(min=0, min_inclusive=False, max=24 * 30)
     )
@@ -146,6 +148,7 @@ class _SettingsSchema(Schema):
             secret_key=data["secret_key"],
             port=data["port"],
             retry_horizon=data["retry_hours"] * 3600,
+            lease_seconds=data["lease_seconds"],
         )
 
 

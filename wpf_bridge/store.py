@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 from .errors import TransientError
 
-QUEUED, RETRYING, DONE, SKIPPED, FAILED = "queued", "retrying", "done", "skipped", "failed"
+QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retrying", "done", "skipped", "failed"
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another writer before the store counts as unavailable
 
 _SCHEMA = """
@@ -30,8 +30,10 @@ create table if not exists deliveries (
     secret text,
     created_at real not null,
     updated_at real not null,
-    retry_since real not null
+    retry_since real not null,
+    lease_until real
 );
+create index if not exists deliveries_running on deliveries (status, lease_until);
 create index if not exists deliveries_created on deliveries (created_at);
 """
 
@@ -56,6 +58,7 @@ class Delivery:
     created_at: float = 0.0
     updated_at: float = 0.0
     retry_since: float = 0.0  # arrival, or the last replay: the retry horizon counts from here
+    lease_until: float | None = None  # while running: after this, a crashed worker's delivery is taken over
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -126,6 +129,35 @@ class Store:
     def recent(self, limit: int = 20) -> list[Delivery]:
         rows = self._db().execute("select * from deliveries order by created_at desc limit ?", (limit,)).fetchall()
         return [_delivery(row) for row in rows]
+
+    def claim(self, delivery_id: str, lease_seconds: float) -> Delivery | None:
+        """Take a delivery to run it: only one worker holds it until it ends or its lease runs out.
+
+        Returns the delivery with ``attempts`` counted, or ``None`` when it has ended or another
+        worker holds it (a duplicate queue entry is then harmless).
+        """
+        now = time.time()
+        with self._write() as db:
+            claimed = db.execute(
+                "update deliveries set status = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?"
+                " where id = ? and (status in (?, ?) or (status = ? and lease_until < ?))",
+                (RUNNING, now + lease_seconds, now, delivery_id, QUEUED, RETRYING, RUNNING, now),
+            ).rowcount
+            row = db.execute("select * from deliveries where id = ?", (delivery_id,)).fetchone() if claimed else None
+        return _delivery(row) if row else None
+
+    def release_expired(self) -> list[str]:
+        """Deliveries whose worker died mid-run (lease over): mark them queued again and return their ids."""
+        now = time.time()
+        with self._write() as db:
+            rows = db.execute("select id from deliveries where status = ? and lease_until < ?", (RUNNING, now)).fetchall()
+            ids = [row["id"] for row in rows]
+            db.executemany(
+                "update deliveries set status = ?, result = 'worker stopped mid-run; queued again', updated_at = ?"
+                " where id = ?",
+                [(QUEUED, now, i) for i in ids],
+            )
+        return ids
 
     def failed_ids(self) -> list[str]:
         rows = self._db().execute("select id from deliveries where status = ? order by created_at", (FAILED,)).fetchall()

@@ -10,7 +10,7 @@ from .actions import ACTIONS, Context, Outcome
 from .errors import PermanentError, TransientError
 from .ortto import OrttoClient
 from .settings import Settings
-from .store import DONE, FAILED, RETRYING, SKIPPED, Store
+from .store import FAILED, RETRYING, Store
 from .vault import Vault
 from .wordpress import WordPressClient
 
@@ -60,11 +60,10 @@ class Runner:
 
     def run(self, delivery_id: str) -> None:
         """Apply one delivery; raise ``RetryLater`` when a peer failed in a way worth retrying."""
-        delivery = self.store.get(delivery_id)
-        if delivery is None or delivery.status in (DONE, FAILED, SKIPPED):
+        delivery = self.store.claim(delivery_id, self.settings.lease_seconds)
+        if delivery is None:
             return
-        attempts = delivery.attempts + 1
-        self.store.update(delivery_id, attempts=attempts)
+        attempts = delivery.attempts
         ctx = Context(self.settings, self.wordpress, self.ortto, StoreJournal(self.store, self.vault, delivery_id))
         try:
             outcome = ACTIONS[delivery.action](delivery, ctx)
