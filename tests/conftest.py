@@ -43,6 +43,9 @@ def ortto(ortto_server: OrttoServer):
     state.calls.clear()
     yield state
     state.failures.clear()
+    for gate in state.gates.values():
+        gate.set()
+    state.gates.clear()
 
 
 @pytest.fixture

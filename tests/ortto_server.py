@@ -46,6 +46,7 @@ class OrttoState:
     suppressed: set[str] = field(default_factory=set)
     calls: list[Call] = field(default_factory=list)
     failures: list[tuple[str | None, int, Any]] = field(default_factory=list)
+    gates: dict[str, threading.Event] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_person(self, fields: dict[str, Any], tags: list[str] | None = None, person_id: str | None = None) -> str:
@@ -71,6 +72,11 @@ class OrttoState:
                 del self.failures[i]
                 return status, body
         return None
+
+    def hold(self, path: str) -> threading.Event:
+        """Requests to ``path`` wait (up to 60 s) until the returned event is set: a slow Ortto."""
+        gate = self.gates[path] = threading.Event()
+        return gate
 
     def calls_to(self, path: str) -> list[Any]:
         return [c.body for c in self.calls if c.path == path]
@@ -193,6 +199,9 @@ def create_app(state: OrttoState) -> Flask:
             with state.lock:
                 state.calls.append(Call(path, body))
                 failure = state.take_failure(path)
+                gate = state.gates.get(path)
+            if gate is not None:
+                gate.wait(60)
             if failure:
                 raise Refused(*failure)
             with state.lock:

@@ -1,6 +1,7 @@
 """End to end through the real Procfile processes: gunicorn web + Huey worker, real WordPress, Ortto test server."""
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -33,13 +34,23 @@ class Processes:
         self.url = f"http://127.0.0.1:{self.port}"
         self.logs = {}
         self.procs = {}
+        self.env, self.tmp_path = env, tmp_path
         self.store = Store(sqlite_path(env["DATABASE_URL"]))
-        for name, command in procfile().items():
-            self.logs[name] = tmp_path / f"{name}.log"
-            self.procs[name] = subprocess.Popen(
-                ["bash", "-c", command.strip()], cwd=tmp_path, env=process_env(env, PORT=str(self.port)),
-                stdout=self.logs[name].open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        for name in procfile():
+            self.start(name)
+
+    def start(self, name: str) -> None:
+        """Start (or restart) one Procfile process, appending to its log."""
+        self.logs[name] = self.tmp_path / f"{name}.log"
+        self.procs[name] = subprocess.Popen(
+            ["bash", "-c", procfile()[name].strip()], cwd=self.tmp_path, env=process_env(self.env, PORT=str(self.port)),
+            stdout=self.logs[name].open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill(self, name: str) -> None:
+        """kill -9 the process and everything it started."""
+        os.killpg(self.procs[name].pid, signal.SIGKILL)
+        self.procs[name].wait(10)
 
     def up(self) -> bool:
         for name, proc in self.procs.items():
@@ -119,6 +130,42 @@ def test_procfile_processes_apply_every_action_in_both_payload_shapes(processes,
     assert "\"POST /\" 202" in logs, "the access log is on, without query strings"
     for secret in [key, env["WORDPRESS_APP_PASSWORD"], env["ORTTO_API_KEY"], env["WPF_SECRET_KEY"], password]:
         assert secret not in logs
+
+
+def test_worker_killed_mid_delivery_is_finished_by_the_next_worker(env, tmp_path, ortto, wordpress):
+    """kill -9 while the password push hangs: the user exists, nothing is recorded. A new worker
+    takes the delivery over once its lease ends: one user, one email, the same password."""
+    processes = Processes({**env, "WPF_LEASE_SECONDS": "2"}, tmp_path)
+    try:
+        wait_for(processes.up, 30, "web to answer /health")
+        key = env["WPF_ACCESS_KEY"].split(",")[0]
+        email = unique_email("killed")
+        contact_id = ortto.add_person({"str::email": email, "str::first": "Killed"})
+        gate = ortto.hold("/v1/person/merge")
+        answer = requests.post(f"{processes.url}/?wpf_action=add&access_key={key}&send_notification=true",
+                               json={"contact_id": contact_id})
+        assert answer.status_code == 202
+        wait_for(lambda: ortto.calls_to("/v1/person/merge"), 30, "the worker to be mid password push")
+        processes.kill("worker")
+        assert processes.store.get(answer.json()["delivery_id"]).status == "running"
+        gate.set()
+        processes.start("worker")
+        processes.wait_until_applied([answer.json()["delivery_id"]])
+    finally:
+        processes.stop()
+    users = wordpress.rest("GET", "/wp/v2/users", params={"search": email, "search_columns[]": "email", "context": "edit"}).json()
+    assert len(users) == 1
+    assert len(wordpress.emails_to(email)) == 1
+    passwords = {call["people"][0]["fields"][PASSWORD_FIELD] for call in ortto.calls_to("/v1/person/merge")}
+    assert len(passwords) == 1, "every push carries the same password"
+    assert wordpress.php_eval(
+        f"echo is_wp_error(wp_authenticate(base64_decode('{_b64(email)}'), base64_decode('{_b64(passwords.pop())}'))) ? 'no' : 'yes';"
+    ).strip() == "yes"
+    assert "queued again 1 deliveries whose worker stopped mid-run" in processes.output()
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 @pytest.mark.parametrize("process", ["web", "worker"])

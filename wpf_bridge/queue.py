@@ -5,7 +5,9 @@ is all a sysadmin configures.
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 
 from huey import SqliteHuey
 from huey.api import TaskWrapper
@@ -15,6 +17,8 @@ from huey.exceptions import RetryTask
 from .settings import Settings
 from .store import Delivery, Store, StoreUnavailable, sqlite_path
 from .worker import RetryLater, Runner
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryQueue:
@@ -54,6 +58,32 @@ class DeliveryQueue:
         except Exception as exc:  # huey wraps storage errors in its own types
             raise StoreUnavailable(f"queue unavailable: {type(exc).__name__}") from None
 
+    def sweep(self) -> list[str]:
+        """Queue again the deliveries whose worker died mid-run (their lease ran out)."""
+        ids = self.store.release_expired(then=self._enqueue_in)
+        if ids:
+            log.warning("queued again %d deliveries whose worker stopped mid-run: %s", len(ids), ", ".join(ids))
+        return ids
+
+    def _sweep_until(self, stop: threading.Event) -> None:
+        interval = min(self.settings.lease_seconds / 2, 60.0)
+        while True:
+            try:
+                self.sweep()
+            except StoreUnavailable as exc:
+                log.error("sweep skipped: %s", exc)
+            if stop.wait(interval):
+                return
+
     def consume(self, workers: int = 1) -> None:
-        """Run the worker loop; SIGTERM (Heroku, honcho) lets running deliveries finish first."""
-        Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, max_delay=1.0, graceful_signal="TERM").run()
+        """Run the worker loop; SIGTERM (Heroku, honcho) lets running deliveries finish first.
+
+        Beside Huey's consumer, a thread takes over deliveries left running by a killed worker.
+        """
+        stop = threading.Event()
+        sweeper = threading.Thread(target=self._sweep_until, args=(stop,), name="wpf-sweeper", daemon=True)
+        sweeper.start()
+        try:
+            Consumer(self.huey, workers=workers, worker_type="thread", periodic=False, max_delay=1.0, graceful_signal="TERM").run()
+        finally:
+            stop.set()

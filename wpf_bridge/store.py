@@ -146,8 +146,11 @@ class Store:
             row = db.execute("select * from deliveries where id = ?", (delivery_id,)).fetchone() if claimed else None
         return _delivery(row) if row else None
 
-    def release_expired(self) -> list[str]:
-        """Deliveries whose worker died mid-run (lease over): mark them queued again and return their ids."""
+    def release_expired(self, then: Callable[[sqlite3.Connection, str], None] | None = None) -> list[str]:
+        """Deliveries whose worker died mid-run (lease over): mark them queued again and return their ids.
+
+        ``then(db, delivery_id)`` runs for each in the same transaction (the queue re-enqueues them).
+        """
         now = time.time()
         with self._write() as db:
             rows = db.execute("select id from deliveries where status = ? and lease_until < ?", (RUNNING, now)).fetchall()
@@ -157,6 +160,9 @@ class Store:
                 " where id = ?",
                 [(QUEUED, now, i) for i in ids],
             )
+            for delivery_id in ids:
+                if then is not None:
+                    then(db, delivery_id)
         return ids
 
     def failed_ids(self) -> list[str]:
