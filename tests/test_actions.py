@@ -24,7 +24,7 @@ class Bridge:
 
     def deliver(self, action, contact_id=None, email=None, role=None, send_notification=False):
         """Store a delivery and run it once, as the worker would; return its record."""
-        delivery = self.store.add(action, contact_id, email, role, send_notification)
+        delivery = self.store.add(action, contact_id, email, role, send_notification)[0]
         self.runner.run(delivery.id)
         return self.store.get(delivery.id)
 
@@ -255,7 +255,7 @@ def test_privileged_user_is_never_changed(bridge, ortto, wordpress, action):
 def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bridge, ortto, wordpress, monkeypatch):
     """The worker dies after WordPress created the user but before anything was recorded."""
     contact_id, email = person(ortto)
-    delivery = bridge.store.add("add", contact_id, None, None, True)
+    delivery = bridge.store.add("add", contact_id, None, None, True)[0]
 
     class Killed(BaseException):
         pass
@@ -286,7 +286,7 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
 def test_ortto_rate_limit_is_retried_after_its_hint(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
     ortto.fail_next(429, {"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 42}})
-    delivery = bridge.store.add("add", contact_id, None, None, False)
+    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
     with pytest.raises(RetryLater) as retry:
         bridge.runner.run(delivery.id)
     assert retry.value.delay >= 42
@@ -298,7 +298,7 @@ def test_ortto_rate_limit_is_retried_after_its_hint(bridge, ortto, wordpress):
 def test_ortto_server_error_is_retried(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
     ortto.fail_next(500)
-    delivery = bridge.store.add("add", contact_id, None, None, False)
+    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
     with pytest.raises(RetryLater):
         bridge.runner.run(delivery.id)
     assert "Ortto answered HTTP 500" in bridge.store.get(delivery.id).result
@@ -308,7 +308,7 @@ def test_ortto_server_error_is_retried(bridge, ortto, wordpress):
 
 def test_password_push_failure_retries_with_the_kept_password(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
-    delivery = bridge.store.add("add", contact_id, None, None, False)
+    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
     ortto.fail_next(503, path="/v1/person/merge")
     with pytest.raises(RetryLater):
         bridge.runner.run(delivery.id)
@@ -336,7 +336,7 @@ def test_wordpress_down_is_retried(settings, ortto):
 
     bridge = Bridge(dataclasses.replace(settings, wordpress_url=f"http://127.0.0.1:{free_port()}"))
     contact_id, _ = person(ortto)
-    delivery = bridge.store.add("add", contact_id, None, None, False)
+    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
     with pytest.raises(RetryLater):
         bridge.runner.run(delivery.id)
     assert "WordPress cannot be reached" in bridge.store.get(delivery.id).result
@@ -347,7 +347,7 @@ def test_transient_failures_give_up_after_the_retry_horizon(settings, ortto):
 
     bridge = Bridge(dataclasses.replace(settings, wordpress_url=f"http://127.0.0.1:{free_port()}"))
     contact_id, _ = person(ortto)
-    delivery = bridge.store.add("add", contact_id, None, None, False)
+    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
     with sqlite3.connect(bridge.store.path) as db:
         db.execute("update deliveries set retry_since = retry_since - ? where id = ?", (settings.retry_horizon + 60, delivery.id))
     bridge.runner.run(delivery.id)

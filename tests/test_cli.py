@@ -81,7 +81,7 @@ def test_deliveries_lists_what_became_of_each(env, tmp_path, settings):
     from wpf_bridge.store import Store, sqlite_path
 
     store = Store(sqlite_path(settings.database_url))
-    delivery = store.add("update", "abc123", None, None, False)
+    delivery = store.add("update", "abc123", None, None, False)[0]
     store.update(delivery.id, status="skipped", result="no matching user")
     result = run_cli(env, "deliveries", cwd=tmp_path)
     assert result.returncode == 0
@@ -96,9 +96,9 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
     store = Store(sqlite_path(settings.database_url))
     email = "replay-" + os.urandom(4).hex() + "@example.test"
     contact_id = ortto.add_person({"str::email": email, "str::first": "Re"})
-    failed = store.add("add", contact_id, None, None, False)
+    failed = store.add("add", contact_id, None, None, False)[0]
     store.update(failed.id, status=FAILED, result="Ortto refused the API key", attempts=3)
-    finished = store.add("update", contact_id, None, None, False)
+    finished = store.add("update", contact_id, None, None, False)[0]
     store.update(finished.id, status=DONE)
 
     result = run_cli(env, "replay", cwd=tmp_path)

@@ -90,7 +90,8 @@ def test_form_body_parameters(client, app, key):
 
 def test_second_key_and_header_key_are_accepted(client, app, settings):
     assert client.post(f"/?wpf_action=add&access_key={settings.access_keys[1]}", json=FLAT).status_code == 202
-    assert client.post("/?wpf_action=add", json=FLAT, headers={"X-WPF-Access-Key": settings.access_keys[0]}).status_code == 202
+    other_run = {**FLAT, "run_id": "r2"}
+    assert client.post("/?wpf_action=add", json=other_run, headers={"X-WPF-Access-Key": settings.access_keys[0]}).status_code == 202
     assert len(stored(app)) == 2
 
 
@@ -177,3 +178,48 @@ def test_unknown_path_and_method_are_json_errors(client, key):
 
 def test_health(client):
     assert client.get("/health").get_json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("payload", [FLAT, NESTED], ids=["journey run ids", "activity event id"])
+def test_redelivery_answers_the_original_delivery_and_queues_nothing(client, app, key, payload):
+    first = client.post(f"/?wpf_action=add&access_key={key}", json=payload).get_json()
+    again = client.post(f"/?wpf_action=add&access_key={key}", json={**payload, "time": "later"})
+    assert again.status_code == 202
+    assert again.get_json()["delivery_id"] == first["delivery_id"] and again.get_json()["duplicate"] is True
+    assert first["duplicate"] is False
+    assert len(stored(app)) == 1 and queued(app) == 1
+
+
+@pytest.mark.parametrize(
+    "second_query, second_payload",
+    [
+        ("wpf_action=update", FLAT),
+        ("wpf_action=add", {**FLAT, "run_id": "another-run"}),
+        ("wpf_action=add", {**NESTED, "id": "another-event"}),
+    ],
+)
+def test_different_calls_are_not_duplicates(client, app, key, second_query, second_payload):
+    client.post(f"/?wpf_action=add&access_key={key}", json=FLAT)
+    second = client.post(f"/?{second_query}&access_key={key}", json=second_payload).get_json()
+    assert second["duplicate"] is False and len(stored(app)) == 2
+
+
+def test_identical_call_without_ortto_ids_is_a_duplicate_only_within_the_window(client, app, key, settings):
+    url = f"/?wpf_action=update&access_key={key}&contact_id=abc123"
+    first = client.get(url).get_json()
+    assert client.get(url).get_json()["delivery_id"] == first["delivery_id"]
+    with sqlite3.connect(str(store_module.sqlite_path(settings.database_url))) as db:
+        db.execute("update deliveries set created_at = created_at - 121")
+    later = client.get(url).get_json()
+    assert later["duplicate"] is False and later["delivery_id"] != first["delivery_id"]
+
+
+def test_simultaneous_redeliveries_store_one_delivery(app, key):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(_):
+        return app.test_client().post(f"/?wpf_action=add&access_key={key}", json=FLAT).get_json()["delivery_id"]
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        ids = set(pool.map(post, range(30)))
+    assert len(ids) == 1 and len(stored(app)) == 1 and queued(app) == 1

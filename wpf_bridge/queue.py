@@ -16,6 +16,7 @@ from huey.exceptions import RetryTask
 
 from .settings import Settings
 from .store import Delivery, Store, StoreUnavailable, sqlite_path
+from .webhook import WebhookRequest
 from .worker import RetryLater, Runner
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,17 @@ class DeliveryQueue:
         except RetryLater as exc:
             raise RetryTask(str(exc), delay=exc.delay) from None
 
-    def submit(self, action: str, contact_id: str | None, email: str | None, role: str | None, send_notification: bool) -> Delivery:
-        """Store a delivery and queue it in one SQLite transaction: both happen, or neither.
+    def submit(self, call: WebhookRequest) -> tuple[Delivery, bool]:
+        """Store a webhook call and queue it in one SQLite transaction: both happen, or neither.
 
         Huey keeps its queue in the same file, so its task row is written with the delivery's
         (Huey's own message format, through its serializer); a web process killed at any moment
-        leaves no stored delivery without its task.
+        leaves no stored delivery without its task. A redelivery returns the original and ``False``.
         """
-        return self.store.add(action, contact_id, email, role, send_notification, then=self._enqueue_in)
+        return self.store.add(
+            call.action, call.contact_id, call.email, call.role, call.send_notification,
+            dedupe_key=call.dedupe_key, window=call.dedupe_window, then=self._enqueue_in,
+        )
 
     def _enqueue_in(self, db: sqlite3.Connection, delivery_id: str) -> None:
         message = self.huey.serialize_task(self.task.s(delivery_id))

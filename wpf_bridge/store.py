@@ -31,8 +31,10 @@ create table if not exists deliveries (
     created_at real not null,
     updated_at real not null,
     retry_since real not null,
-    lease_until real
+    lease_until real,
+    dedupe_key text
 );
+create index if not exists deliveries_dedupe on deliveries (dedupe_key, created_at);
 create index if not exists deliveries_running on deliveries (status, lease_until);
 create index if not exists deliveries_created on deliveries (created_at);
 """
@@ -59,6 +61,7 @@ class Delivery:
     updated_at: float = 0.0
     retry_since: float = 0.0  # arrival, or the last replay: the retry horizon counts from here
     lease_until: float | None = None  # while running: after this, a crashed worker's delivery is taken over
+    dedupe_key: str | None = None  # what identifies a redelivery of the same webhook call
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -107,19 +110,39 @@ class Store:
         email: str | None,
         role: str | None,
         send_notification: bool,
+        *,
+        dedupe_key: str | None = None,
+        window: float = 0.0,
         then: Callable[[sqlite3.Connection, str], None] | None = None,
-    ) -> Delivery:
-        """Insert a delivery; ``then(db, delivery_id)`` runs in the same transaction (the queue uses it)."""
-        now = time.time()
-        delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification, created_at=now, updated_at=now, retry_since=now)
+    ) -> tuple[Delivery, bool]:
+        """Insert a delivery and return it with ``True``; ``then(db, delivery_id)`` runs in the same
+        transaction (the queue uses it). If a delivery with ``dedupe_key`` arrived within ``window``
+        seconds, that one is returned with ``False`` and nothing is written: the look-up and the
+        insert share one write transaction, so simultaneous redeliveries cannot both pass."""
         with self._write() as db:
-            db.execute(
-                "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
-                " created_at, updated_at, retry_since) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now, now),
-            )
+            if dedupe_key is not None:
+                row = db.execute(
+                    "select * from deliveries where dedupe_key = ? and created_at > ? order by created_at limit 1",
+                    (dedupe_key, time.time() - window),
+                ).fetchone()
+                if row is not None:
+                    return _delivery(row), False
+            delivery = self._insert(db, action, contact_id, email, role, send_notification, dedupe_key)
             if then is not None:
                 then(db, delivery.id)
+        return delivery, True
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, action: str, contact_id: str | None, email: str | None, role: str | None,
+                send_notification: bool, dedupe_key: str | None) -> Delivery:
+        now = time.time()
+        delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification,
+                            created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key)
+        db.execute(
+            "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
+            " created_at, updated_at, retry_since, dedupe_key) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now, now, dedupe_key),
+        )
         return delivery
 
     def get(self, delivery_id: str) -> Delivery | None:

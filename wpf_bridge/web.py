@@ -42,11 +42,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         if call.is_test:
             return jsonify(success=True), 200
         try:
-            delivery = queue.submit(call.action, call.contact_id, call.email, call.role, call.send_notification)
+            delivery, new = queue.submit(call)
         except StoreUnavailable as exc:
             log.error("%s", exc)
             return _error("the delivery could not be stored; try again", 503)
-        return jsonify(success=True, delivery_id=delivery.id, action=call.action), 202
+        return jsonify(success=True, delivery_id=delivery.id, action=call.action, duplicate=not new), 202
 
     @app.get("/health")
     def health() -> tuple[Response, int]:

@@ -1,7 +1,9 @@
 """What one webhook call asks for: WP Fusion's URL parameters plus Ortto's JSON payload."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -16,6 +18,8 @@ ACTION_NAMES = {
     "test": "test",
 }
 ORTTO_TEST_EVENT = "act::test_webhook"
+REDELIVERY_WINDOW = 48 * 3600.0  # Ortto retries one delivery for up to a day
+SAME_BODY_WINDOW = 120.0  # without Ortto's ids, an identical call this soon is a redelivery
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class WebhookRequest:
     role: str | None
     send_notification: bool
     is_test: bool
+    dedupe_key: str = ""
+    dedupe_window: float = 0.0
 
 
 class _WebhookSchema(Schema):
@@ -83,7 +89,31 @@ def read_webhook(params: Mapping[str, str], payload: dict[str, Any] | None) -> W
         "email": _first(params.get("email"), payload.get("email"), contact.get("email")),
         "is_test": activity.get("field_id") == ORTTO_TEST_EVENT,
     }
-    return _WebhookSchema().load({key: value for key, value in data.items() if value not in (None, "")})
+    call = _WebhookSchema().load({key: value for key, value in data.items() if value not in (None, "")})
+    key, window = _dedupe(call.action, params, payload)
+    return replace(call, dedupe_key=key, dedupe_window=window)
+
+
+def _dedupe(action: str, params: Mapping[str, str], payload: dict[str, Any]) -> tuple[str, float]:
+    """What makes a redelivery of this call recognisable, and for how long.
+
+    Ortto's journey calls carry ``campaign_id`` + ``contact_id`` + ``run_id`` (and ``shape_id``);
+    activity calls carry ``webhook_id`` + the event ``id``. Without them, the whole call (less the
+    access key) counts, for a short window only: a later identical ``update`` may be a real one.
+    """
+    run = [payload.get(k) for k in ("campaign_id", "contact_id", "run_id", "shape_id")]
+    event = [payload.get(k) for k in ("webhook_id", "id")]
+    if all(run[:3]):
+        return _digest("run", action, *run), REDELIVERY_WINDOW
+    if all(event):
+        return _digest("event", action, *event), REDELIVERY_WINDOW
+    query = {k: v for k, v in params.items() if k != "access_key"}
+    return _digest("body", action, query, payload), SAME_BODY_WINDOW
+
+
+def _digest(kind: str, *parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return f"{kind}:{hashlib.sha256(text.encode('utf-8')).hexdigest()}"
 
 
 def _first(*values: Any) -> Any:
