@@ -223,3 +223,30 @@ def test_simultaneous_redeliveries_store_one_delivery(app, key):
     with ThreadPoolExecutor(max_workers=30) as pool:
         ids = set(pool.map(post, range(30)))
     assert len(ids) == 1 and len(stored(app)) == 1 and queued(app) == 1
+
+
+def test_wrong_keys_are_rate_limited_per_client(app, key, settings):
+    attacker, other = app.test_client(), app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    answers = [attacker.post(f"/?wpf_action=add&access_key=guess{i}", json=FLAT).status_code for i in range(12)]
+    assert answers == [403] * 10 + [429] * 2
+    blocked = attacker.post(f"/?wpf_action=add&access_key={key}", json=FLAT)
+    assert blocked.status_code == 429 and 1 <= int(blocked.headers["Retry-After"]) <= 60
+    assert stored(app) == []
+    assert other.post(f"/?wpf_action=add&access_key={key}", json=FLAT).status_code == 202
+    with sqlite3.connect(str(store_module.sqlite_path(settings.database_url))) as db:
+        db.execute("update key_failures set window_start = window_start - 61")
+    assert attacker.post(f"/?wpf_action=add&access_key={key}", json={**FLAT, "run_id": "r9"}).status_code == 202
+
+
+def test_trusted_proxy_address_is_the_client(settings, key):
+    import dataclasses
+
+    app = create_app(dataclasses.replace(settings, trusted_proxies=1))
+    client = app.test_client()
+    for i in range(10):
+        client.post(f"/?wpf_action=add&access_key=guess{i}", json=FLAT, headers={"X-Forwarded-For": "203.0.113.50"})
+    behind_same_proxy = client.post(f"/?wpf_action=add&access_key={key}", json=FLAT, headers={"X-Forwarded-For": "192.0.2.1"})
+    assert behind_same_proxy.status_code == 202
+    assert client.post(f"/?wpf_action=add&access_key={key}", json=FLAT, headers={"X-Forwarded-For": "203.0.113.50"}).status_code == 429

@@ -45,6 +45,7 @@ class Settings:
     port: int
     retry_horizon: float  # seconds after which transient failures stop being retried
     lease_seconds: float  # how long one run may take before a crashed worker's delivery is taken over
+    trusted_proxies: int  # proxies in front of the web process whose X-Forwarded-For is believed
 
     def secrets(self) -> list[str]:
         """Values that must never be written to a log line."""
@@ -112,6 +113,7 @@ class _SettingsSchema(Schema):
         data_key="WPF_SECRET_KEY", required=True, validate=validate.Length(min=16, error="must be at least 16 characters")
     )
     port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
+    trusted_proxies = mfields.Integer(data_key="WPF_TRUSTED_PROXIES", load_default=0, validate=validate.Range(0, 5))
     lease_seconds = mfields.Float(data_key="WPF_LEASE_SECONDS", load_default=600.0, validate=validate.Range(min=1))
     retry_hours = mfields.Float(
         data_key="WPF_RETRY_HOURS", load_default=24.0, validate=validate.Range(min=0, min_inclusive=False, max=24 * 30)
@@ -149,6 +151,7 @@ class _SettingsSchema(Schema):
             port=data["port"],
             retry_horizon=data["retry_hours"] * 3600,
             lease_seconds=data["lease_seconds"],
+            trusted_proxies=data["trusted_proxies"],
         )
 
 

@@ -35,6 +35,11 @@ create table if not exists deliveries (
     dedupe_key text
 );
 create index if not exists deliveries_dedupe on deliveries (dedupe_key, created_at);
+create table if not exists key_failures (
+    client text primary key,
+    window_start real not null,
+    failures integer not null
+);
 create index if not exists deliveries_running on deliveries (status, lease_until);
 create index if not exists deliveries_created on deliveries (created_at);
 """
@@ -187,6 +192,27 @@ class Store:
                 if then is not None:
                     then(db, delivery_id)
         return ids
+
+    def key_failure(self, client: str, window: float) -> int:
+        """Count one wrong access key from ``client``; return its failures in the current window."""
+        now = time.time()
+        with self._write() as db:
+            db.execute(
+                "insert into key_failures (client, window_start, failures) values (?, ?, 1)"
+                " on conflict (client) do update set"
+                " failures = case when window_start > ? then failures + 1 else 1 end,"
+                " window_start = case when window_start > ? then window_start else ? end",
+                (client, now, now - window, now - window, now),
+            )
+            row = db.execute("select failures from key_failures where client = ?", (client,)).fetchone()
+        return row["failures"]
+
+    def key_block(self, client: str, window: float, limit: int) -> float:
+        """Seconds until ``client`` may try keys again (0 when it is not blocked)."""
+        row = self._db().execute("select window_start, failures from key_failures where client = ?", (client,)).fetchone()
+        if row is None or row["failures"] < limit:
+            return 0.0
+        return max(0.0, row["window_start"] + window - time.time())
 
     def failed_ids(self) -> list[str]:
         rows = self._db().execute("select id from deliveries where status = ? order by created_at", (FAILED,)).fetchall()

@@ -4,10 +4,12 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 
 from flask import Flask, Response, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import redact
 from .queue import DeliveryQueue
@@ -16,6 +18,8 @@ from .store import Store, StoreUnavailable, sqlite_path
 from .webhook import read_webhook
 
 MAX_BODY = 1024 * 1024
+KEY_FAILURE_LIMIT = 10  # wrong keys a client may send per window before it gets 429
+KEY_FAILURE_WINDOW = 60.0  # seconds
 log = logging.getLogger(__name__)
 
 
@@ -24,6 +28,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     store = Store(sqlite_path(settings.database_url))
     queue = DeliveryQueue(settings, store)
     app.extensions["wpf_bridge"] = {"settings": settings, "store": store, "queue": queue}
@@ -32,7 +38,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.route("/", methods=["GET", "POST"])
     @app.route("/webhook", methods=["GET", "POST"])
     def webhook() -> tuple[Response, int]:
+        client = request.remote_addr or "unknown"
+        wait = store.key_block(client, KEY_FAILURE_WINDOW, KEY_FAILURE_LIMIT)
+        if wait:
+            response, status = _error("too many wrong access keys; try again later", 429)
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response, status
         if not _key_matches(_given_key(), settings.access_keys):
+            failures = store.key_failure(client, KEY_FAILURE_WINDOW)
+            log.warning("wrong access key from %s (%d in %.0f s)", client, failures, KEY_FAILURE_WINDOW)
             return _error("wrong or missing access_key", 403)
         payload = _json_payload()
         try:
