@@ -69,7 +69,7 @@ class Processes:
             assert not failed, failed
             return all(r and r.status in (DONE, SKIPPED) for r in records)
 
-        wait_for(ended, 30, f"deliveries {delivery_ids} to be applied")
+        wait_for(ended, 60, f"deliveries {delivery_ids} to be applied")
 
     def stop(self) -> dict[str, int]:
         for proc in self.procs.values():
@@ -82,11 +82,24 @@ class Processes:
 
 
 @pytest.fixture
-def processes(env, tmp_path):
-    procs = Processes(env, tmp_path)
-    wait_for(procs.up, 30, "web to answer /health")
-    yield procs
-    procs.stop()
+def start_processes(env, tmp_path):
+    """Start the Procfile processes with extra settings; they are stopped after the test."""
+    started = []
+
+    def start(**extra: str) -> Processes:
+        procs = Processes({**env, **extra}, tmp_path)
+        started.append(procs)
+        wait_for(procs.up, 30, "web to answer /health")
+        return procs
+
+    yield start
+    for procs in started:
+        procs.stop()
+
+
+@pytest.fixture
+def processes(start_processes):
+    return start_processes()
 
 
 def test_procfile_processes_apply_every_action_in_both_payload_shapes(processes, env, ortto, wordpress):
@@ -132,29 +145,25 @@ def test_procfile_processes_apply_every_action_in_both_payload_shapes(processes,
         assert secret not in logs
 
 
-def test_worker_killed_mid_delivery_is_finished_by_the_next_worker(env, tmp_path, ortto, wordpress):
+def test_worker_killed_mid_delivery_is_finished_by_the_next_worker(start_processes, env, ortto, wordpress):
     """kill -9 while the password push hangs: the user exists, nothing is recorded. A new worker
     takes the delivery over once its lease ends: one user, one email, the same password."""
-    processes = Processes({**env, "WPF_LEASE_SECONDS": "2"}, tmp_path)
-    try:
-        wait_for(processes.up, 30, "web to answer /health")
-        key = env["WPF_ACCESS_KEY"].split(",")[0]
-        email = unique_email("killed")
-        contact_id = ortto.add_person({"str::email": email, "str::first": "Killed"})
-        gate = ortto.hold("/v1/person/merge")
-        answer = requests.post(f"{processes.url}/?wpf_action=add&access_key={key}&send_notification=true",
-                               json={"contact_id": contact_id})
-        assert answer.status_code == 202
-        wait_for(lambda: ortto.calls_to("/v1/person/merge"), 30, "the worker to be mid password push")
-        processes.kill("worker")
-        assert processes.store.get(answer.json()["delivery_id"]).status == "running"
-        gate.set()
-        processes.start("worker")
-        processes.wait_until_applied([answer.json()["delivery_id"]])
-    finally:
-        processes.stop()
-    users = wordpress.rest("GET", "/wp/v2/users", params={"search": email, "search_columns[]": "email", "context": "edit"}).json()
-    assert len(users) == 1
+    processes = start_processes(WPF_LEASE_SECONDS="2")
+    key = env["WPF_ACCESS_KEY"].split(",")[0]
+    email = unique_email("killed")
+    contact_id = ortto.add_person({"str::email": email, "str::first": "Killed"})
+    gate = ortto.hold("/v1/person/merge")
+    answer = requests.post(f"{processes.url}/?wpf_action=add&access_key={key}&send_notification=true",
+                           json={"contact_id": contact_id})
+    assert answer.status_code == 202
+    wait_for(lambda: ortto.calls_to("/v1/person/merge"), 30, "the worker to be mid password push")
+    processes.kill("worker")
+    assert processes.store.get(answer.json()["delivery_id"]).status == "running"
+    gate.set()
+    processes.start("worker")
+    processes.wait_until_applied([answer.json()["delivery_id"]])
+    processes.stop()
+    assert len(wordpress.users_with_email(email)) == 1
     assert len(wordpress.emails_to(email)) == 1
     passwords = {call["people"][0]["fields"][PASSWORD_FIELD] for call in ortto.calls_to("/v1/person/merge")}
     assert len(passwords) == 1, "every push carries the same password"
@@ -166,6 +175,30 @@ def test_worker_killed_mid_delivery_is_finished_by_the_next_worker(env, tmp_path
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+def test_thirty_simultaneous_adds_for_one_new_email_make_one_user(start_processes, env, ortto, wordpress):
+    """Four worker threads, thirty distinct calls (not redeliveries) for the same new person."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    processes = start_processes(WPF_WORKER_THREADS="4")
+    key = env["WPF_ACCESS_KEY"].split(",")[0]
+    email = unique_email("storm")
+    contact_id = ortto.add_person({"str::email": email, "str::first": "Storm"})
+
+    def call(run: int) -> str:
+        url = f"{processes.url}/?wpf_action=add&access_key={key}&send_notification=true"
+        return requests.post(url, json={"campaign_id": "c", "contact_id": contact_id, "run_id": f"run-{run}"}).json()["delivery_id"]
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        ids = list(pool.map(call, range(30)))
+    assert len(set(ids)) == 30
+    processes.wait_until_applied(ids)
+    processes.stop()
+    assert len(wordpress.users_with_email(email)) == 1
+    assert len(wordpress.emails_to(email)) == 1
+    assert len(ortto.calls_to("/v1/person/merge")) == 1
+    assert "Huey consumer started with 4 thread" in processes.output()
 
 
 @pytest.mark.parametrize("process", ["web", "worker"])

@@ -147,9 +147,12 @@ require_once ABSPATH . 'wp-settings.php';
             method, self.url + "/", params=params, auth=(self.admin_user, self.app_password), timeout=30, **kwargs
         )
 
-    def user_by_email(self, email: str) -> dict | None:
+    def users_with_email(self, email: str) -> list[dict]:
         found = self.rest("GET", "/wp/v2/users", params={"search": email, "search_columns[]": "email", "context": "edit"}).json()
-        return next((u for u in found if u["email"].lower() == email.lower()), None)
+        return [u for u in found if u["email"].lower() == email.lower()]
+
+    def user_by_email(self, email: str) -> dict | None:
+        return next(iter(self.users_with_email(email)), None)
 
     def php_eval(self, code: str) -> str:
         """Run PHP inside WordPress (wp-load) for checks REST cannot make, e.g. reading any meta."""

@@ -29,14 +29,15 @@ class DeliveryQueue:
         self.settings = settings
         self.store = store
         self.huey = SqliteHuey("wpf-bridge", filename=str(sqlite_path(settings.database_url)), results=False)
-        self._runner: Runner | None = None
+        self._local = threading.local()  # one Runner (and HTTP sessions) per worker thread
         self.task: TaskWrapper = self.huey.task(name="apply_delivery")(self._apply)
 
     def _apply(self, delivery_id: str) -> None:
-        if self._runner is None:
-            self._runner = Runner(self.settings, self.store)
+        runner = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = self._local.runner = Runner(self.settings, self.store)
         try:
-            self._runner.run(delivery_id)
+            runner.run(delivery_id)
         except RetryLater as exc:
             raise RetryTask(str(exc), delay=exc.delay) from None
 

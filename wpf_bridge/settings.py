@@ -45,6 +45,7 @@ class Settings:
     port: int
     retry_horizon: float  # seconds after which transient failures stop being retried
     lease_seconds: float  # how long one run may take before a crashed worker's delivery is taken over
+    worker_threads: int  # deliveries one worker process applies at once
     trusted_proxies: int  # proxies in front of the web process whose X-Forwarded-For is believed
 
     def secrets(self) -> list[str]:
@@ -113,6 +114,7 @@ class _SettingsSchema(Schema):
         data_key="WPF_SECRET_KEY", required=True, validate=validate.Length(min=16, error="must be at least 16 characters")
     )
     port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
+    worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=1, validate=validate.Range(1, 64))
     trusted_proxies = mfields.Integer(data_key="WPF_TRUSTED_PROXIES", load_default=0, validate=validate.Range(0, 5))
     lease_seconds = mfields.Float(data_key="WPF_LEASE_SECONDS", load_default=600.0, validate=validate.Range(min=1))
     retry_hours = mfields.Float(
@@ -152,6 +154,7 @@ class _SettingsSchema(Schema):
             retry_horizon=data["retry_hours"] * 3600,
             lease_seconds=data["lease_seconds"],
             trusted_proxies=data["trusted_proxies"],
+            worker_threads=data["worker_threads"],
         )
 
 

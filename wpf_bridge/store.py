@@ -35,6 +35,8 @@ create table if not exists deliveries (
     dedupe_key text
 );
 create index if not exists deliveries_dedupe on deliveries (dedupe_key, created_at);
+create index if not exists deliveries_contact on deliveries (contact_id, status);
+create index if not exists deliveries_email on deliveries (email, status);
 create table if not exists key_failures (
     client text primary key,
     window_start real not null,
@@ -159,20 +161,31 @@ class Store:
         return [_delivery(row) for row in rows]
 
     def claim(self, delivery_id: str, lease_seconds: float) -> Delivery | None:
-        """Take a delivery to run it: only one worker holds it until it ends or its lease runs out.
+        """Take a delivery to run it: only one worker holds it until it ends or its lease runs out,
+        and only once every earlier unfinished delivery for the same contact id or email has ended
+        (one contact at a time, in arrival order).
 
-        Returns the delivery with ``attempts`` counted, or ``None`` when it has ended or another
-        worker holds it (a duplicate queue entry is then harmless).
+        Returns the delivery with ``attempts`` counted, or ``None`` when it has ended, another
+        worker holds it, or it waits behind an earlier one (``waiting`` tells which).
         """
         now = time.time()
         with self._write() as db:
             claimed = db.execute(
                 "update deliveries set status = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?"
-                " where id = ? and (status in (?, ?) or (status = ? and lease_until < ?))",
-                (RUNNING, now + lease_seconds, now, delivery_id, QUEUED, RETRYING, RUNNING, now),
+                " where id = ? and (status in (?, ?) or (status = ? and lease_until < ?))"
+                " and not exists (select 1 from deliveries earlier where earlier.status in (?, ?, ?)"
+                "   and (earlier.created_at < deliveries.created_at"
+                "        or (earlier.created_at = deliveries.created_at and earlier.id < deliveries.id))"
+                "   and (earlier.contact_id = deliveries.contact_id or earlier.email = deliveries.email))",
+                (RUNNING, now + lease_seconds, now, delivery_id, QUEUED, RETRYING, RUNNING, now, QUEUED, RETRYING, RUNNING),
             ).rowcount
             row = db.execute("select * from deliveries where id = ?", (delivery_id,)).fetchone() if claimed else None
         return _delivery(row) if row else None
+
+    def waiting(self, delivery_id: str) -> bool:
+        """True if the delivery is still to run (it waits behind an earlier one for the same person)."""
+        row = self._db().execute("select status from deliveries where id = ?", (delivery_id,)).fetchone()
+        return row is not None and row["status"] in (QUEUED, RETRYING)
 
     def release_expired(self, then: Callable[[sqlite3.Connection, str], None] | None = None) -> list[str]:
         """Deliveries whose worker died mid-run (lease over): mark them queued again and return their ids.

@@ -10,7 +10,7 @@ from .actions import ACTIONS, Context, Outcome
 from .errors import PermanentError, TransientError
 from .ortto import OrttoClient
 from .settings import Settings
-from .store import FAILED, RETRYING, Store
+from .store import FAILED, RETRYING, Delivery, Store
 from .vault import Vault
 from .wordpress import WordPressClient
 
@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = 5.0  # seconds
 MAX_RETRY_DELAY = 3600.0
+WAIT_IN_THREAD = 5.0  # seconds a thread waits for an earlier delivery for the same person
+WAIT_FOR_EARLIER = 1.0  # then: retry after this many seconds
 
 
 class RetryLater(Exception):
@@ -60,7 +62,7 @@ class Runner:
 
     def run(self, delivery_id: str) -> None:
         """Apply one delivery; raise ``RetryLater`` when a peer failed in a way worth retrying."""
-        delivery = self.store.claim(delivery_id, self.settings.lease_seconds)
+        delivery = self._claim(delivery_id)
         if delivery is None:
             return
         attempts = delivery.attempts
@@ -81,6 +83,18 @@ class Runner:
             log.exception("delivery %s: unexpected error", delivery_id)
             outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
         self._finish(delivery_id, outcome)
+
+    def _claim(self, delivery_id: str) -> Delivery | None:
+        """Claim the delivery; while an earlier one for the same person runs, wait a little here
+        (the next in line starts within ~50 ms), then give the thread back and retry later."""
+        deadline = time.monotonic() + WAIT_IN_THREAD
+        while True:
+            delivery = self.store.claim(delivery_id, self.settings.lease_seconds)
+            if delivery is not None or not self.store.waiting(delivery_id):
+                return delivery
+            if time.monotonic() > deadline:
+                raise RetryLater(WAIT_FOR_EARLIER)
+            time.sleep(0.05)
 
     def _finish(self, delivery_id: str, outcome: Outcome) -> None:
         values: dict = {"status": outcome.status, "result": outcome.message}
