@@ -170,7 +170,7 @@ def test_worker_killed_mid_delivery_is_finished_by_the_next_worker(start_process
     assert wordpress.php_eval(
         f"echo is_wp_error(wp_authenticate(base64_decode('{_b64(email)}'), base64_decode('{_b64(passwords.pop())}'))) ? 'no' : 'yes';"
     ).strip() == "yes"
-    assert "queued again 1 deliveries whose worker stopped mid-run" in processes.output()
+    assert "queued again 1 deliveries left behind by a stopped worker" in processes.output()
 
 
 def _b64(text: str) -> str:

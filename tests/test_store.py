@@ -41,3 +41,21 @@ def test_runner_gives_the_thread_back_when_an_earlier_delivery_runs_long(setting
     with pytest.raises(RetryLater):
         Runner(settings, store).run(later.id)
     assert store.get(later.id).status == "queued" and store.get(later.id).attempts == 0
+
+
+def test_a_queue_entry_taken_by_a_killed_worker_is_queued_again(settings, store):
+    """The worker took Huey's entry, then died before claiming: the sweeper re-enqueues it once."""
+    import sqlite3
+
+    from wpf_bridge.queue import DeliveryQueue
+    from wpf_bridge.webhook import read_webhook
+
+    queue = DeliveryQueue(settings, store)
+    delivery, _ = queue.submit(read_webhook({"wpf_action": "add", "contact_id": "lost1"}, None))
+    assert queue.huey.dequeue() is not None and queue.huey.pending_count() == 0
+    assert queue.sweep() == [], "a fresh queued delivery is left alone"
+    with sqlite3.connect(store.path) as db:
+        db.execute("update deliveries set updated_at = updated_at - ? where id = ?", (settings.lease_seconds + 1, delivery.id))
+    assert queue.sweep() == [delivery.id] and queue.huey.pending_count() == 1
+    assert queue.sweep() == [], "once per lease period, not at every sweep"
+    assert queue.huey.dequeue().args == (delivery.id,)

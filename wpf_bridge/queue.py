@@ -64,10 +64,10 @@ class DeliveryQueue:
             raise StoreUnavailable(f"queue unavailable: {type(exc).__name__}") from None
 
     def sweep(self) -> list[str]:
-        """Queue again the deliveries whose worker died mid-run (their lease ran out)."""
-        ids = self.store.release_expired(then=self._enqueue_in)
+        """Queue again the deliveries a dead worker left behind (see ``Store.release_expired``)."""
+        ids = self.store.release_expired(self.settings.lease_seconds, then=self._enqueue_in)
         if ids:
-            log.warning("queued again %d deliveries whose worker stopped mid-run: %s", len(ids), ", ".join(ids))
+            log.warning("queued again %d deliveries left behind by a stopped worker: %s", len(ids), ", ".join(ids))
         return ids
 
     def _sweep_until(self, stop: threading.Event) -> None:

@@ -187,18 +187,24 @@ class Store:
         row = self._db().execute("select status from deliveries where id = ?", (delivery_id,)).fetchone()
         return row is not None and row["status"] in (QUEUED, RETRYING)
 
-    def release_expired(self, then: Callable[[sqlite3.Connection, str], None] | None = None) -> list[str]:
-        """Deliveries whose worker died mid-run (lease over): mark them queued again and return their ids.
-
-        ``then(db, delivery_id)`` runs for each in the same transaction (the queue re-enqueues them).
-        """
+    def release_expired(
+        self, stale_after: float, then: Callable[[sqlite3.Connection, str], None] | None = None
+    ) -> list[str]:
+        """Deliveries a dead worker left behind: running past their lease, or queued and untouched
+        for ``stale_after`` seconds (a worker killed between taking the queue entry and claiming
+        it). Marks them queued, touched now, and returns their ids; ``then(db, delivery_id)`` runs
+        for each in the same transaction (the queue re-enqueues them). A queue entry that was not
+        lost after all is harmless: its claim finds the delivery ended or held."""
         now = time.time()
         with self._write() as db:
-            rows = db.execute("select id from deliveries where status = ? and lease_until < ?", (RUNNING, now)).fetchall()
+            rows = db.execute(
+                "select id from deliveries where (status = ? and lease_until < ?) or (status = ? and updated_at < ?)",
+                (RUNNING, now, QUEUED, now - stale_after),
+            ).fetchall()
             ids = [row["id"] for row in rows]
             db.executemany(
-                "update deliveries set status = ?, result = 'worker stopped mid-run; queued again', updated_at = ?"
-                " where id = ?",
+                "update deliveries set status = ?, result = 'left behind by a stopped worker; queued again',"
+                " updated_at = ? where id = ?",
                 [(QUEUED, now, i) for i in ids],
             )
             for delivery_id in ids:
