@@ -88,8 +88,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     queue = DeliveryQueue(settings, store)
     replayed = 0
     for delivery_id in args.ids or store.failed_ids():
-        if store.requeue(delivery_id):
-            queue.enqueue(delivery_id)
+        if queue.replay(delivery_id):
             replayed += 1
         else:
             print(f"{delivery_id}: not a failed delivery; left alone", file=sys.stderr)

@@ -57,11 +57,9 @@ class DeliveryQueue:
         message = self.huey.serialize_task(self.task.s(delivery_id))
         db.execute("insert into task (queue, data, priority) values (?, ?, ?)", (self.huey.storage.name, message, 0))
 
-    def enqueue(self, delivery_id: str) -> None:
-        try:
-            self.task(delivery_id)
-        except Exception as exc:  # huey wraps storage errors in its own types
-            raise StoreUnavailable(f"queue unavailable: {type(exc).__name__}") from None
+    def replay(self, delivery_id: str) -> bool:
+        """Run a failed delivery again (queued in the same transaction); ``False`` if it had not failed."""
+        return self.store.requeue(delivery_id, then=self._enqueue_in)
 
     def sweep(self) -> list[str]:
         """Queue again the deliveries a dead worker left behind (see ``Store.release_expired``)."""

@@ -126,31 +126,25 @@ class Store:
         transaction (the queue uses it). If a delivery with ``dedupe_key`` arrived within ``window``
         seconds, that one is returned with ``False`` and nothing is written: the look-up and the
         insert share one write transaction, so simultaneous redeliveries cannot both pass."""
+        now = time.time()
         with self._write() as db:
             if dedupe_key is not None:
                 row = db.execute(
                     "select * from deliveries where dedupe_key = ? and created_at > ? order by created_at limit 1",
-                    (dedupe_key, time.time() - window),
+                    (dedupe_key, now - window),
                 ).fetchone()
                 if row is not None:
                     return _delivery(row), False
-            delivery = self._insert(db, action, contact_id, email, role, send_notification, dedupe_key)
+            delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification,
+                                created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key)
+            db.execute(
+                "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
+                " created_at, updated_at, retry_since, dedupe_key) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now, now, dedupe_key),
+            )
             if then is not None:
                 then(db, delivery.id)
         return delivery, True
-
-    @staticmethod
-    def _insert(db: sqlite3.Connection, action: str, contact_id: str | None, email: str | None, role: str | None,
-                send_notification: bool, dedupe_key: str | None) -> Delivery:
-        now = time.time()
-        delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification,
-                            created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key)
-        db.execute(
-            "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
-            " created_at, updated_at, retry_since, dedupe_key) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now, now, dedupe_key),
-        )
-        return delivery
 
     def get(self, delivery_id: str) -> Delivery | None:
         row = self._db().execute("select * from deliveries where id = ?", (delivery_id,)).fetchone()
@@ -237,15 +231,19 @@ class Store:
         rows = self._db().execute("select id from deliveries where status = ? order by created_at", (FAILED,)).fetchall()
         return [row["id"] for row in rows]
 
-    def requeue(self, delivery_id: str) -> bool:
-        """Make a failed delivery runnable again, with a fresh retry horizon; ``False`` if it is not failed."""
+    def requeue(self, delivery_id: str, then: Callable[[sqlite3.Connection, str], None] | None = None) -> bool:
+        """Make a failed delivery runnable again, with a fresh retry horizon; ``False`` if it is not
+        failed. ``then(db, delivery_id)`` runs in the same transaction when it is requeued."""
+        now = time.time()
         with self._write() as db:
             changed = db.execute(
                 "update deliveries set status = ?, attempts = 0, result = 'replayed', retry_since = ?, updated_at = ?"
                 " where id = ? and status = ?",
-                (QUEUED, time.time(), time.time(), delivery_id, FAILED),
-            ).rowcount
-        return changed == 1
+                (QUEUED, now, now, delivery_id, FAILED),
+            ).rowcount == 1
+            if changed and then is not None:
+                then(db, delivery_id)
+        return changed
 
     def update(self, delivery_id: str, **values: object) -> None:
         """Set columns of one delivery (``status``, ``result``, ``user_id``, ``secret``, ``attempts``)."""
