@@ -126,8 +126,8 @@ class Store:
         transaction (the queue uses it). If a delivery with ``dedupe_key`` arrived within ``window``
         seconds, that one is returned with ``False`` and nothing is written: the look-up and the
         insert share one write transaction, so simultaneous redeliveries cannot both pass."""
-        now = time.time()
         with self._write() as db:
+            now = time.time()  # under the write lock: created_at order is commit order, which claim relies on
             if dedupe_key is not None:
                 row = db.execute(
                     "select * from deliveries where dedupe_key = ? and created_at > ? order by created_at limit 1",
