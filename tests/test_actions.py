@@ -13,7 +13,7 @@ from conftest import PASSWORD_FIELD, unique_email
 
 from wpf_bridge.store import DONE, FAILED, RETRYING, RUNNING, SKIPPED, Store, sqlite_path
 from wpf_bridge.wordpress import Lookup
-from wpf_bridge.worker import RetryLater, Runner
+from wpf_bridge.worker import Runner
 
 
 class Bridge:
@@ -25,11 +25,14 @@ class Bridge:
     def deliver(self, action, contact_id=None, email=None, role=None, send_notification=False):
         """Store a delivery and run it once, as the worker would; return its record."""
         delivery = self.store.add(action, contact_id, email, role, send_notification)[0]
-        self.runner.run(delivery.id)
+        assert self.runner.run_next()
         return self.store.get(delivery.id)
 
     def rerun(self, delivery):
-        self.runner.run(delivery.id)
+        """Run it again as the worker would once its retry is due (without waiting for it)."""
+        with sqlite3.connect(self.store.path) as db:
+            db.execute("update deliveries set run_after = 0 where id = ?", (delivery.id,))
+        assert self.runner.run_next()
         return self.store.get(delivery.id)
 
 
@@ -266,15 +269,15 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
     with monkeypatch.context() as patch:
         patch.setattr("wpf_bridge.worker.StoreJournal.user_created", die)
         with pytest.raises(Killed):
-            bridge.runner.run(delivery.id)
+            bridge.runner.run_next()
     kept = bridge.store.get(delivery.id)
     assert kept.user_id is None and kept.secret, "nothing recorded but the kept password"
-    assert kept.status == RUNNING and bridge.runner.store.claim(delivery.id, 60) is None, "held until its lease ends"
+    assert kept.status == RUNNING and bridge.store.claim_next(60) is None, "held until its lease ends"
     with sqlite3.connect(bridge.store.path) as db:
         db.execute("update deliveries set lease_until = lease_until - 3600 where id = ?", (delivery.id,))
-    assert bridge.store.release_expired(stale_after=3600) == [delivery.id]
 
-    done = bridge.rerun(delivery)
+    assert bridge.runner.run_next(), "taken over once the lease has ended"
+    done = bridge.store.get(delivery.id)
 
     assert done.status == DONE and "created user" in done.result
     assert len(wordpress.users_with_email(email)) == 1
@@ -286,10 +289,10 @@ def test_ortto_rate_limit_is_retried_after_its_hint(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
     ortto.fail_next(429, {"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 42}})
     delivery = bridge.store.add("add", contact_id, None, None, False)[0]
-    with pytest.raises(RetryLater) as retry:
-        bridge.runner.run(delivery.id)
-    assert retry.value.delay >= 42
-    assert bridge.store.get(delivery.id).status == RETRYING
+    assert bridge.runner.run_next()
+    retrying = bridge.store.get(delivery.id)
+    assert retrying.status == RETRYING and retrying.run_after - retrying.updated_at >= 42
+    assert bridge.store.claim_next(60) is None, "not before its time"
     assert wordpress.user_by_email(email) is None
     assert bridge.rerun(delivery).status == DONE
 
@@ -298,8 +301,7 @@ def test_ortto_server_error_is_retried(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
     ortto.fail_next(500)
     delivery = bridge.store.add("add", contact_id, None, None, False)[0]
-    with pytest.raises(RetryLater):
-        bridge.runner.run(delivery.id)
+    assert bridge.runner.run_next() and bridge.store.get(delivery.id).status == RETRYING
     assert "Ortto answered HTTP 500" in bridge.store.get(delivery.id).result
     assert wordpress.user_by_email(email) is None
     assert bridge.rerun(delivery).status == DONE
@@ -309,8 +311,7 @@ def test_password_push_failure_retries_with_the_kept_password(bridge, ortto, wor
     contact_id, email = person(ortto)
     delivery = bridge.store.add("add", contact_id, None, None, False)[0]
     ortto.fail_next(503, path="/v1/person/merge")
-    with pytest.raises(RetryLater):
-        bridge.runner.run(delivery.id)
+    assert bridge.runner.run_next() and bridge.store.get(delivery.id).status == RETRYING
     user = wordpress.user_by_email(email)
     kept = bridge.store.get(delivery.id)
     assert user is not None and kept.user_id == user["id"]
@@ -336,8 +337,7 @@ def test_wordpress_down_is_retried(settings, ortto):
     bridge = Bridge(dataclasses.replace(settings, wordpress_url=f"http://127.0.0.1:{free_port()}"))
     contact_id, _ = person(ortto)
     delivery = bridge.store.add("add", contact_id, None, None, False)[0]
-    with pytest.raises(RetryLater):
-        bridge.runner.run(delivery.id)
+    assert bridge.runner.run_next() and bridge.store.get(delivery.id).status == RETRYING
     assert "WordPress cannot be reached" in bridge.store.get(delivery.id).result
 
 
@@ -349,7 +349,7 @@ def test_transient_failures_give_up_after_the_retry_horizon(settings, ortto):
     delivery = bridge.store.add("add", contact_id, None, None, False)[0]
     with sqlite3.connect(bridge.store.path) as db:
         db.execute("update deliveries set retry_since = retry_since - ? where id = ?", (settings.retry_horizon + 60, delivery.id))
-    bridge.runner.run(delivery.id)
+    assert bridge.runner.run_next()
     ended = bridge.store.get(delivery.id)
     assert ended.status == FAILED and ended.result.startswith("gave up after 1 attempts: WordPress cannot be reached")
 

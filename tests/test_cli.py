@@ -89,7 +89,6 @@ def test_deliveries_lists_what_became_of_each(env, tmp_path, settings):
 
 
 def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, settings, ortto, wordpress):
-    from wpf_bridge.queue import DeliveryQueue
     from wpf_bridge.store import DONE, FAILED, Store, sqlite_path
     from wpf_bridge.worker import Runner
 
@@ -108,7 +107,5 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
 
     replayed = store.get(failed.id)
     assert (replayed.status, replayed.attempts) == ("queued", 0) and replayed.retry_since > failed.retry_since
-    queue = DeliveryQueue(settings, store)
-    assert queue.huey.pending_count() == 1
-    Runner(settings, store).run(queue.huey.dequeue().args[0])
+    assert Runner(settings, store).run_next()
     assert store.get(failed.id).status == DONE and wordpress.user_by_email(email) is not None

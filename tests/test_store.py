@@ -1,16 +1,20 @@
-"""The delivery store's claims: one worker per delivery, one delivery per person, in arrival order."""
+"""The store as a queue: one worker per delivery, one delivery per person, in arrival order."""
 from __future__ import annotations
+
+import sqlite3
 
 import pytest
 
-from wpf_bridge import worker as worker_module
-from wpf_bridge.store import DONE, Store, sqlite_path
-from wpf_bridge.worker import RetryLater, Runner
+from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, Store, sqlite_path
 
 
 @pytest.fixture
 def store(settings):
     return Store(sqlite_path(settings.database_url))
+
+
+def claimed_ids(store, n):
+    return [store.claim_next(60).id for _ in range(n)]
 
 
 def test_one_person_at_a_time_in_arrival_order(store):
@@ -20,42 +24,73 @@ def test_one_person_at_a_time_in_arrival_order(store):
     same_email = store.add("update", "contact-b", "a@example.test", None, False)[0]
     other = store.add("add", "contact-c", None, None, False)[0]
 
-    assert store.claim(second.id, 60) is None and store.waiting(second.id), "waits behind the first"
-    assert store.claim(same_email.id, 60) is None, "the same email waits too"
-    assert store.claim(other.id, 60) is not None, "another person is not held up"
-    claimed = store.claim(first.id, 60)
-    assert claimed.status == "running" and claimed.attempts == 1
-    assert store.claim(first.id, 60) is None and not store.waiting(first.id), "held by its worker"
-    assert store.claim(by_email.id, 60) is not None
+    assert claimed_ids(store, 3) == [first.id, by_email.id, other.id], "later ones for a busy person wait"
+    assert store.claim_next(60) is None
+    assert store.get(first.id).status == RUNNING and store.get(first.id).attempts == 1
     store.update(first.id, status=DONE)
-    assert store.claim(second.id, 60) is not None
+    assert store.claim_next(60).id == second.id
     store.update(by_email.id, status=DONE)
-    assert store.claim(same_email.id, 60) is not None
+    assert store.claim_next(60).id == same_email.id
 
 
-def test_runner_gives_the_thread_back_when_an_earlier_delivery_runs_long(settings, store, monkeypatch):
-    monkeypatch.setattr(worker_module, "WAIT_IN_THREAD", 0.2)
-    first = store.add("add", "contact-z", None, None, False)[0]
-    later = store.add("update", "contact-z", None, None, False)[0]
-    store.claim(first.id, 60)
-    with pytest.raises(RetryLater):
-        Runner(settings, store).run(later.id)
-    assert store.get(later.id).status == "queued" and store.get(later.id).attempts == 0
+def test_a_retry_waits_for_its_time_and_holds_back_later_deliveries_for_that_person(store):
+    first = store.add("add", "contact-r", None, None, False)[0]
+    later = store.add("update", "contact-r", None, None, False)[0]
+    assert store.claim_next(60).id == first.id
+    store.retry_later(first.id, 30, "WordPress cannot be reached")
 
-
-def test_a_queue_entry_taken_by_a_killed_worker_is_queued_again(settings, store):
-    """The worker took Huey's entry, then died before claiming: the sweeper re-enqueues it once."""
-    import sqlite3
-
-    from wpf_bridge.queue import DeliveryQueue
-    from wpf_bridge.webhook import read_webhook
-
-    queue = DeliveryQueue(settings, store)
-    delivery, _ = queue.submit(read_webhook({"wpf_action": "add", "contact_id": "lost1"}, None))
-    assert queue.huey.dequeue() is not None and queue.huey.pending_count() == 0
-    assert queue.sweep() == [], "a fresh queued delivery is left alone"
+    assert store.claim_next(60) is None, "neither the retry nor the later delivery runs yet"
+    retrying = store.get(first.id)
+    assert retrying.status == RETRYING and retrying.lease_until is None
     with sqlite3.connect(store.path) as db:
-        db.execute("update deliveries set updated_at = updated_at - ? where id = ?", (settings.lease_seconds + 1, delivery.id))
-    assert queue.sweep() == [delivery.id] and queue.huey.pending_count() == 1
-    assert queue.sweep() == [], "once per lease period, not at every sweep"
-    assert queue.huey.dequeue().args == (delivery.id,)
+        db.execute("update deliveries set run_after = run_after - 31 where id = ?", (first.id,))
+    again = store.claim_next(60)
+    assert (again.id, again.attempts) == (first.id, 2)
+    assert store.get(later.id).status == QUEUED
+
+
+def test_a_running_delivery_is_taken_over_only_after_its_lease(store):
+    delivery = store.add("add", "contact-l", None, None, False)[0]
+    store.claim_next(60)
+    assert store.claim_next(60) is None, "held by its worker"
+    with sqlite3.connect(store.path) as db:
+        db.execute("update deliveries set lease_until = lease_until - 61")
+    taken = store.claim_next(60)
+    assert (taken.id, taken.attempts) == (delivery.id, 2)
+
+
+def test_simultaneous_claims_never_take_the_same_delivery(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for n in range(40):
+        store.add("add", f"contact-{n}", None, None, False)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        claims = list(pool.map(lambda _: store.claim_next(60), range(50)))
+    ids = [c.id for c in claims if c is not None]
+    assert len(ids) == 40 and len(set(ids)) == 40
+
+
+def test_replay_makes_a_failed_delivery_runnable_with_a_fresh_horizon(store):
+    delivery = store.add("add", "contact-f", None, None, False)[0]
+    store.claim_next(60)
+    store.update(delivery.id, status="failed", result="WordPress said no")
+    assert store.requeue(delivery.id) and not store.requeue(delivery.id), "only a failed delivery is replayed"
+    replayed = store.claim_next(60)
+    assert (replayed.id, replayed.attempts) == (delivery.id, 1)
+    assert replayed.retry_since > delivery.retry_since
+
+
+def test_a_store_from_version_0_1_gains_the_run_after_column(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "create table deliveries (id text primary key, action text not null, contact_id text, email text,"
+            " role text, send_notification integer not null default 0, status text not null,"
+            " attempts integer not null default 0, result text, user_id integer, secret text,"
+            " created_at real not null, updated_at real not null, retry_since real not null,"
+            " lease_until real, dedupe_key text)"
+        )
+        db.execute("insert into deliveries (id, action, contact_id, status, created_at, updated_at, retry_since)"
+                   " values ('old1', 'add', 'c1', 'queued', 1, 1, 1)")
+    store = Store(path)
+    assert store.claim_next(60).id == "old1"

@@ -36,14 +36,14 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .queue import DeliveryQueue
     from .store import Store, sqlite_path
+    from .worker import Worker
 
     settings = settings_or_exit()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     redact.install(settings.secrets())
     store = Store(sqlite_path(settings.database_url))
-    DeliveryQueue(settings, store).consume(workers=args.threads or settings.worker_threads)
+    Worker(settings, store, threads=args.threads or settings.worker_threads).run()
     return 0
 
 
@@ -80,15 +80,12 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .queue import DeliveryQueue
     from .store import Store, sqlite_path
 
-    settings = settings_or_exit()
-    store = Store(sqlite_path(settings.database_url))
-    queue = DeliveryQueue(settings, store)
+    store = Store(sqlite_path(settings_or_exit().database_url))
     replayed = 0
     for delivery_id in args.ids or store.failed_ids():
-        if queue.replay(delivery_id):
+        if store.requeue(delivery_id):
             replayed += 1
         else:
             print(f"{delivery_id}: not a failed delivery; left alone", file=sys.stderr)

@@ -27,7 +27,7 @@ class RedactingFormatter(logging.Formatter):
         return redact(self.inner.format(record), self.secrets)
 
 
-def install(secrets: Iterable[str], loggers: Iterable[str] = ("", "gunicorn.error", "gunicorn.access", "huey")) -> None:
+def install(secrets: Iterable[str], loggers: Iterable[str] = ("", "gunicorn.error", "gunicorn.access")) -> None:
     """Put a redacting formatter on every handler of these loggers (idempotent)."""
     secrets = list(secrets)
     for name in loggers:

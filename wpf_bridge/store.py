@@ -1,4 +1,10 @@
-"""Delivery records: what arrived, what became of it. Committed before the webhook is answered."""
+"""Delivery records, which are also the queue: what arrived, when it may run, what became of it.
+
+A delivery is committed before the webhook is answered, and workers claim the oldest runnable
+row under a lease. Keeping the queue in the records themselves means there is no second entry to
+lose or duplicate: a killed web process leaves a whole delivery or none, a killed worker's
+delivery becomes claimable again when its lease ends, and a retry is just a later ``run_after``.
+"""
 from __future__ import annotations
 
 import sqlite3
@@ -8,14 +14,15 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from .errors import TransientError
 
 QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retrying", "done", "skipped", "failed"
+UNFINISHED = f"('{QUEUED}', '{RETRYING}', '{RUNNING}')"  # literal SQL, so the partial indexes apply
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another writer before the store counts as unavailable
 
-_SCHEMA = """
+_SCHEMA = f"""
 create table if not exists deliveries (
     id text primary key,
     action text not null,
@@ -32,18 +39,36 @@ create table if not exists deliveries (
     updated_at real not null,
     retry_since real not null,
     lease_until real,
-    dedupe_key text
+    dedupe_key text,
+    run_after real not null
 );
 create index if not exists deliveries_dedupe on deliveries (dedupe_key, created_at);
-create index if not exists deliveries_contact on deliveries (contact_id, status);
-create index if not exists deliveries_email on deliveries (email, status);
+create index if not exists deliveries_created on deliveries (created_at);
+create index if not exists deliveries_unfinished on deliveries (created_at, id) where status in {UNFINISHED};
+create index if not exists deliveries_unfinished_contact on deliveries (contact_id, created_at) where status in {UNFINISHED};
+create index if not exists deliveries_unfinished_email on deliveries (email, created_at) where status in {UNFINISHED};
 create table if not exists key_failures (
     client text primary key,
     window_start real not null,
     failures integer not null
 );
-create index if not exists deliveries_running on deliveries (status, lease_until);
-create index if not exists deliveries_created on deliveries (created_at);
+"""
+
+_EARLIER = f"""
+    select 1 from deliveries earlier
+    where earlier.{{person}} = deliveries.{{person}} and earlier.status in {UNFINISHED}
+      and (earlier.created_at < deliveries.created_at
+           or (earlier.created_at = deliveries.created_at and earlier.id < deliveries.id))"""
+# The oldest delivery that may run now: queued or due for retry, or running past its lease (its
+# worker died), and with no earlier unfinished delivery for the same contact id or email.
+_CLAIMABLE = f"""
+select id from deliveries
+where status in {UNFINISHED}
+  and ((status != '{RUNNING}' and run_after <= :now) or (status = '{RUNNING}' and lease_until < :now))
+  and not exists ({_EARLIER.format(person="contact_id")})
+  and not exists ({_EARLIER.format(person="email")})
+order by created_at, id
+limit 1
 """
 
 
@@ -69,6 +94,7 @@ class Delivery:
     retry_since: float = 0.0  # arrival, or the last replay: the retry horizon counts from here
     lease_until: float | None = None  # while running: after this, a crashed worker's delivery is taken over
     dedupe_key: str | None = None  # what identifies a redelivery of the same webhook call
+    run_after: float = 0.0  # not claimed before this time (arrival, or the next retry)
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -84,6 +110,9 @@ class Store:
         with self._write() as db:
             for statement in _SCHEMA.split(";"):
                 db.execute(statement)
+            columns = {row["name"] for row in db.execute("pragma table_info(deliveries)")}
+            if "run_after" not in columns:  # a store written by version 0.1, when Huey held the queue
+                db.execute("alter table deliveries add column run_after real not null default 0")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -120,14 +149,13 @@ class Store:
         *,
         dedupe_key: str | None = None,
         window: float = 0.0,
-        then: Callable[[sqlite3.Connection, str], None] | None = None,
     ) -> tuple[Delivery, bool]:
-        """Insert a delivery and return it with ``True``; ``then(db, delivery_id)`` runs in the same
-        transaction (the queue uses it). If a delivery with ``dedupe_key`` arrived within ``window``
-        seconds, that one is returned with ``False`` and nothing is written: the look-up and the
-        insert share one write transaction, so simultaneous redeliveries cannot both pass."""
+        """Insert a delivery, runnable at once, and return it with ``True``. If a delivery with
+        ``dedupe_key`` arrived within ``window`` seconds, that one is returned with ``False`` and
+        nothing is written: the look-up and the insert share one write transaction, so
+        simultaneous redeliveries cannot both pass."""
         with self._write() as db:
-            now = time.time()  # under the write lock: created_at order is commit order, which claim relies on
+            now = time.time()  # under the write lock: created_at order is commit order, which claims rely on
             if dedupe_key is not None:
                 row = db.execute(
                     "select * from deliveries where dedupe_key = ? and created_at > ? order by created_at limit 1",
@@ -136,14 +164,12 @@ class Store:
                 if row is not None:
                     return _delivery(row), False
             delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification,
-                                created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key)
+                                created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key, run_after=now)
             db.execute(
                 "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
-                " created_at, updated_at, retry_since, dedupe_key) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now, now, dedupe_key),
+                " created_at, updated_at, retry_since, dedupe_key, run_after) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (delivery.id, action, contact_id, email, role, int(send_notification), QUEUED, now, now, now, dedupe_key, now),
             )
-            if then is not None:
-                then(db, delivery.id)
         return delivery, True
 
     def get(self, delivery_id: str) -> Delivery | None:
@@ -154,57 +180,34 @@ class Store:
         rows = self._db().execute("select * from deliveries order by created_at desc limit ?", (limit,)).fetchall()
         return [_delivery(row) for row in rows]
 
-    def claim(self, delivery_id: str, lease_seconds: float) -> Delivery | None:
-        """Take a delivery to run it: only one worker holds it until it ends or its lease runs out,
-        and only once every earlier unfinished delivery for the same contact id or email has ended
-        (one contact at a time, in arrival order).
+    def claim_next(self, lease_seconds: float) -> Delivery | None:
+        """Take the oldest runnable delivery and hold it for ``lease_seconds``; ``None`` if none is.
 
-        Returns the delivery with ``attempts`` counted, or ``None`` when it has ended, another
-        worker holds it, or it waits behind an earlier one (``waiting`` tells which).
+        One worker holds a delivery until it ends or its lease runs out (then another takes it
+        over), and a delivery waits until every earlier unfinished one for the same contact id or
+        email has ended: one contact at a time, in arrival order, across threads and processes.
+        The returned delivery has this attempt counted.
         """
-        now = time.time()
         with self._write() as db:
-            claimed = db.execute(
-                "update deliveries set status = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?"
-                " where id = ? and (status in (?, ?) or (status = ? and lease_until < ?))"
-                " and not exists (select 1 from deliveries earlier where earlier.status in (?, ?, ?)"
-                "   and (earlier.created_at < deliveries.created_at"
-                "        or (earlier.created_at = deliveries.created_at and earlier.id < deliveries.id))"
-                "   and (earlier.contact_id = deliveries.contact_id or earlier.email = deliveries.email))",
-                (RUNNING, now + lease_seconds, now, delivery_id, QUEUED, RETRYING, RUNNING, now, QUEUED, RETRYING, RUNNING),
-            ).rowcount
-            row = db.execute("select * from deliveries where id = ?", (delivery_id,)).fetchone() if claimed else None
-        return _delivery(row) if row else None
-
-    def waiting(self, delivery_id: str) -> bool:
-        """True if the delivery is still to run (it waits behind an earlier one for the same person)."""
-        row = self._db().execute("select status from deliveries where id = ?", (delivery_id,)).fetchone()
-        return row is not None and row["status"] in (QUEUED, RETRYING)
-
-    def release_expired(
-        self, stale_after: float, then: Callable[[sqlite3.Connection, str], None] | None = None
-    ) -> list[str]:
-        """Deliveries a dead worker left behind: running past their lease, or queued and untouched
-        for ``stale_after`` seconds (a worker killed between taking the queue entry and claiming
-        it). Marks them queued, touched now, and returns their ids; ``then(db, delivery_id)`` runs
-        for each in the same transaction (the queue re-enqueues them). A queue entry that was not
-        lost after all is harmless: its claim finds the delivery ended or held."""
-        now = time.time()
-        with self._write() as db:
-            rows = db.execute(
-                "select id from deliveries where (status = ? and lease_until < ?) or (status = ? and updated_at < ?)",
-                (RUNNING, now, QUEUED, now - stale_after),
-            ).fetchall()
-            ids = [row["id"] for row in rows]
-            db.executemany(
-                "update deliveries set status = ?, result = 'left behind by a stopped worker; queued again',"
-                " updated_at = ? where id = ?",
-                [(QUEUED, now, i) for i in ids],
+            now = time.time()
+            row = db.execute(_CLAIMABLE, {"now": now}).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "update deliveries set status = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? where id = ?",
+                (RUNNING, now + lease_seconds, now, row["id"]),
             )
-            for delivery_id in ids:
-                if then is not None:
-                    then(db, delivery_id)
-        return ids
+            claimed = db.execute("select * from deliveries where id = ?", (row["id"],)).fetchone()
+        return _delivery(claimed)
+
+    def retry_later(self, delivery_id: str, delay: float, result: str) -> None:
+        """Give a claimed delivery back, to be claimed again in ``delay`` seconds."""
+        now = time.time()
+        with self._write() as db:
+            db.execute(
+                "update deliveries set status = ?, run_after = ?, lease_until = null, result = ?, updated_at = ? where id = ?",
+                (RETRYING, now + delay, result, now, delivery_id),
+            )
 
     def key_failure(self, client: str, window: float) -> int:
         """Count one wrong access key from ``client``; return its failures in the current window."""
@@ -231,19 +234,15 @@ class Store:
         rows = self._db().execute("select id from deliveries where status = ? order by created_at", (FAILED,)).fetchall()
         return [row["id"] for row in rows]
 
-    def requeue(self, delivery_id: str, then: Callable[[sqlite3.Connection, str], None] | None = None) -> bool:
-        """Make a failed delivery runnable again, with a fresh retry horizon; ``False`` if it is not
-        failed. ``then(db, delivery_id)`` runs in the same transaction when it is requeued."""
+    def requeue(self, delivery_id: str) -> bool:
+        """Make a failed delivery runnable now, with a fresh retry horizon; ``False`` if it is not failed."""
         now = time.time()
         with self._write() as db:
-            changed = db.execute(
-                "update deliveries set status = ?, attempts = 0, result = 'replayed', retry_since = ?, updated_at = ?"
-                " where id = ? and status = ?",
-                (QUEUED, now, now, delivery_id, FAILED),
+            return db.execute(
+                "update deliveries set status = ?, attempts = 0, result = 'replayed', retry_since = ?, run_after = ?,"
+                " updated_at = ? where id = ? and status = ?",
+                (QUEUED, now, now, now, delivery_id, FAILED),
             ).rowcount == 1
-            if changed and then is not None:
-                then(db, delivery_id)
-        return changed
 
     def update(self, delivery_id: str, **values: object) -> None:
         """Set columns of one delivery (``status``, ``result``, ``user_id``, ``secret``, ``attempts``)."""

@@ -12,7 +12,6 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import redact
-from .queue import DeliveryQueue
 from .settings import Settings, load_settings
 from .store import Store, StoreUnavailable, sqlite_path
 from .webhook import read_webhook
@@ -31,8 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     store = Store(sqlite_path(settings.database_url))
-    queue = DeliveryQueue(settings, store)
-    app.extensions["wpf_bridge"] = {"settings": settings, "store": store, "queue": queue}
+    app.extensions["wpf_bridge"] = {"settings": settings, "store": store}
     redact.install(settings.secrets())
 
     @app.route("/", methods=["GET", "POST"])
@@ -56,7 +54,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         if call.is_test:
             return jsonify(success=True), 200
         try:
-            delivery, new = queue.submit(call)
+            delivery, new = store.add(
+                call.action, call.contact_id, call.email, call.role, call.send_notification,
+                dedupe_key=call.dedupe_key, window=call.dedupe_window,
+            )
         except StoreUnavailable as exc:
             log.error("%s", exc)
             return _error("the delivery could not be stored; try again", 503)

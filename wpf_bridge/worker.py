@@ -1,8 +1,11 @@
-"""Applies one stored delivery: runs its action, records the outcome, decides whether to retry."""
+"""The worker process: threads that claim stored deliveries, run their action, record the outcome
+and decide whether to retry."""
 from __future__ import annotations
 
 import logging
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -10,7 +13,7 @@ from .actions import ACTIONS, Context, Outcome
 from .errors import PermanentError, TransientError
 from .ortto import OrttoClient
 from .settings import Settings
-from .store import FAILED, RETRYING, Delivery, Store
+from .store import FAILED, Delivery, Store, StoreUnavailable
 from .vault import Vault
 from .wordpress import WordPressClient
 
@@ -18,16 +21,8 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = 5.0  # seconds
 MAX_RETRY_DELAY = 3600.0
-WAIT_IN_THREAD = 5.0  # seconds a thread waits for an earlier delivery for the same person
-WAIT_FOR_EARLIER = 1.0  # then: retry after this many seconds
-
-
-class RetryLater(Exception):
-    """Raised to the queue: run this delivery again in ``delay`` seconds."""
-
-    def __init__(self, delay: float):
-        super().__init__(f"retry in {delay:.0f} s")
-        self.delay = delay
+IDLE_POLL = 0.25  # seconds between looks at the store when nothing is runnable
+STORE_DOWN_PAUSE = 2.0  # seconds to wait after the store could not be read or written
 
 
 @dataclass
@@ -60,41 +55,33 @@ class Runner:
         self.wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
         self.ortto = OrttoClient(settings.ortto_api_url, settings.ortto_api_key)
 
-    def run(self, delivery_id: str) -> None:
-        """Apply one delivery; raise ``RetryLater`` when a peer failed in a way worth retrying."""
-        delivery = self._claim(delivery_id)
-        if delivery is None:
-            return
-        attempts = delivery.attempts
-        ctx = Context(self.settings, self.wordpress, self.ortto, StoreJournal(self.store, self.vault, delivery_id))
+    def run(self, delivery: Delivery) -> None:
+        """Apply one claimed delivery and record how it ended, or when to try it again."""
+        ctx = Context(self.settings, self.wordpress, self.ortto, StoreJournal(self.store, self.vault, delivery.id))
         try:
             outcome = ACTIONS[delivery.action](delivery, ctx)
         except TransientError as exc:
             if time.time() - delivery.retry_since >= self.settings.retry_horizon:
-                self._finish(delivery_id, Outcome(FAILED, f"gave up after {attempts} attempts: {exc}"))
+                self._finish(delivery.id, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"))
                 return
-            delay = max(backoff(attempts), exc.retry_after or 0.0)
-            self.store.update(delivery_id, status=RETRYING, result=f"attempt {attempts}: {exc}; retry in {delay:.0f} s")
-            log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery_id, attempts, exc, delay)
-            raise RetryLater(delay) from None
+            delay = max(backoff(delivery.attempts), exc.retry_after or 0.0)
+            self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s")
+            log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery.id, delivery.attempts, exc, delay)
+            return
         except PermanentError as exc:
             outcome = Outcome(FAILED, str(exc))
         except Exception as exc:
-            log.exception("delivery %s: unexpected error", delivery_id)
+            log.exception("delivery %s: unexpected error", delivery.id)
             outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
-        self._finish(delivery_id, outcome)
+        self._finish(delivery.id, outcome)
 
-    def _claim(self, delivery_id: str) -> Delivery | None:
-        """Claim the delivery; while an earlier one for the same person runs, wait a little here
-        (the next in line starts within ~50 ms), then give the thread back and retry later."""
-        deadline = time.monotonic() + WAIT_IN_THREAD
-        while True:
-            delivery = self.store.claim(delivery_id, self.settings.lease_seconds)
-            if delivery is not None or not self.store.waiting(delivery_id):
-                return delivery
-            if time.monotonic() > deadline:
-                raise RetryLater(WAIT_FOR_EARLIER)
-            time.sleep(0.05)
+    def run_next(self) -> bool:
+        """Claim the oldest runnable delivery and apply it; ``False`` when none was runnable."""
+        delivery = self.store.claim_next(self.settings.lease_seconds)
+        if delivery is None:
+            return False
+        self.run(delivery)
+        return True
 
     def _finish(self, delivery_id: str, outcome: Outcome) -> None:
         values: dict = {"status": outcome.status, "result": outcome.message}
@@ -108,3 +95,39 @@ def backoff(attempts: int) -> float:
     """Exponential backoff with full jitter: about 5 s, 10 s, 20 s ... capped at an hour."""
     ceiling = min(MAX_RETRY_DELAY, FIRST_RETRY * 2 ** (attempts - 1))
     return random.uniform(ceiling / 2, ceiling)
+
+
+class Worker:
+    """``threads`` loops that each apply one delivery at a time (one Runner, so one HTTP session
+    per peer, per thread). SIGTERM or SIGINT stops claiming; running deliveries finish first."""
+
+    def __init__(self, settings: Settings, store: Store, threads: int):
+        self.settings = settings
+        self.store = store
+        self.threads = threads
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._stop)
+        loops = [threading.Thread(target=self._loop, name=f"wpf-worker-{n}") for n in range(self.threads)]
+        for loop in loops:
+            loop.start()
+        log.info("worker started with %d thread(s)", self.threads)
+        for loop in loops:
+            loop.join()
+        log.info("worker stopped")
+
+    def _stop(self, signum: int, frame: object) -> None:
+        log.info("%s: finishing running deliveries, then stopping", signal.Signals(signum).name)
+        self.stopping.set()
+
+    def _loop(self) -> None:
+        runner = Runner(self.settings, self.store)
+        while not self.stopping.is_set():
+            try:
+                if not runner.run_next():
+                    self.stopping.wait(IDLE_POLL)
+            except StoreUnavailable as exc:  # a delivery left running is taken over when its lease ends
+                log.error("%s", exc)
+                self.stopping.wait(STORE_DOWN_PAUSE)
