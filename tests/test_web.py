@@ -235,3 +235,16 @@ def test_trusted_proxy_address_is_the_client(settings, key):
     behind_same_proxy = client.post(f"/?wpf_action=add&access_key={key}", json=FLAT, headers={"X-Forwarded-For": "192.0.2.1"})
     assert behind_same_proxy.status_code == 202
     assert client.post(f"/?wpf_action=add&access_key={key}", json=FLAT, headers={"X-Forwarded-For": "203.0.113.50"}).status_code == 429
+
+
+def test_the_wrong_key_limit_and_the_same_call_window_are_settings(settings, key):
+    import dataclasses
+
+    app = create_app(dataclasses.replace(settings, key_failure_limit=3, same_call_seconds=0))
+    client = app.test_client()
+    assert [client.get(f"/?wpf_action=add&access_key=guess{i}").status_code for i in range(4)] == [403] * 3 + [429]
+    fresh = app.test_client()
+    fresh.environ_base["REMOTE_ADDR"] = "198.51.100.20"
+    url = f"/?wpf_action=update&access_key={key}&contact_id=abc123"
+    first, second = fresh.get(url).get_json(), fresh.get(url).get_json()
+    assert second["duplicate"] is False and second["delivery_id"] != first["delivery_id"]

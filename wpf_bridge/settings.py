@@ -46,6 +46,8 @@ class Settings:
     retry_horizon: float  # seconds after which transient failures stop being retried
     lease_seconds: float  # how long one run may take before a crashed worker's delivery is taken over
     worker_threads: int  # deliveries one worker process applies at once
+    same_call_seconds: float  # an identical call without Ortto's ids this soon is a redelivery
+    key_failure_limit: int  # wrong access keys a client may send per minute before it gets 429
     trusted_proxies: int  # proxies in front of the web process whose X-Forwarded-For is believed
 
     def secrets(self) -> list[str]:
@@ -115,6 +117,8 @@ class _SettingsSchema(Schema):
     )
     port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
     worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=1, validate=validate.Range(1, 64))
+    same_call_seconds = mfields.Float(data_key="WPF_SAME_CALL_SECONDS", load_default=120.0, validate=validate.Range(0, 86400))
+    key_failure_limit = mfields.Integer(data_key="WPF_KEY_FAILURE_LIMIT", load_default=10, validate=validate.Range(1, 10000))
     trusted_proxies = mfields.Integer(data_key="WPF_TRUSTED_PROXIES", load_default=0, validate=validate.Range(0, 5))
     lease_seconds = mfields.Float(data_key="WPF_LEASE_SECONDS", load_default=600.0, validate=validate.Range(min=1))
     retry_hours = mfields.Float(
@@ -155,6 +159,8 @@ class _SettingsSchema(Schema):
             lease_seconds=data["lease_seconds"],
             trusted_proxies=data["trusted_proxies"],
             worker_threads=data["worker_threads"],
+            same_call_seconds=data["same_call_seconds"],
+            key_failure_limit=data["key_failure_limit"],
         )
 
 

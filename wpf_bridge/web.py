@@ -17,8 +17,7 @@ from .store import Store, StoreUnavailable, sqlite_path
 from .webhook import read_webhook
 
 MAX_BODY = 1024 * 1024
-KEY_FAILURE_LIMIT = 10  # wrong keys a client may send per window before it gets 429
-KEY_FAILURE_WINDOW = 60.0  # seconds
+KEY_FAILURE_WINDOW = 60.0  # seconds; WPF_KEY_FAILURE_LIMIT wrong keys per window, then 429
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.route("/webhook", methods=["GET", "POST"])
     def webhook() -> tuple[Response, int]:
         client = request.remote_addr or "unknown"
-        wait = store.key_block(client, KEY_FAILURE_WINDOW, KEY_FAILURE_LIMIT)
+        wait = store.key_block(client, KEY_FAILURE_WINDOW, settings.key_failure_limit)
         if wait:
             response, status = _error("too many wrong access keys; try again later", 429)
             response.headers["Retry-After"] = str(math.ceil(wait))
@@ -48,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             return _error("wrong or missing access_key", 403)
         payload = _json_payload()
         try:
-            call = read_webhook(request.values, payload)
+            call = read_webhook(request.values, payload, settings.same_call_seconds)
         except ValidationError as exc:
             return _error(_first_message(exc), 400)
         if call.is_test:

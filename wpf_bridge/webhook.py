@@ -19,7 +19,6 @@ ACTION_NAMES = {
 }
 ORTTO_TEST_EVENT = "act::test_webhook"
 REDELIVERY_WINDOW = 48 * 3600.0  # Ortto retries one delivery for up to a day
-SAME_BODY_WINDOW = 120.0  # without Ortto's ids, an identical call this soon is a redelivery
 
 
 @dataclass(frozen=True)
@@ -71,11 +70,12 @@ class _WebhookSchema(Schema):
         )
 
 
-def read_webhook(params: Mapping[str, str], payload: dict[str, Any] | None) -> WebhookRequest:
+def read_webhook(params: Mapping[str, str], payload: dict[str, Any] | None, same_call_window: float = 120.0) -> WebhookRequest:
     """Merge URL/form parameters with Ortto's payload (flat or nested ``contact``) and validate.
 
     The contact id comes from ``contact_id``, then ``contact.contact_id``, then the top-level
-    ``id`` (WP Fusion's choice); the email from ``email``, then ``contact.email``.
+    ``id`` (WP Fusion's choice); the email from ``email``, then ``contact.email``. A call without
+    Ortto's delivery ids is a redelivery if an identical one came within ``same_call_window`` s.
     Raises ``ValidationError``.
     """
     payload = payload or {}
@@ -90,11 +90,11 @@ def read_webhook(params: Mapping[str, str], payload: dict[str, Any] | None) -> W
         "is_test": activity.get("field_id") == ORTTO_TEST_EVENT,
     }
     call = _WebhookSchema().load({key: value for key, value in data.items() if value not in (None, "")})
-    key, window = _dedupe(call.action, params, payload)
+    key, window = _dedupe(call.action, params, payload, same_call_window)
     return replace(call, dedupe_key=key, dedupe_window=window)
 
 
-def _dedupe(action: str, params: Mapping[str, str], payload: dict[str, Any]) -> tuple[str, float]:
+def _dedupe(action: str, params: Mapping[str, str], payload: dict[str, Any], same_call_window: float) -> tuple[str, float]:
     """What makes a redelivery of this call recognisable, and for how long.
 
     Ortto's journey calls carry ``campaign_id`` + ``contact_id`` + ``run_id`` (and ``shape_id``);
@@ -108,7 +108,7 @@ def _dedupe(action: str, params: Mapping[str, str], payload: dict[str, Any]) -> 
     if all(event):
         return _digest("event", action, *event), REDELIVERY_WINDOW
     query = {k: v for k, v in params.items() if k != "access_key"}
-    return _digest("body", action, query, payload), SAME_BODY_WINDOW
+    return _digest("body", action, query, payload), same_call_window
 
 
 def _digest(kind: str, *parts: Any) -> str:
