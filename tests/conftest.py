@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ortto_server import OrttoServer  # noqa: E402
 from wordpress_site import WordPressSite  # noqa: E402
 
-from wpf_bridge.cli import plugin_source  # noqa: E402
+from wpf_bridge import companion  # noqa: E402
 from wpf_bridge.settings import Settings, load_settings  # noqa: E402
 
 PASSWORD_FIELD = "str:cm:wp-password"
@@ -22,7 +22,7 @@ PASSWORD_FIELD = "str:cm:wp-password"
 
 @pytest.fixture(scope="session")
 def wordpress() -> WordPressSite:
-    site = WordPressSite(plugin_source()).start()
+    site = WordPressSite(companion.source()).start()
     yield site
     site.stop()
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from wpf_bridge import companion
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,7 +34,7 @@ def test_check_passes_on_a_good_set_up_and_prints_webhook_urls(env, tmp_path, or
     result = run_cli(env, "check", "--url", "https://bridge.example.com", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[FAIL]" not in result.stdout
-    assert "companion plugin 1.0.0" in result.stdout
+    assert "[ok] companion plugin 1.1.0" in result.stdout
     assert "roles exist: customer, member, subscriber" in result.stdout
     key = env["WPF_ACCESS_KEY"].split(",")[0]
     assert f"https://bridge.example.com/?wpf_action=add&access_key={key}&role=subscriber&send_notification=true" in result.stdout
@@ -53,16 +55,24 @@ def test_check_reports_each_problem(env, tmp_path, ortto, change, expected):
     assert expected in result.stdout and "problem(s) found" in result.stdout
 
 
-def test_check_reports_missing_plugin(env, tmp_path, ortto):
+@pytest.mark.parametrize(
+    "plugin, expected",
+    [
+        (None, "companion plugin is not installed"),
+        (companion.source().replace("= '1.1.0'", "= '1.0.0'"), "[FAIL] companion plugin 1.0.0 (this bridge needs 1.1.0"),
+    ],
+    ids=["missing", "outdated"],
+)
+def test_check_reports_a_missing_or_outdated_plugin(env, tmp_path, ortto, plugin, expected):
     from wordpress_site import WordPressSite
 
-    bare = WordPressSite(plugin_source=None).start()
+    site = WordPressSite(plugin_source=plugin).start()
     try:
-        result = run_cli({**env, "WORDPRESS_URL": bare.url, "WORDPRESS_APP_PASSWORD": bare.app_password}, "check", cwd=tmp_path)
+        result = run_cli({**env, "WORDPRESS_URL": site.url, "WORDPRESS_APP_PASSWORD": site.app_password}, "check", cwd=tmp_path)
     finally:
-        bare.stop()
+        site.stop()
     assert result.returncode == 1
-    assert "companion plugin is not installed" in result.stdout
+    assert expected in result.stdout
 
 
 def test_check_reports_missing_capabilities(env, tmp_path, ortto, wordpress):

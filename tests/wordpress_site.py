@@ -7,15 +7,18 @@ plugin, an administrator with an application password, a ``customer`` role, and 
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -32,6 +35,19 @@ add_role('customer', 'Customer', array('read' => true));
 add_role('member', 'Member', array('read' => true));
 list($password) = WP_Application_Passwords::create_new_application_password($result['user_id'], array('name' => 'wpf-bridge'));
 echo json_encode(array('user_id' => $result['user_id'], 'app_password' => $password));
+"""
+
+# Test-only must-use plugin: hold the next user creation right after WordPress inserted the user
+# (before its roles and meta), so that a test can kill WordPress at that exact point.
+FAULTS_PHP = r"""<?php
+add_action('rest_insert_user', function ($user, $request, $creating) {
+    $flag = WPF_TEST_FAULT_DIR . '/pause-after-insert';
+    if ($creating && file_exists($flag)) {
+        unlink($flag);
+        touch(WPF_TEST_FAULT_DIR . '/paused');
+        sleep(60);
+    }
+}, 10, 3);
 """
 
 SENDMAIL = """#!/bin/sh
@@ -70,9 +86,10 @@ class WordPressSite:
         sendmail.write_text(SENDMAIL.format(mail_dir=self.mail_dir))
         sendmail.chmod(0o755)
         self._write_config()
+        mu = self.docroot / "wp-content" / "mu-plugins"
+        mu.mkdir(parents=True, exist_ok=True)
+        (mu / "wpf-test-faults.php").write_text(FAULTS_PHP)
         if self.plugin_source is not None:
-            mu = self.docroot / "wp-content" / "mu-plugins"
-            mu.mkdir(parents=True, exist_ok=True)
             (mu / "wpf-bridge.php").write_text(self.plugin_source)
         mariadb(f"create database {self.database}")
         install = self.docroot / "wpf-install.php"
@@ -81,20 +98,35 @@ class WordPressSite:
         out = subprocess.run(self._php("-f", str(install)), env=env, check=True, capture_output=True, text=True).stdout
         install.unlink()
         self.app_password = json.loads(out[out.index("{"):])["app_password"]
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
+        """Serve the site (again) on its port."""
         self.process = subprocess.Popen(
             self._php("-S", f"127.0.0.1:{self.port}", "-t", str(self.docroot)),
             env={**os.environ, "PHP_CLI_SERVER_WORKERS": "4"},
             stdout=subprocess.DEVNULL,
-            stderr=open(self.root / "php-server.log", "wb"),
+            stderr=open(self.root / "php-server.log", "ab"),
             cwd=self.docroot,
+            start_new_session=True,
         )
         self._wait_until_up()
-        return self
+
+    def kill_server(self) -> None:
+        """kill -9 the web server and its PHP workers, mid-request if there is one: WordPress is down."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def pause_next_create(self) -> Callable[[], bool]:
+        """Hold the next REST user creation after the insert; returns "is it held now?"."""
+        (self.root / "paused").unlink(missing_ok=True)
+        (self.root / "pause-after-insert").touch()
+        return (self.root / "paused").exists
 
     def stop(self) -> None:
-        if self.process:
-            self.process.terminate()
-            self.process.wait(10)
+        self.kill_server()
         mariadb(f"drop database if exists {self.database}")
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -116,6 +148,7 @@ define('DB_CHARSET', 'utf8mb4');
 define('DB_COLLATE', '');
 {salts}
 define('WP_ENVIRONMENT_TYPE', 'local');
+define('WPF_TEST_FAULT_DIR', '{self.root}');
 define('WP_HOME', '{self.url}');
 define('WP_SITEURL', '{self.url}');
 define('DISABLE_WP_CRON', true);
@@ -166,6 +199,36 @@ require_once ABSPATH . 'wp-settings.php';
     def user_meta(self, user_id: int, key: str):
         key64 = base64.b64encode(key.encode()).decode()
         return json.loads(self.php_eval(f"echo json_encode(get_user_meta({int(user_id)}, base64_decode('{key64}'), true));"))
+
+    def accounts(self, emails: list[str]) -> dict[str, list[dict]]:
+        """Every user with each email (read in one PHP run): id, login, roles, password hash."""
+        data = base64.b64encode(json.dumps(emails).encode()).decode()
+        return json.loads(self.php_eval(
+            f"$out = array(); foreach (json_decode(base64_decode('{data}')) as $e) {{"
+            " global $wpdb; $rows = $wpdb->get_results($wpdb->prepare("
+            "\"SELECT ID FROM $wpdb->users WHERE user_email = %s\", $e));"
+            " $out[$e] = array_map(function ($r) { $u = get_userdata($r->ID); return array("
+            "'id' => $u->ID, 'login' => $u->user_login, 'roles' => array_values($u->roles), 'pass' => $u->user_pass); }, $rows); }"
+            " echo json_encode((object) $out);"
+        ))
+
+    def logins(self, pairs: dict[str, str]) -> dict[str, bool]:
+        """Whether each email logs in with its password (one PHP run)."""
+        data = base64.b64encode(json.dumps(pairs).encode()).decode()
+        return json.loads(self.php_eval(
+            f"$out = array(); foreach (json_decode(base64_decode('{data}'), true) as $e => $p) {{"
+            " $out[$e] = !is_wp_error(wp_authenticate($e, $p)); } echo json_encode((object) $out);"
+        ))
+
+    def mail_count(self) -> "collections.Counter[str]":
+        """How many emails WordPress sent to each address."""
+        counts: collections.Counter[str] = collections.Counter()
+        for message in self.mail_dir.glob("*.eml"):
+            for line in message.read_text(errors="replace").splitlines():
+                if line.startswith("To: "):
+                    counts[line[4:].strip()] += 1
+                    break
+        return counts
 
     def emails_to(self, address: str) -> list[str]:
         return [p.read_text(errors="replace") for p in sorted(self.mail_dir.glob("*.eml"))

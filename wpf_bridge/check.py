@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from . import companion
 from .errors import BridgeError
 from .ortto import OrttoClient
 from .settings import Settings
@@ -33,7 +34,10 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
     except BridgeError as exc:
         report(False, f"WordPress at {settings.wordpress_url}: {exc}")
     else:
-        report(True, f"WordPress {status['wordpress_version']} at {settings.wordpress_url}, companion plugin {status['plugin_version']}")
+        report(True, f"WordPress {status['wordpress_version']} at {settings.wordpress_url}")
+        current = status["plugin_version"] == companion.version()
+        report(current, f"companion plugin {status['plugin_version']}" + ("" if current else
+               f" (this bridge needs {companion.version()}: `wpf-bridge wordpress-plugin > wp-content/mu-plugins/wpf-bridge.php`)"))
         missing = [cap for cap in NEEDED_CAPABILITIES if not status["capabilities"].get(cap)]
         report(not missing, f"user {status['user']} can {', '.join(NEEDED_CAPABILITIES)}" + (f" (missing: {', '.join(missing)})" if missing else ""))
         unknown = sorted(settings.allowed_roles - set(status["roles"]))

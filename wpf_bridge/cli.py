@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from importlib import resources
 from urllib.parse import urlencode
 
-from . import __version__, redact
+from . import __version__, companion, redact
 from .settings import Settings, SettingsError, load_settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -20,10 +19,6 @@ def settings_or_exit() -> Settings:
     except SettingsError as exc:
         print(f"wpf-bridge: setting {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def plugin_source() -> str:
-    return resources.files("wpf_bridge").joinpath("plugin/wpf-bridge.php").read_text(encoding="utf-8")
 
 
 def cmd_web(args: argparse.Namespace) -> int:
@@ -48,7 +43,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_plugin(args: argparse.Namespace) -> int:
-    sys.stdout.write(plugin_source())
+    sys.stdout.write(companion.source())
     return 0
 
 

@@ -29,7 +29,7 @@ USER_FIELDS = {
 CREATE_ONLY = {"user_login", "user_pass"}
 
 #: Meta keys that carry privileges or sessions; a webhook must never write them.
-_FORBIDDEN_META = re.compile(r"(^|_)(capabilities|user_level)$|^session_tokens$|^ortto_(contact_id|tags)$|^wpf_bridge_delivery$")
+_FORBIDDEN_META = re.compile(r"(^|_)(capabilities|user_level)$|^session_tokens$|^ortto_(contact_id|tags)$|^wpf_bridge_(delivery|notified)$")
 _FIELD_ID = re.compile(r"^[a-z0-9]{2,4}:[a-z0-9]*:[A-Za-z0-9_-]+$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,191}$")
 

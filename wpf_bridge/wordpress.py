@@ -39,6 +39,7 @@ class User:
     capabilities: frozenset[str]
     contact_id: str = ""
     delivery_id: str = ""  # the bridge delivery that created this user, if any
+    notified: bool = False  # the companion plugin sent (or is sending) the new-user email
 
     @classmethod
     def from_json(cls, data: dict) -> User:
@@ -53,6 +54,7 @@ class User:
             capabilities=frozenset(caps),
             contact_id=str(data.get("contact_id") or ""),
             delivery_id=str(data.get("delivery_id") or ""),
+            notified=bool(data.get("notified")),
         )
 
 

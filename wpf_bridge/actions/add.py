@@ -21,6 +21,8 @@ def add(delivery: Delivery, ctx: Context) -> Outcome:
     if user is None:
         return _create(ctx, contact, delivery)
     if user.delivery_id == delivery.id:  # an earlier attempt created it, then crashed or failed
+        if _wants_email(ctx, delivery) and not user.notified:  # killed between commit and email
+            ctx.wordpress.update_user(user.id, {"wpf_send_notification": True})
         return _finish_created(ctx, contact, user, "")
     return refusal(user) or update_user(ctx, user, contact, delivery)
 
@@ -48,7 +50,7 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
             "ortto_tags": tags_meta(contact),
             "wpf_bridge_delivery": delivery.id,
         },
-        wpf_send_notification=delivery.send_notification or settings.send_welcome_email,
+        wpf_send_notification=_wants_email(ctx, delivery),
     )
     candidates = username_candidates(
         settings.username_format,
@@ -71,6 +73,10 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
             return Outcome(DONE, f"created user {user.id} ({username}) with the mapped password{note}", user.id)
         return _finish_created(ctx, contact, user, note)
     raise PermanentError(f"no free username for {contact.email} after {username!r}")
+
+
+def _wants_email(ctx: Context, delivery: Delivery) -> bool:
+    return delivery.send_notification or ctx.settings.send_welcome_email
 
 
 def _finish_created(ctx: Context, contact: Contact, user: User, note: str) -> Outcome:

@@ -2,7 +2,7 @@
 /**
  * Plugin Name: wpf-bridge companion
  * Description: Gives the wpf-bridge service what core REST lacks: user look-up by Ortto contact id, user meta writes and the new-user email. Holds no business rules.
- * Version: 1.0.0
+ * Version: 1.1.0
  *
  * Install as a must-use plugin: save this file as wp-content/mu-plugins/wpf-bridge.php.
  * Every route and field below is reachable only by a user who may already do the same thing
@@ -11,11 +11,11 @@
 
 defined( 'ABSPATH' ) || exit;
 
-const WPF_BRIDGE_PLUGIN_VERSION = '1.0.0';
+const WPF_BRIDGE_PLUGIN_VERSION = '1.1.0';
 
 /** Meta keys that grant privileges or hold sessions: never writable through this plugin. */
 function wpf_bridge_forbidden_meta( $key ) {
-	return (bool) preg_match( '/(^|_)(capabilities|user_level)$|^session_tokens$/', $key );
+	return (bool) preg_match( '/(^|_)(capabilities|user_level)$|^session_tokens$|^wpf_bridge_notified$/', $key );
 }
 
 /** The part of a user the bridge needs to decide what to do. */
@@ -31,7 +31,66 @@ function wpf_bridge_user_summary( $user ) {
 		'capabilities' => array_keys( array_filter( $user->allcaps ) ),
 		'contact_id'   => (string) get_user_meta( $user->ID, 'ortto_contact_id', true ),
 		'delivery_id'  => (string) get_user_meta( $user->ID, 'wpf_bridge_delivery', true ),
+		'notified'     => '' !== (string) get_user_meta( $user->ID, 'wpf_bridge_notified', true ),
 	);
+}
+
+/**
+ * A user the bridge creates is written in one database transaction: core REST inserts the user,
+ * then its roles, then its meta, so a PHP process killed in between would otherwise leave a user
+ * without role or meta, which a retry could not tell from someone else's account. Rolled back on
+ * any error; the new-user email waits until the commit, so a rolled-back user was never emailed.
+ */
+function wpf_bridge_creating( $request ) {
+	return 'POST' === $request->get_method() && '/wp/v2/users' === $request->get_route() && isset( $request['wpf_meta'] );
+}
+
+$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array() );
+
+add_filter(
+	'rest_pre_dispatch',
+	function ( $result, $server, $request ) {
+		global $wpdb;
+		if ( null === $result && wpf_bridge_creating( $request ) ) {
+			$wpdb->query( 'START TRANSACTION' );
+			$GLOBALS['wpf_bridge_transaction']['open'] = true;
+		}
+		return $result;
+	},
+	10,
+	3
+);
+
+add_filter(
+	'rest_post_dispatch',
+	function ( $response, $server, $request ) {
+		global $wpdb;
+		$transaction = &$GLOBALS['wpf_bridge_transaction'];
+		if ( ! $transaction['open'] ) {
+			return $response;
+		}
+		$transaction['open'] = false;
+		if ( $response->is_error() ) {
+			$wpdb->query( 'ROLLBACK' );
+			return $response;
+		}
+		$wpdb->query( 'COMMIT' );
+		foreach ( $transaction['notify'] as $user_id ) {
+			wpf_bridge_notify( $user_id );
+		}
+		return $response;
+	},
+	10,
+	3
+);
+
+/** The new-user email, at most once per user: the mark is written before the email goes. */
+function wpf_bridge_notify( $user_id ) {
+	if ( '' !== (string) get_user_meta( $user_id, 'wpf_bridge_notified', true ) ) {
+		return;
+	}
+	update_user_meta( $user_id, 'wpf_bridge_notified', gmdate( 'c' ) );
+	wp_new_user_notification( $user_id, null, 'user' );
 }
 
 add_action(
@@ -135,8 +194,13 @@ add_action(
 				),
 				'get_callback'    => null,
 				'update_callback' => function ( $send, $user ) {
-					if ( $send && current_user_can( 'edit_user', $user->ID ) ) {
-						wp_new_user_notification( $user->ID, null, 'user' );
+					if ( ! $send || ! current_user_can( 'edit_user', $user->ID ) ) {
+						return true;
+					}
+					if ( $GLOBALS['wpf_bridge_transaction']['open'] ) {
+						$GLOBALS['wpf_bridge_transaction']['notify'][] = $user->ID;
+					} else {
+						wpf_bridge_notify( $user->ID );
 					}
 					return true;
 				},
