@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench system-deps clean
+.PHONY: run test faults system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ system-deps:
 ## test: every test, against a real WordPress and the Ortto test server
 test: $(STAMP) system-deps
 	$(VENV)/bin/python -m pytest
+
+## faults: the fault suite alone; WORDPRESS_DOWN=180 keeps WordPress down for minutes
+faults: $(STAMP) system-deps
+	WPF_FAULTS_WORDPRESS_DOWN=$(or $(WORDPRESS_DOWN),20) $(VENV)/bin/python -m pytest tests/test_faults.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import secrets
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ortto_server import OrttoServer  # noqa: E402
+from procfile import Processes  # noqa: E402
+from waiting import wait_for  # noqa: E402
 from wordpress_site import WordPressSite  # noqa: E402
 
 from wpf_bridge import companion  # noqa: E402
@@ -82,13 +82,31 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{secrets.token_hex(5)}@example.test"
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
-    """Poll until ``condition()`` is truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+@pytest.fixture
+def start_processes(env, tmp_path):
+    """Start the Procfile processes with extra settings; they are stopped after the test."""
+    started = []
+
+    def start(**extra: str) -> Processes:
+        procs = Processes({**env, **extra}, tmp_path)
+        started.append(procs)
+        wait_for(procs.up, 30, "web to answer /health")
+        return procs
+
+    yield start
+    for procs in started:
+        procs.stop()
+
+
+@pytest.fixture
+def processes(start_processes):
+    return start_processes()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fault suite's ledger: what each scenario tried, and what was applied, duplicated or lost."""
+    from faults import LEDGER, ledger_table
+
+    if LEDGER:
+        terminalreporter.write_sep("=", "fault suite")
+        terminalreporter.write_line(ledger_table())

@@ -2,104 +2,14 @@
 from __future__ import annotations
 
 import base64
-import os
-import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
-from conftest import PASSWORD_FIELD, unique_email, wait_for
+from conftest import PASSWORD_FIELD, unique_email
+from procfile import process_env, procfile
+from waiting import wait_for
 from wordpress_site import free_port
-
-from wpf_bridge.store import DONE, FAILED, SKIPPED, Store, sqlite_path
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def procfile() -> dict[str, str]:
-    lines = (ROOT / "Procfile").read_text().splitlines()
-    return dict(line.split(":", 1) for line in lines if line.strip() and not line.startswith("#"))
-
-
-def process_env(env: dict[str, str], **extra: str) -> dict[str, str]:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return {**os.environ, **env, "PATH": path, **extra}
-
-
-class Processes:
-    def __init__(self, env: dict[str, str], tmp_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.logs = {}
-        self.procs = {}
-        self.env, self.tmp_path = env, tmp_path
-        self.store = Store(sqlite_path(env["DATABASE_URL"]))
-        for name in procfile():
-            self.start(name)
-
-    def start(self, name: str) -> None:
-        """Start (or restart) one Procfile process, appending to its log."""
-        self.logs[name] = self.tmp_path / f"{name}.log"
-        self.procs[name] = subprocess.Popen(
-            ["bash", "-c", procfile()[name].strip()], cwd=self.tmp_path, env=process_env(self.env, PORT=str(self.port)),
-            stdout=self.logs[name].open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def kill(self, name: str) -> None:
-        """kill -9 the process and everything it started."""
-        os.killpg(self.procs[name].pid, signal.SIGKILL)
-        self.procs[name].wait(10)
-
-    def up(self) -> bool:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited: {self.logs[name].read_text()}")
-        try:
-            return requests.get(self.url + "/health", timeout=1).ok
-        except requests.ConnectionError:
-            return False
-
-    def wait_until_applied(self, delivery_ids: list[str]) -> None:
-        """Poll the delivery store until each delivery has ended (done or skipped), failing on failure."""
-        def ended():
-            records = [self.store.get(i) for i in delivery_ids]
-            failed = [r.result for r in records if r and r.status == FAILED]
-            assert not failed, failed
-            return all(r and r.status in (DONE, SKIPPED) for r in records)
-
-        wait_for(ended, 60, f"deliveries {delivery_ids} to be applied")
-
-    def stop(self) -> dict[str, int]:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        return {name: proc.wait(30) for name, proc in self.procs.items()}
-
-    def output(self) -> str:
-        return "".join(log.read_text(errors="replace") for log in self.logs.values())
-
-
-@pytest.fixture
-def start_processes(env, tmp_path):
-    """Start the Procfile processes with extra settings; they are stopped after the test."""
-    started = []
-
-    def start(**extra: str) -> Processes:
-        procs = Processes({**env, **extra}, tmp_path)
-        started.append(procs)
-        wait_for(procs.up, 30, "web to answer /health")
-        return procs
-
-    yield start
-    for procs in started:
-        procs.stop()
-
-
-@pytest.fixture
-def processes(start_processes):
-    return start_processes()
 
 
 def test_procfile_processes_apply_every_action_in_both_payload_shapes(processes, env, ortto, wordpress):
@@ -174,30 +84,6 @@ def test_worker_killed_mid_delivery_is_finished_by_the_next_worker(start_process
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-def test_thirty_simultaneous_adds_for_one_new_email_make_one_user(start_processes, env, ortto, wordpress):
-    """Four worker threads, thirty distinct calls (not redeliveries) for the same new person."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    processes = start_processes(WPF_WORKER_THREADS="4")
-    key = env["WPF_ACCESS_KEY"].split(",")[0]
-    email = unique_email("storm")
-    contact_id = ortto.add_person({"str::email": email, "str::first": "Storm"})
-
-    def call(run: int) -> str:
-        url = f"{processes.url}/?wpf_action=add&access_key={key}&send_notification=true"
-        return requests.post(url, json={"campaign_id": "c", "contact_id": contact_id, "run_id": f"run-{run}"}).json()["delivery_id"]
-
-    with ThreadPoolExecutor(max_workers=30) as pool:
-        ids = list(pool.map(call, range(30)))
-    assert len(set(ids)) == 30
-    processes.wait_until_applied(ids)
-    processes.stop()
-    assert len(wordpress.users_with_email(email)) == 1
-    assert len(wordpress.emails_to(email)) == 1
-    assert len(ortto.calls_to("/v1/person/merge")) == 1
-    assert "worker started with 4 thread(s)" in processes.output()
 
 
 @pytest.mark.parametrize("process", ["web", "worker"])

@@ -37,17 +37,26 @@ list($password) = WP_Application_Passwords::create_new_application_password($res
 echo json_encode(array('user_id' => $result['user_id'], 'app_password' => $password));
 """
 
-# Test-only must-use plugin: hold the next user creation right after WordPress inserted the user
-# (before its roles and meta), so that a test can kill WordPress at that exact point.
+# Test-only must-use plugin: hold the next request that reaches a point (right after core REST
+# inserted a new user, before its roles and meta; or just before the new-user email is built), so
+# that a test can kill WordPress at that exact point.
 FAULTS_PHP = r"""<?php
-add_action('rest_insert_user', function ($user, $request, $creating) {
-    $flag = WPF_TEST_FAULT_DIR . '/pause-after-insert';
-    if ($creating && file_exists($flag)) {
+function wpf_test_hold($point) {
+    $flag = WPF_TEST_FAULT_DIR . "/hold-$point";
+    if (file_exists($flag)) {
         unlink($flag);
-        touch(WPF_TEST_FAULT_DIR . '/paused');
+        touch(WPF_TEST_FAULT_DIR . "/held-$point");
         sleep(60);
     }
+}
+add_action('rest_insert_user', function ($user, $request, $creating) {
+    if ($creating) {
+        wpf_test_hold('after-insert');
+    }
 }, 10, 3);
+add_action('retrieve_password_key', function () {
+    wpf_test_hold('before-email');
+});
 """
 
 SENDMAIL = """#!/bin/sh
@@ -119,11 +128,12 @@ class WordPressSite:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
-    def pause_next_create(self) -> Callable[[], bool]:
-        """Hold the next REST user creation after the insert; returns "is it held now?"."""
-        (self.root / "paused").unlink(missing_ok=True)
-        (self.root / "pause-after-insert").touch()
-        return (self.root / "paused").exists
+    def hold_next(self, point: str) -> Callable[[], bool]:
+        """Hold the next request reaching ``point`` (``after-insert``, ``before-email``) for 60 s;
+        returns "is it held now?"."""
+        (self.root / f"held-{point}").unlink(missing_ok=True)
+        (self.root / f"hold-{point}").touch()
+        return (self.root / f"held-{point}").exists
 
     def stop(self) -> None:
         self.kill_server()
@@ -201,14 +211,16 @@ require_once ABSPATH . 'wp-settings.php';
         return json.loads(self.php_eval(f"echo json_encode(get_user_meta({int(user_id)}, base64_decode('{key64}'), true));"))
 
     def accounts(self, emails: list[str]) -> dict[str, list[dict]]:
-        """Every user with each email (read in one PHP run): id, login, roles, password hash."""
+        """Every user with each email (read in one PHP run): id, login, roles, password hash, first name
+        and when the companion plugin began its new-user email."""
         data = base64.b64encode(json.dumps(emails).encode()).decode()
         return json.loads(self.php_eval(
             f"$out = array(); foreach (json_decode(base64_decode('{data}')) as $e) {{"
             " global $wpdb; $rows = $wpdb->get_results($wpdb->prepare("
             "\"SELECT ID FROM $wpdb->users WHERE user_email = %s\", $e));"
             " $out[$e] = array_map(function ($r) { $u = get_userdata($r->ID); return array("
-            "'id' => $u->ID, 'login' => $u->user_login, 'roles' => array_values($u->roles), 'pass' => $u->user_pass); }, $rows); }"
+            "'id' => $u->ID, 'login' => $u->user_login, 'roles' => array_values($u->roles), 'pass' => $u->user_pass,"
+            " 'first_name' => $u->first_name, 'notified' => get_user_meta($u->ID, 'wpf_bridge_notified', true)); }, $rows); }"
             " echo json_encode((object) $out);"
         ))
 

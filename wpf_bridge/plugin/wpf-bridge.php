@@ -84,13 +84,22 @@ add_filter(
 	3
 );
 
-/** The new-user email, at most once per user: the mark is written before the email goes. */
+/**
+ * The new-user email, at most once per user. The mark is written as late as possible, when the
+ * message is built and about to be handed to the mailer (phpmailer_init), so a retry after a
+ * crash sends it unless that last step had begun: a crash there loses the email, never doubles it.
+ */
 function wpf_bridge_notify( $user_id ) {
 	if ( '' !== (string) get_user_meta( $user_id, 'wpf_bridge_notified', true ) ) {
 		return;
 	}
-	update_user_meta( $user_id, 'wpf_bridge_notified', gmdate( 'c' ) );
+	$mark = function () use ( $user_id ) {
+		update_user_meta( $user_id, 'wpf_bridge_notified', gmdate( 'c' ) );
+	};
+	add_action( 'phpmailer_init', $mark );
 	wp_new_user_notification( $user_id, null, 'user' );
+	remove_action( 'phpmailer_init', $mark );
+	$mark();
 }
 
 add_action(

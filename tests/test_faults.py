@@ -1,0 +1,229 @@
+"""The fault suite: bursts of webhooks through the real Procfile processes, real WordPress and the
+Ortto test server, with something broken on purpose in each. Every scenario counts what it sent
+and what was applied, duplicated, lost or let in, adds a line to the ledger printed at the end of
+the run, and fails if anything was duplicated, lost or let in.
+
+``WPF_FAULTS_WORDPRESS_DOWN`` sets how long WordPress stays down (default 20 s; 180 for minutes).
+"""
+from __future__ import annotations
+
+import collections
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from conftest import unique_email
+from faults import LEDGER, Call, Tally, add_burst, add_call, audit_new_users, new_people, send, send_all, settle
+from waiting import wait_for
+
+from wpf_bridge.store import DONE, SKIPPED
+
+
+def statuses(store) -> collections.Counter:
+    return collections.Counter(d.status for d in store.recent(1_000_000))
+
+
+def access_key(env) -> str:
+    return env["WPF_ACCESS_KEY"].split(",")[0]
+
+
+def test_worker_killed_twice_mid_burst(start_processes, env, ortto, wordpress):
+    processes = start_processes(WPF_WORKER_THREADS="4", WPF_LEASE_SECONDS="3")
+    people = new_people(ortto, 60, "workerkill")
+    ids = add_burst(processes.url, access_key(env), people)
+    for done_at_least in (15, 35):
+        wait_for(lambda n=done_at_least: statuses(processes.store)["done"] >= n and statuses(processes.store)["running"] >= 2,
+                 90, f"{done_at_least} deliveries applied and two running")
+        processes.kill("worker")
+        processes.start("worker")
+
+    tally = audit_new_users(
+        Tally("kill -9 worker mid-burst", "60 adds, 4 threads, worker killed twice while running deliveries (lease 3 s); "
+              "the interrupted ones are retried by the next worker", sent=60),
+        wordpress, ortto, processes.store, people, ids, calls=60)
+    tally.check()
+    assert tally.retried >= 1, "the kills interrupted running deliveries"
+    assert "worker started with 4 thread(s)" in processes.output()
+
+
+def test_web_killed_mid_burst(start_processes, env, ortto, wordpress):
+    processes = start_processes(WPF_WORKER_THREADS="4")
+    people = new_people(ortto, 120, "webkill")
+    calls = [add_call(cid) for cid, _ in people]
+    with ThreadPoolExecutor(max_workers=1) as burst:
+        sending = burst.submit(send_all, processes.url, access_key(env), calls, 4)
+        wait_for(lambda: sum(statuses(processes.store).values()) >= 10, 60, "the burst to be under way")
+        processes.kill("web")
+        processes.start("web")
+        answers = sending.result()
+    ids = [a["delivery_id"] for a in answers]
+    retried = sum(1 for a in answers if a["tries"] > 1)
+
+    tally = audit_new_users(
+        Tally("kill -9 web mid-burst", f"120 adds from 4 senders that retry like Ortto, web killed after 10 commits; "
+              f"{retried} calls resent, {sum(a['duplicate'] for a in answers)} answered as redeliveries", sent=120),
+        wordpress, ortto, processes.store, people, ids, calls=120)
+    tally.check()
+    assert retried >= 1, "the kill hit the burst"
+
+
+def test_wordpress_down_for_a_while(start_processes, env, ortto, wordpress):
+    down_for = float(os.environ.get("WPF_FAULTS_WORDPRESS_DOWN", "20"))
+    processes = start_processes(WPF_WORKER_THREADS="4")
+    before, during = new_people(ortto, 30, "wpdown"), new_people(ortto, 10, "wpdown")
+    key = access_key(env)
+    ids = add_burst(processes.url, key, before)
+    try:
+        wait_for(lambda: statuses(processes.store)["done"] >= 5 and statuses(processes.store)["running"] >= 1, 60,
+                 "the drain to be under way")
+        wordpress.kill_server()
+        stopped = time.monotonic()
+        ids += add_burst(processes.url, key, during)
+        wait_for(lambda: time.monotonic() - stopped >= down_for
+                 and set(statuses(processes.store)) <= {"done", "retrying"}, down_for + 120,
+                 f"WordPress down {down_for:.0f} s with every unfinished delivery waiting to retry")
+        waiting = statuses(processes.store)["retrying"]
+    finally:
+        if wordpress.process.poll() is not None:
+            wordpress.start_server()
+    restarted = time.monotonic()
+    settle(processes.store, ids, down_for + 600)
+    recovered = time.monotonic() - restarted
+
+    tally = audit_new_users(
+        Tally("WordPress stopped for a while", f"40 adds, WordPress killed mid-drain and down {down_for:.0f} s "
+              f"({waiting} deliveries retrying, 10 arrived while down); all applied {recovered:.0f} s after restart", sent=40),
+        wordpress, ortto, processes.store, before + during, ids, calls=40)
+    tally.check(mail_cut_at_most=4)  # only the requests in WordPress's 4 PHP workers at the kill
+
+
+def test_ortto_5xx_and_429_storm(start_processes, env, ortto, wordpress):
+    processes = start_processes(WPF_WORKER_THREADS="4")
+    people = new_people(ortto, 40, "orttostorm")
+    ortto.fail_next(500, times=15)
+    ortto.fail_next(429, {"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 2}}, times=15)
+    ortto.fail_next(503, times=10, path="/v1/person/merge")
+    ids = add_burst(processes.url, access_key(env), people)
+
+    tally = audit_new_users(
+        Tally("Ortto 5xx and 429 storm", "40 adds while Ortto answers 15x500, 15x429 (try-in-seconds 2), 10x503 on "
+              "the password push", sent=40),
+        wordpress, ortto, processes.store, people, ids, calls=40, within=180)
+    tally.check()
+    assert not ortto.failures, "every injected failure was met"
+    assert tally.retried >= 10
+
+
+def test_duplicate_storms_and_redeliveries(start_processes, env, ortto, wordpress):
+    processes = start_processes(WPF_WORKER_THREADS="4")
+    key = access_key(env)
+    resent = new_people(ortto, 5, "redeliver")
+    [(storm_id, storm_email)] = new_people(ortto, 1, "storm")
+    redeliveries = [add_call(cid, run="run-1") for cid, _ in resent]
+    distinct = [add_call(storm_id, run=f"run-{n}") for n in range(30)]
+    calls = [call for call in redeliveries for _ in range(30)] + distinct
+    random.shuffle(calls)
+    answers = send_all(processes.url, key, calls, concurrency=30)
+    ids = [a["delivery_id"] for a in answers]
+    settle(processes.store, ids, 120)  # applied before the resends
+    again = send_all(processes.url, key, redeliveries + distinct, concurrency=8)
+
+    tally = audit_new_users(
+        Tally("duplicate storms and redeliveries", f"35 calls: 30 simultaneous copies of each of 5 adds, 30 distinct adds "
+              f"for one new email; then all 35 resent after they were applied ({len(calls) + len(again)} requests)", sent=35),
+        wordpress, ortto, processes.store, resent + [(storm_id, storm_email)], ids, calls=35)
+    if not all(a["duplicate"] for a in again) or len(set(ids)) != 35:
+        tally.duplicated += 1
+        tally.problems.append(f"{len(set(ids))} delivery ids for 35 calls; resends all duplicates: {all(a['duplicate'] for a in again)}")
+    tally.check()
+    assert [d.status for d in map(processes.store.get, set(ids))].count(DONE) == 35
+
+
+HOSTILE = [
+    ("no key", {"wpf_action": "add", "contact_id": "abc"}, None, {}, 403),
+    ("bad JSON", {"wpf_action": "add"}, b"{\"contact_id\": ", {"Content-Type": "application/json"}, 400),
+    ("JSON array", {"wpf_action": "add"}, b"[1, 2]", {"Content-Type": "application/json"}, 400),
+    ("2 MiB body", {"wpf_action": "add"}, b"{\"x\": \"" + b"a" * (2 << 20) + b"\"}", {"Content-Type": "application/json"}, 413),
+    ("unknown action", {"wpf_action": "delete_user", "contact_id": "abc"}, None, {}, 400),
+    ("NUL in contact id", {"wpf_action": "add", "contact_id": "abc\x00def"}, None, {}, 400),
+    ("newline in contact id", {"wpf_action": "add", "contact_id": "abc\ndef"}, None, {}, 400),
+    ("300-character contact id", {"wpf_action": "add", "contact_id": "a" * 300}, None, {}, 400),
+    ("SQL in contact id", {"wpf_action": "add", "contact_id": "1' or '1'='1"}, None, {}, 400),
+    ("header injection in email", {"wpf_action": "add", "email": "a@example.test\r\nBcc: x@example.test"}, None, {}, 400),
+    ("over-long email", {"wpf_action": "add", "email": "a" * 250 + "@example.test"}, None, {}, 400),
+    ("role with SQL", {"wpf_action": "add", "contact_id": "abc", "role": "administrator'--"}, None, {}, 400),
+    ("nobody named", {"wpf_action": "add"}, None, {}, 400),
+]
+
+
+KEY_GUESSES = [403] * 9 + [429]  # the keyless call above was the first of ten wrong keys
+
+
+def test_hostile_requests_are_refused_and_store_nothing(processes, env):
+    key = access_key(env)
+    answers = {}
+    for label, params, body, headers, _ in HOSTILE:
+        query = params if label == "no key" else {**params, "access_key": key}
+        answers[label] = requests.post(f"{processes.url}/", params=query, data=body, headers=headers, timeout=10)
+    guesses = [requests.post(f"{processes.url}/", params={"wpf_action": "add", "access_key": f"guess-{n}", "contact_id": "abc"},
+                             timeout=10).status_code for n in range(10)]
+    locked_out = requests.post(f"{processes.url}/", params={"wpf_action": "add", "access_key": key, "contact_id": "abc"}, timeout=10)
+    stored = sum(statuses(processes.store).values())
+    wrong = {label: answers[label].status_code for label, *_, expected in HOSTILE if answers[label].status_code != expected}
+    not_json = [label for label, answer in answers.items() if answer.headers.get("Content-Type") != "application/json"]
+
+    tried = len(HOSTILE) + len(guesses) + 1
+    as_expected = len(HOSTILE) - len(wrong) + sum(g == e for g, e in zip(guesses, KEY_GUESSES, strict=True)) + (locked_out.status_code == 429)
+    tally = Tally("hostile requests", f"{len(HOSTILE)} malformed or injected calls, 10 guessed keys then the right one "
+                  f"from the same address (answers {sorted(set(guesses))}, then {locked_out.status_code})",
+                  sent=tried, applied=as_expected, let_in=stored + (locked_out.status_code < 300))
+    tally.problems += [f"wrong status: {wrong}", f"not JSON: {not_json}", f"{stored} stored"]
+    LEDGER.append(tally)
+    tally.check()
+    assert not wrong and not not_json
+    assert guesses == KEY_GUESSES
+    assert locked_out.status_code == 429
+
+
+def test_privileged_users_cannot_be_taken_over(processes, env, ortto, wordpress):
+    """Ortto contacts carrying an administrator's or a user manager's email, with a password,
+    username, name, meta and tags mapped, sent through every action and asking for administrator."""
+    manager_email = unique_email("manager")
+    wordpress.php_eval("add_role('user_manager', 'User manager', array('read' => true, 'create_users' => true));")
+    wordpress.rest("POST", "/wp/v2/users", json={"username": manager_email, "email": manager_email,
+                                                 "password": "Manager-Pass-123", "roles": ["user_manager"]})
+    targets = ["admin@example.test", manager_email]
+    before = wordpress.accounts(targets)
+    hostile_fields = {"str::first": "Mallory", "str:cm:wp-password-in": "Owned-123456", "str:cm:username": "mallory",
+                      "str:cm:company": "Evil"}
+    calls = []
+    for email in targets:
+        contact_id = ortto.add_person({"str::email": email, **hostile_fields}, ["owned"])
+        for action in ("add", "update", "update_tags"):
+            for role in ("customer", "administrator"):
+                calls.append(Call(action, {"contact_id": contact_id}, {"role": role, "send_notification": "true"}))
+    newcomer_email = unique_email("newcomer")
+    newcomer = ortto.add_person({"str::email": newcomer_email, "str::first": "New"})
+    calls.append(Call("add", {"contact_id": newcomer}, {"role": "administrator"}))
+    ids = [send(processes.url, access_key(env), call)["delivery_id"] for call in calls]
+    settle(processes.store, ids, 60)
+
+    after = wordpress.accounts(targets + [newcomer_email])
+    changed = [email for email in targets if after[email] != before[email]
+               or wordpress.user_meta(after[email][0]["id"], "ortto_tags") != ""
+               or wordpress.user_meta(after[email][0]["id"], "company") != ""]
+    records = [processes.store.get(i) for i in ids]
+    skipped = [r for r in records[:-1] if r.status == SKIPPED and "privileged" in r.result]
+    admins_made = [e for e, users in after.items() if e not in targets and any("administrator" in u["roles"] for u in users)]
+    tally = Tally("privileged-user take-over attempts", f"{len(calls) - 1} calls on an administrator's and a user "
+                  "manager's email (password, login, name, meta, tags mapped; role administrator or customer), "
+                  f"1 add asking administrator for a new person; {len(skipped)} recorded as privileged",
+                  sent=len(calls), applied=len(skipped) + (records[-1].status == DONE),
+                  let_in=len(changed) + len(admins_made))
+    tally.problems += [f"changed: {changed}", f"administrators made: {admins_made}"]
+    LEDGER.append(tally)
+    tally.check()
+    assert len(skipped) == len(calls) - 1
+    assert after[newcomer_email][0]["roles"] == ["subscriber"]
