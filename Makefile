@@ -19,9 +19,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 ## run: web and worker together (Procfile), on SQLite
 run: $(STAMP) .env
-	$(VENV)/bin/honcho start
+	$(VENV)/bin/honcho start web worker
 
-## system-deps: what the tests need besides Python: PHP, Debian's WordPress, MariaDB (running)
+## system-deps: what the tests need besides Python: PHP, Debian's WordPress, MariaDB and PostgreSQL (running)
 system-deps:
 	@if ! command -v php >/dev/null || ! [ -f /usr/share/wordpress/wp-settings.php ] || ! command -v mariadb >/dev/null \
 	    || ! php -m | grep -qi mysqli; then \
@@ -32,10 +32,20 @@ system-deps:
 	  $(SUDO) start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql; \
 	  for i in $$(seq 60); do mariadb -uroot -h127.0.0.1 -e 'select 1' >/dev/null 2>&1 && break; sleep 0.5; done; \
 	  mariadb -uroot -h127.0.0.1 -e 'select 1' >/dev/null; }
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  command -v pg_ctlcluster >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }; \
+	  v=$$(ls /etc/postgresql | sort -n | tail -1); \
+	  grep -q '^host all all 127.0.0.1/32 trust' /etc/postgresql/$$v/main/pg_hba.conf || \
+	    $(SUDO) sed -i '1i host all all 127.0.0.1/32 trust' /etc/postgresql/$$v/main/pg_hba.conf; \
+	  $(SUDO) pg_ctlcluster $$v main restart; \
+	  for i in $$(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done; }
 
-## test: every test, against a real WordPress and the Ortto test server
+## test: every test, against a real WordPress and the Ortto test server, on SQLite then on
+## PostgreSQL (two web and two worker processes where the Procfile processes run)
 test: $(STAMP) system-deps
 	$(VENV)/bin/python -m pytest
+	WPF_TEST_DATABASE=postgresql $(VENV)/bin/python -m pytest
 
 ## faults: the fault suite alone; WORDPRESS_DOWN=180 keeps WordPress down for minutes
 faults: $(STAMP) system-deps

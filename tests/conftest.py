@@ -1,9 +1,13 @@
 """Shared fixtures: one real WordPress and one Ortto test server for the session, a fresh bridge per test."""
 from __future__ import annotations
 
+import os
 import secrets
+import sqlite3
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -48,8 +52,68 @@ def ortto(ortto_server: OrttoServer):
     state.gates.clear()
 
 
+ON_POSTGRES = os.environ.get("WPF_TEST_DATABASE", "sqlite") == "postgresql"
+POSTGRES_SERVER = os.environ.get("WPF_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    if ON_POSTGRES:
+        for item in items:
+            if item.get_closest_marker("sqlite_only"):
+                item.add_marker(pytest.mark.skip(reason="about SQLite itself"))
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str | None]:
+    """On PostgreSQL runs, one database for the session, dropped at the end."""
+    if not ON_POSTGRES:
+        yield None
+        return
+    import psycopg
+
+    name = "wpf_test_" + secrets.token_hex(6)
+    with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f"create database {name}")
+    yield f"{POSTGRES_SERVER}/{name}"
+    with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f"drop database {name} with (force)")
+
+
 @pytest.fixture
-def env(tmp_path: Path, wordpress: WordPressSite, ortto_server: OrttoServer) -> dict[str, str]:
+def database_url(tmp_path: Path, postgres_database: str | None) -> Iterator[str]:
+    """An empty store for one test: a new SQLite file, or the session's PostgreSQL database
+    without its tables (the bridge creates them again, as on a first start)."""
+    if postgres_database is None:
+        yield f"sqlite:///{tmp_path / 'bridge.db'}"
+        return
+    import psycopg
+
+    with psycopg.connect(postgres_database, autocommit=True) as db:
+        db.execute("drop table if exists deliveries, key_failures")
+    yield postgres_database
+
+
+@contextmanager
+def store_locked(database_url: str) -> Iterator[None]:
+    """Hold the deliveries table from another connection: the bridge's writes wait, then give up."""
+    if not ON_POSTGRES:
+        blocker = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("begin exclusive")
+    else:
+        import psycopg
+
+        blocker = psycopg.connect(database_url, autocommit=True)
+        blocker.execute("begin")
+        blocker.execute("lock table deliveries in access exclusive mode")
+    try:
+        yield
+    finally:
+        blocker.execute("rollback")
+        blocker.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path, wordpress: WordPressSite, ortto_server: OrttoServer, database_url: str) -> dict[str, str]:
     """A complete, valid bridge environment pointing at the test WordPress and Ortto."""
     field_map = tmp_path / "fields.toml"
     field_map.write_text(
@@ -67,7 +131,7 @@ def env(tmp_path: Path, wordpress: WordPressSite, ortto_server: OrttoServer) -> 
         "ORTTO_PASSWORD_FIELD": PASSWORD_FIELD,
         "WPF_ALLOWED_ROLES": "customer,member",
         "WPF_FIELD_MAP": str(field_map),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
+        "DATABASE_URL": database_url,
         "WPF_SECRET_KEY": secrets.token_hex(16),
         "PORT": "8000",
     }
@@ -78,17 +142,24 @@ def settings(env: dict[str, str]) -> Settings:
     return load_settings(env)
 
 
+def run_sql(store, sql: str, **params) -> None:
+    """Change the store behind the bridge's back (make a retry due, age a lease), on either database."""
+    with store.database.transaction() as tx:
+        tx.execute(sql, params)
+
+
 def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{secrets.token_hex(5)}@example.test"
 
 
 @pytest.fixture
 def start_processes(env, tmp_path):
-    """Start the Procfile processes with extra settings; they are stopped after the test."""
+    """Start the Procfile processes with extra settings (two of each on PostgreSQL, one on
+    SQLite); they are stopped after the test."""
     started = []
 
     def start(**extra: str) -> Processes:
-        procs = Processes({**env, **extra}, tmp_path)
+        procs = Processes({**env, **extra}, tmp_path, instances=2 if ON_POSTGRES else 1)
         started.append(procs)
         wait_for(procs.up, 30, "web to answer /health")
         return procs
@@ -108,5 +179,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
     from faults import LEDGER, ledger_table
 
     if LEDGER:
-        terminalreporter.write_sep("=", "fault suite")
+        where = "PostgreSQL, 2 web + 2 worker processes" if ON_POSTGRES else "SQLite, 1 web + 1 worker process"
+        terminalreporter.write_sep("=", f"fault suite on {where}")
         terminalreporter.write_line(ledger_table())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import random
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,13 +66,16 @@ def add_call(contact_id: str, run: str = "") -> Call:
     return Call("add", payload, {"role": "customer", "send_notification": "true"})
 
 
-def send(base_url: str, key: str, call: Call, deadline: float = 120.0) -> dict:
+def send(base_urls: list[str], key: str, call: Call, deadline: float = 120.0) -> dict:
     """POST the call until it is answered 2xx, as Ortto retries a delivery; return the answer with
-    ``tries``. Connection errors, 429 and 5xx are retried (the web process may be down); 4xx fails."""
+    ``tries``. Connection errors, 429 and 5xx are retried (the web process may be down), each try
+    on the next web process, as a load balancer would; 4xx fails."""
     params = {"wpf_action": call.action, "access_key": key, **call.query}
     give_up = time.monotonic() + deadline
+    first = random.randrange(len(base_urls))
     for tries in itertools.count(1):
         try:
+            base_url = base_urls[(first + tries) % len(base_urls)]
             answer = requests.post(f"{base_url}/", params=params, json=call.payload, timeout=10)
             if answer.status_code in (200, 202):
                 return {**answer.json(), "tries": tries}
@@ -82,9 +86,9 @@ def send(base_url: str, key: str, call: Call, deadline: float = 120.0) -> dict:
         time.sleep(0.1)  # Ortto's pause between retries, not a wait for anything
 
 
-def send_all(base_url: str, key: str, calls: list[Call], concurrency: int = 8) -> list[dict]:
+def send_all(base_urls: list[str], key: str, calls: list[Call], concurrency: int = 8) -> list[dict]:
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return list(pool.map(lambda call: send(base_url, key, call), calls))
+        return list(pool.map(lambda call: send(base_urls, key, call), calls))
 
 
 def new_people(ortto, n: int, prefix: str) -> list[tuple[str, str]]:
@@ -106,9 +110,9 @@ def settle(store: Store, ids: list[str], timeout: float) -> dict[str, int]:
         time.sleep(0.1)
 
 
-def add_burst(base_url: str, key: str, people: list[tuple[str, str]], concurrency: int = 8) -> list[str]:
+def add_burst(base_urls: list[str], key: str, people: list[tuple[str, str]], concurrency: int = 8) -> list[str]:
     """One ``add`` per person, sent at once; the delivery ids."""
-    return [a["delivery_id"] for a in send_all(base_url, key, [add_call(cid) for cid, _ in people], concurrency)]
+    return [a["delivery_id"] for a in send_all(base_urls, key, [add_call(cid) for cid, _ in people], concurrency)]
 
 
 def audit_new_users(tally: Tally, wordpress, ortto, store: Store, people: list[tuple[str, str]],

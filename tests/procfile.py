@@ -12,7 +12,7 @@ import requests
 from waiting import wait_for
 from wordpress_site import free_port
 
-from wpf_bridge.store import DONE, FAILED, SKIPPED, Store, sqlite_path
+from wpf_bridge.store import DONE, FAILED, SKIPPED, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,35 +28,43 @@ def process_env(env: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 class Processes:
-    def __init__(self, env: dict[str, str], tmp_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+    """The Procfile's ``web`` and ``worker``, ``instances`` of each (each web on its own port),
+    as separate process groups that can be killed and started again."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path, instances: int = 1):
+        self.names = {kind: [f"{kind}.{n}" for n in range(1, instances + 1)] for kind in ("web", "worker")}
+        self.ports = {name: free_port() for name in self.names["web"]}
+        self.urls = [f"http://127.0.0.1:{port}" for port in self.ports.values()]
+        self.url = self.urls[0]
         self.logs = {}
         self.procs = {}
         self.env, self.tmp_path = env, tmp_path
-        self.store = Store(sqlite_path(env["DATABASE_URL"]))
-        for name in procfile():
-            self.start(name)
+        self.store = Store(env["DATABASE_URL"])
+        for kind in self.names:
+            self.start(kind)
 
-    def start(self, name: str) -> None:
-        """Start (or restart) one Procfile process, appending to its log."""
-        self.logs[name] = self.tmp_path / f"{name}.log"
-        self.procs[name] = subprocess.Popen(
-            ["bash", "-c", procfile()[name].strip()], cwd=self.tmp_path, env=process_env(self.env, PORT=str(self.port)),
-            stdout=self.logs[name].open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    def start(self, kind: str) -> None:
+        """Start (or restart) every instance of one Procfile process type, appending to its log."""
+        for name in self.names[kind]:
+            self.logs[name] = self.tmp_path / f"{name}.log"
+            self.procs[name] = subprocess.Popen(
+                ["bash", "-c", procfile()[kind].strip()], cwd=self.tmp_path,
+                env=process_env(self.env, PORT=str(self.ports.get(name, self.env["PORT"]))),
+                stdout=self.logs[name].open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            )
 
-    def kill(self, name: str) -> None:
-        """kill -9 the process and everything it started."""
-        os.killpg(self.procs[name].pid, signal.SIGKILL)
-        self.procs[name].wait(10)
+    def kill(self, kind: str) -> None:
+        """kill -9 every instance of the process type and everything they started."""
+        for name in self.names[kind]:
+            os.killpg(self.procs[name].pid, signal.SIGKILL)
+            self.procs[name].wait(10)
 
     def up(self) -> bool:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 pytest.fail(f"{name} exited: {self.logs[name].read_text()}")
         try:
-            return requests.get(self.url + "/health", timeout=1).ok
+            return all(requests.get(url + "/health", timeout=1).ok for url in self.urls)
         except requests.ConnectionError:
             return False
 

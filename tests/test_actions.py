@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import sqlite3
 
 import pytest
-from conftest import PASSWORD_FIELD, unique_email
+from conftest import PASSWORD_FIELD, run_sql, unique_email
 from waiting import wait_for
 
-from wpf_bridge.store import DONE, FAILED, RETRYING, RUNNING, SKIPPED, Store, sqlite_path
+from wpf_bridge.store import DONE, FAILED, RETRYING, RUNNING, SKIPPED, Store
 from wpf_bridge.wordpress import Lookup
 from wpf_bridge.worker import Runner
 
@@ -20,7 +19,7 @@ from wpf_bridge.worker import Runner
 class Bridge:
     def __init__(self, settings):
         self.settings = settings
-        self.store = Store(sqlite_path(settings.database_url))
+        self.store = Store(settings.database_url)
         self.runner = Runner(settings, self.store)
 
     def deliver(self, action, contact_id=None, email=None, role=None, send_notification=False):
@@ -31,8 +30,7 @@ class Bridge:
 
     def rerun(self, delivery):
         """Run it again as the worker would once its retry is due (without waiting for it)."""
-        with sqlite3.connect(self.store.path) as db:
-            db.execute("update deliveries set run_after = 0 where id = ?", (delivery.id,))
+        run_sql(self.store, "update deliveries set run_after = 0 where id = :id", id=delivery.id)
         assert self.runner.run_next()
         return self.store.get(delivery.id)
 
@@ -274,8 +272,7 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
     kept = bridge.store.get(delivery.id)
     assert kept.user_id is None and kept.secret, "nothing recorded but the kept password"
     assert kept.status == RUNNING and bridge.store.claim_next(60) is None, "held until its lease ends"
-    with sqlite3.connect(bridge.store.path) as db:
-        db.execute("update deliveries set lease_until = lease_until - 3600 where id = ?", (delivery.id,))
+    run_sql(bridge.store, "update deliveries set lease_until = lease_until - 3600 where id = :id", id=delivery.id)
 
     assert bridge.runner.run_next(), "taken over once the lease has ended"
     done = bridge.store.get(delivery.id)
@@ -348,8 +345,8 @@ def test_transient_failures_give_up_after_the_retry_horizon(settings, ortto):
     bridge = Bridge(dataclasses.replace(settings, wordpress_url=f"http://127.0.0.1:{free_port()}"))
     contact_id, _ = person(ortto)
     delivery = bridge.store.add("add", contact_id, None, None, False)[0]
-    with sqlite3.connect(bridge.store.path) as db:
-        db.execute("update deliveries set retry_since = retry_since - ? where id = ?", (settings.retry_horizon + 60, delivery.id))
+    run_sql(bridge.store, "update deliveries set retry_since = retry_since - :age where id = :id",
+            age=settings.retry_horizon + 60, id=delivery.id)
     assert bridge.runner.run_next()
     ended = bridge.store.get(delivery.id)
     assert ended.status == FAILED and ended.result.startswith("gave up after 1 attempts: WordPress cannot be reached")

@@ -88,9 +88,9 @@ def test_check_reports_missing_capabilities(env, tmp_path, ortto, wordpress):
 
 
 def test_deliveries_lists_what_became_of_each(env, tmp_path, settings):
-    from wpf_bridge.store import Store, sqlite_path
+    from wpf_bridge.store import Store
 
-    store = Store(sqlite_path(settings.database_url))
+    store = Store(settings.database_url)
     delivery = store.add("update", "abc123", None, None, False)[0]
     store.update(delivery.id, status="skipped", result="no matching user")
     result = run_cli(env, "deliveries", cwd=tmp_path)
@@ -99,10 +99,10 @@ def test_deliveries_lists_what_became_of_each(env, tmp_path, settings):
 
 
 def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, settings, ortto, wordpress):
-    from wpf_bridge.store import DONE, FAILED, Store, sqlite_path
+    from wpf_bridge.store import DONE, FAILED, Store
     from wpf_bridge.worker import Runner
 
-    store = Store(sqlite_path(settings.database_url))
+    store = Store(settings.database_url)
     email = "replay-" + os.urandom(4).hex() + "@example.test"
     contact_id = ortto.add_person({"str::email": email, "str::first": "Re"})
     failed = store.add("add", contact_id, None, None, False)[0]
@@ -119,3 +119,14 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
     assert (replayed.status, replayed.attempts) == ("queued", 0) and replayed.retry_since > failed.retry_since
     assert Runner(settings, store).run_next()
     assert store.get(failed.id).status == DONE and wordpress.user_by_email(email) is not None
+
+
+def test_migrate_creates_the_store_for_a_release_step(env, tmp_path):
+    from wpf_bridge.redact import url
+    from wpf_bridge.store import Store
+
+    result = run_cli(env, "migrate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"delivery store ready: {url(env['DATABASE_URL'])}"
+    assert Store(env["DATABASE_URL"]).counts() == {}
+    assert "release: wpf-bridge migrate" in (ROOT / "Procfile").read_text()

@@ -32,7 +32,7 @@ def access_key(env) -> str:
 def test_worker_killed_twice_mid_burst(start_processes, env, ortto, wordpress):
     processes = start_processes(WPF_WORKER_THREADS="4", WPF_LEASE_SECONDS="3")
     people = new_people(ortto, 60, "workerkill")
-    ids = add_burst(processes.url, access_key(env), people)
+    ids = add_burst(processes.urls, access_key(env), people)
     for done_at_least in (15, 35):
         wait_for(lambda n=done_at_least: statuses(processes.store)["done"] >= n and statuses(processes.store)["running"] >= 2,
                  90, f"{done_at_least} deliveries applied and two running")
@@ -40,7 +40,7 @@ def test_worker_killed_twice_mid_burst(start_processes, env, ortto, wordpress):
         processes.start("worker")
 
     tally = audit_new_users(
-        Tally("kill -9 worker mid-burst", "60 adds, 4 threads, worker killed twice while running deliveries (lease 3 s); "
+        Tally("kill -9 worker mid-burst", "60 adds, 4 threads per worker, workers killed twice while running deliveries (lease 3 s); "
               "the interrupted ones are retried by the next worker", sent=60),
         wordpress, ortto, processes.store, people, ids, calls=60)
     tally.check()
@@ -53,7 +53,7 @@ def test_web_killed_mid_burst(start_processes, env, ortto, wordpress):
     people = new_people(ortto, 120, "webkill")
     calls = [add_call(cid) for cid, _ in people]
     with ThreadPoolExecutor(max_workers=1) as burst:
-        sending = burst.submit(send_all, processes.url, access_key(env), calls, 4)
+        sending = burst.submit(send_all, processes.urls, access_key(env), calls, 4)
         wait_for(lambda: sum(statuses(processes.store).values()) >= 10, 60, "the burst to be under way")
         processes.kill("web")
         processes.start("web")
@@ -74,13 +74,13 @@ def test_wordpress_down_for_a_while(start_processes, env, ortto, wordpress):
     processes = start_processes(WPF_WORKER_THREADS="4")
     before, during = new_people(ortto, 30, "wpdown"), new_people(ortto, 10, "wpdown")
     key = access_key(env)
-    ids = add_burst(processes.url, key, before)
+    ids = add_burst(processes.urls, key, before)
     try:
         wait_for(lambda: statuses(processes.store)["done"] >= 5 and statuses(processes.store)["running"] >= 1, 60,
                  "the drain to be under way")
         wordpress.kill_server()
         stopped = time.monotonic()
-        ids += add_burst(processes.url, key, during)
+        ids += add_burst(processes.urls, key, during)
         wait_for(lambda: time.monotonic() - stopped >= down_for
                  and set(statuses(processes.store)) <= {"done", "retrying"}, down_for + 120,
                  f"WordPress down {down_for:.0f} s with every unfinished delivery waiting to retry")
@@ -105,7 +105,7 @@ def test_ortto_5xx_and_429_storm(start_processes, env, ortto, wordpress):
     ortto.fail_next(500, times=15)
     ortto.fail_next(429, {"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 2}}, times=15)
     ortto.fail_next(503, times=10, path="/v1/person/merge")
-    ids = add_burst(processes.url, access_key(env), people)
+    ids = add_burst(processes.urls, access_key(env), people)
 
     tally = audit_new_users(
         Tally("Ortto 5xx and 429 storm", "40 adds while Ortto answers 15x500, 15x429 (try-in-seconds 2), 10x503 on "
@@ -125,10 +125,10 @@ def test_duplicate_storms_and_redeliveries(start_processes, env, ortto, wordpres
     distinct = [add_call(storm_id, run=f"run-{n}") for n in range(30)]
     calls = [call for call in redeliveries for _ in range(30)] + distinct
     random.shuffle(calls)
-    answers = send_all(processes.url, key, calls, concurrency=30)
+    answers = send_all(processes.urls, key, calls, concurrency=30)
     ids = [a["delivery_id"] for a in answers]
     settle(processes.store, ids, 120)  # applied before the resends
-    again = send_all(processes.url, key, redeliveries + distinct, concurrency=8)
+    again = send_all(processes.urls, key, redeliveries + distinct, concurrency=8)
 
     tally = audit_new_users(
         Tally("duplicate storms and redeliveries", f"35 calls: 30 simultaneous copies of each of 5 adds, 30 distinct adds "
@@ -167,8 +167,9 @@ def test_hostile_requests_are_refused_and_store_nothing(processes, env):
     for label, params, body, headers, _ in HOSTILE:
         query = params if label == "no key" else {**params, "access_key": key}
         answers[label] = requests.post(f"{processes.url}/", params=query, data=body, headers=headers, timeout=10)
-    guesses = [requests.post(f"{processes.url}/", params={"wpf_action": "add", "access_key": f"guess-{n}", "contact_id": "abc"},
-                             timeout=10).status_code for n in range(10)]
+    guesses = [requests.post(f"{processes.urls[n % len(processes.urls)]}/", timeout=10,  # across web processes
+                             params={"wpf_action": "add", "access_key": f"guess-{n}", "contact_id": "abc"}).status_code
+               for n in range(10)]
     locked_out = requests.post(f"{processes.url}/", params={"wpf_action": "add", "access_key": key, "contact_id": "abc"}, timeout=10)
     stored = sum(statuses(processes.store).values())
     wrong = {label: answers[label].status_code for label, *_, expected in HOSTILE if answers[label].status_code != expected}
@@ -207,7 +208,7 @@ def test_privileged_users_cannot_be_taken_over(processes, env, ortto, wordpress)
     newcomer_email = unique_email("newcomer")
     newcomer = ortto.add_person({"str::email": newcomer_email, "str::first": "New"})
     calls.append(Call("add", {"contact_id": newcomer}, {"role": "administrator"}))
-    ids = [send(processes.url, access_key(env), call)["delivery_id"] for call in calls]
+    ids = [send(processes.urls, access_key(env), call)["delivery_id"] for call in calls]
     settle(processes.store, ids, 60)
 
     after = wordpress.accounts(targets + [newcomer_email])

@@ -41,7 +41,7 @@ def test_region_picks_the_host(env):
         ("WPF_USERNAME_FORMAT", "random", "WPF_USERNAME_FORMAT: Must be one of"),
         ("WPF_SEND_WELCOME_EMAIL", "perhaps", "WPF_SEND_WELCOME_EMAIL: Not a valid boolean."),
         ("WPF_FIELD_MAP", "/nonexistent.toml", "WPF_FIELD_MAP: cannot read /nonexistent.toml"),
-        ("DATABASE_URL", "mysql://x", "DATABASE_URL: must be sqlite:///path/to/file.db"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL: must be sqlite:///path/to/file.db or postgresql://user@host/db"),
         ("WPF_SECRET_KEY", "tooshort", "WPF_SECRET_KEY: must be at least 16 characters"),
         ("PORT", "99999", "PORT: Must be greater than or equal to 1"),
         ("WPF_RETRY_HOURS", "0", "WPF_RETRY_HOURS: Must be greater than 0"),
@@ -77,3 +77,11 @@ def test_default_field_map_file_is_used_when_present(env, tmp_path, monkeypatch)
     env = dict(env)
     del env["WPF_FIELD_MAP"]
     assert load_settings(env).field_map == FieldMap(fields={"nickname": "str::first"}, meta={})
+
+
+@pytest.mark.parametrize("url", ["postgres://u:p@db.example.com:5432/d1", "postgresql://u:p@db.example.com:5432/d1"])
+def test_database_url_takes_herokus_postgres_spelling(env, url):
+    from wpf_bridge.database import connect
+
+    settings = load_settings({**env, "DATABASE_URL": url})
+    assert connect(settings.database_url).url == "postgresql://u:p@db.example.com:5432/d1"

@@ -4,13 +4,14 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from conftest import run_sql
 
-from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, Store, sqlite_path
+from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, Store
 
 
 @pytest.fixture
 def store(settings):
-    return Store(sqlite_path(settings.database_url))
+    return Store(settings.database_url)
 
 
 def claimed_ids(store, n):
@@ -42,8 +43,7 @@ def test_a_retry_waits_for_its_time_and_holds_back_later_deliveries_for_that_per
     assert store.claim_next(60) is None, "neither the retry nor the later delivery runs yet"
     retrying = store.get(first.id)
     assert retrying.status == RETRYING and retrying.lease_until is None
-    with sqlite3.connect(store.path) as db:
-        db.execute("update deliveries set run_after = run_after - 31 where id = ?", (first.id,))
+    run_sql(store, "update deliveries set run_after = run_after - 31 where id = :id", id=first.id)
     again = store.claim_next(60)
     assert (again.id, again.attempts) == (first.id, 2)
     assert store.get(later.id).status == QUEUED
@@ -53,8 +53,7 @@ def test_a_running_delivery_is_taken_over_only_after_its_lease(store):
     delivery = store.add("add", "contact-l", None, None, False)[0]
     store.claim_next(60)
     assert store.claim_next(60) is None, "held by its worker"
-    with sqlite3.connect(store.path) as db:
-        db.execute("update deliveries set lease_until = lease_until - 61")
+    run_sql(store, "update deliveries set lease_until = lease_until - 61")
     taken = store.claim_next(60)
     assert (taken.id, taken.attempts) == (delivery.id, 2)
 
@@ -80,6 +79,7 @@ def test_replay_makes_a_failed_delivery_runnable_with_a_fresh_horizon(store):
     assert replayed.retry_since > delivery.retry_since
 
 
+@pytest.mark.sqlite_only
 def test_a_store_from_version_0_1_gains_the_run_after_column(tmp_path):
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:
@@ -92,5 +92,5 @@ def test_a_store_from_version_0_1_gains_the_run_after_column(tmp_path):
         )
         db.execute("insert into deliveries (id, action, contact_id, status, created_at, updated_at, retry_since)"
                    " values ('old1', 'add', 'c1', 'queued', 1, 1, 1)")
-    store = Store(path)
+    store = Store(f"sqlite:///{path}")
     assert store.claim_next(60).id == "old1"

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
+from conftest import run_sql, store_locked
 
-from wpf_bridge import store as store_module
+from wpf_bridge import database
 from wpf_bridge.web import create_app
 
 FLAT = {  # journey "send to webhook" shape
@@ -142,16 +142,10 @@ def test_test_action_still_needs_the_key(client):
 
 
 def test_store_that_cannot_be_written_is_503(settings, key, monkeypatch):
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT", 0.2)
+    monkeypatch.setattr(database, "BUSY_TIMEOUT", 0.2)
     app = create_app(settings)
-    path = str(store_module.sqlite_path(settings.database_url))
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("begin exclusive")
-    try:
+    with store_locked(settings.database_url):
         response = app.test_client().post(f"/?wpf_action=add&access_key={key}", json=FLAT)
-    finally:
-        blocker.execute("rollback")
-        blocker.close()
     assert response.status_code == 503 and response.get_json()["success"] is False
     assert stored(app) == []
 
@@ -193,8 +187,7 @@ def test_identical_call_without_ortto_ids_is_a_duplicate_only_within_the_window(
     url = f"/?wpf_action=update&access_key={key}&contact_id=abc123"
     first = client.get(url).get_json()
     assert client.get(url).get_json()["delivery_id"] == first["delivery_id"]
-    with sqlite3.connect(str(store_module.sqlite_path(settings.database_url))) as db:
-        db.execute("update deliveries set created_at = created_at - 121")
+    run_sql(app.extensions["wpf_bridge"]["store"], "update deliveries set created_at = created_at - 121")
     later = client.get(url).get_json()
     assert later["duplicate"] is False and later["delivery_id"] != first["delivery_id"]
 
@@ -220,8 +213,7 @@ def test_wrong_keys_are_rate_limited_per_client(app, key, settings):
     assert blocked.status_code == 429 and 1 <= int(blocked.headers["Retry-After"]) <= 60
     assert stored(app) == []
     assert other.post(f"/?wpf_action=add&access_key={key}", json=FLAT).status_code == 202
-    with sqlite3.connect(str(store_module.sqlite_path(settings.database_url))) as db:
-        db.execute("update key_failures set window_start = window_start - 61")
+    run_sql(app.extensions["wpf_bridge"]["store"], "update key_failures set window_start = window_start - 61")
     assert attacker.post(f"/?wpf_action=add&access_key={key}", json={**FLAT, "run_id": "r9"}).status_code == 202
 
 

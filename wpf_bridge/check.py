@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import companion
+from . import companion, redact
 from .errors import BridgeError
 from .ortto import OrttoClient
 from .settings import Settings
-from .store import Store, sqlite_path
+from .store import Store
 from .wordpress import WordPressClient
 
 NEEDED_CAPABILITIES = ("list_users", "create_users", "edit_users", "promote_users")
@@ -23,10 +23,10 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
         say(f"[{'ok' if ok else 'FAIL'}] {text}")
 
     try:
-        Store(sqlite_path(settings.database_url))
-        report(True, f"delivery store {settings.database_url}")
+        Store(settings.database_url)
+        report(True, f"delivery store {redact.url(settings.database_url)}")
     except (BridgeError, OSError) as exc:
-        report(False, f"delivery store {settings.database_url}: {exc}")
+        report(False, f"delivery store {redact.url(settings.database_url)}: {exc}")
 
     wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
     try:

@@ -31,14 +31,23 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .store import Store, sqlite_path
+    from .store import Store
     from .worker import Worker
 
     settings = settings_or_exit()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     redact.install(settings.secrets())
-    store = Store(sqlite_path(settings.database_url))
+    store = Store(settings.database_url)
     Worker(settings, store, threads=args.threads or settings.worker_threads).run()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .store import Store
+
+    settings = settings_or_exit()
+    Store(settings.database_url)
+    print(f"delivery store ready: {redact.url(settings.database_url)}")
     return 0
 
 
@@ -64,9 +73,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_deliveries(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from .store import Store, sqlite_path
+    from .store import Store
 
-    store = Store(sqlite_path(settings_or_exit().database_url))
+    store = Store(settings_or_exit().database_url)
     for d in store.recent(args.limit):
         when = datetime.fromtimestamp(d.created_at).strftime("%Y-%m-%d %H:%M:%S")
         who = d.contact_id or d.email
@@ -75,9 +84,9 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .store import Store, sqlite_path
+    from .store import Store
 
-    store = Store(sqlite_path(settings_or_exit().database_url))
+    store = Store(settings_or_exit().database_url)
     replayed = 0
     for delivery_id in args.ids or store.failed_ids():
         if store.requeue(delivery_id):
@@ -104,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="check WordPress, the companion plugin and Ortto; print webhook URLs")
     check.add_argument("--url", help="public URL of this bridge, for the printed webhook URLs")
     check.set_defaults(func=cmd_check)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the delivery store's tables (Heroku release step)")
+    migrate.set_defaults(func=cmd_migrate)
 
     plugin = commands.add_parser("wordpress-plugin", help="print the companion must-use plugin for WordPress")
     plugin.set_defaults(func=cmd_plugin)

@@ -9,6 +9,11 @@ _SECRET_PARAMS = re.compile(r"((?:access_key|password|pass|api_key|key|token)=)[
 MASK = "[redacted]"
 
 
+def url(address: str) -> str:
+    """A URL fit to print: its password, if any, masked (``postgres://user:[redacted]@host/db``)."""
+    return re.sub(r"^([a-z]+://[^:/@]*:)[^@/]*@", r"\1" + MASK + "@", address)
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)

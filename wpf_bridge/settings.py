@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import find_dotenv, load_dotenv
 from marshmallow import fields as mfields
@@ -52,7 +52,9 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Values that must never be written to a log line."""
-        return [*self.access_keys, self.wordpress_app_password, self.ortto_api_key, self.secret_key]
+        database_password = urlsplit(self.database_url).password
+        return [*self.access_keys, self.wordpress_app_password, self.ortto_api_key, self.secret_key,
+                *([unquote(database_password)] if database_password else [])]
 
 
 def _csv(value: str) -> list[str]:
@@ -110,7 +112,9 @@ class _SettingsSchema(Schema):
     database_url = mfields.String(
         data_key="DATABASE_URL",
         load_default="sqlite:///wpf-bridge.db",
-        validate=validate.Regexp(r"^sqlite:///.+", error="must be sqlite:///path/to/file.db"),
+        validate=validate.Regexp(
+            r"^(sqlite:///.+|postgres(ql)?://.+)", error="must be sqlite:///path/to/file.db or postgresql://user@host/db"
+        ),
     )
     secret_key = mfields.String(
         data_key="WPF_SECRET_KEY", required=True, validate=validate.Length(min=16, error="must be at least 16 characters")

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import redact
 from .settings import Settings, load_settings
-from .store import Store, StoreUnavailable, sqlite_path
+from .store import Store, StoreUnavailable
 from .webhook import read_webhook
 
 MAX_BODY = 1024 * 1024
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
-    store = Store(sqlite_path(settings.database_url))
+    store = Store(settings.database_url)
     app.extensions["wpf_bridge"] = {"settings": settings, "store": store}
     redact.install(settings.secrets())
 

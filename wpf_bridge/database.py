@@ -1,0 +1,204 @@
+"""The two databases the delivery store runs on: SQLite (one host, nothing to install) and
+PostgreSQL (any number of web and worker processes on any number of hosts).
+
+The store writes its SQL once, with ``:name`` parameters; a ``Database`` supplies connections
+(one per thread), transactions, the few statements that differ, and turns every driver error
+into ``StoreUnavailable`` so the web process answers 503 and Ortto retries.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from .errors import TransientError
+
+BUSY_TIMEOUT = 10.0  # seconds a write waits for another writer before the store counts as unavailable
+CLAIM_LOCK = 0x77706662  # PostgreSQL advisory lock that serialises claims ("wpfb")
+SCHEMA_LOCK = 0x77706663
+
+
+class StoreUnavailable(TransientError):
+    """The database cannot be read or written: the webhook answers 503 so that Ortto retries."""
+
+
+class Transaction(Protocol):
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+class Database(Protocol):
+    url: str
+    float_type: str
+
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+    def now(self, tx: Transaction) -> float: ...
+    def serialize_claims(self, tx: Transaction) -> None: ...
+    def serialize_key(self, tx: Transaction, key: str) -> None: ...
+    def prepare(self, tx: Transaction) -> None: ...
+    def upgrade(self, tx: Transaction) -> None: ...
+
+
+def connect(database_url: str) -> Database:
+    """``sqlite:///path.db`` (``sqlite:////abs/path.db``), ``postgresql://…`` or ``postgres://…``."""
+    if database_url.startswith("sqlite:///"):
+        return SqliteDatabase(Path(database_url.removeprefix("sqlite:///")))
+    if database_url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(database_url)
+    raise ValueError(f"unsupported DATABASE_URL scheme: {database_url.split(':', 1)[0]}")
+
+
+class _Cursor:
+    """What a transaction hands the store: ``execute`` returning rows as dicts, and ``rowcount``."""
+
+    def __init__(self, run):
+        self._run = run
+        self.rowcount = 0
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        rows, self.rowcount = self._run(sql, params or {})
+        return rows
+
+
+class SqliteDatabase:
+    """WAL, ``synchronous=full`` (a 202 means the delivery is on disk), ``begin immediate``: one
+    writer at a time, so claims and redelivery checks need no further locking."""
+
+    float_type = "real"
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("pragma journal_mode=wal")
+            db.execute("pragma synchronous=full")
+            self._local.db = db
+        return db
+
+    @staticmethod
+    def _run(db: sqlite3.Connection, sql: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        cursor = db.execute(sql, params)
+        return [dict(row) for row in cursor.fetchall()], cursor.rowcount
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        db = None
+        try:
+            db = self._connection()
+            db.execute("begin immediate")
+            yield _Cursor(lambda sql, params: self._run(db, sql, params))
+            db.execute("commit")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"delivery store unavailable: {exc}") from None
+        finally:
+            if db is not None and db.in_transaction:
+                db.execute("rollback")
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        try:
+            return self._run(self._connection(), sql, params or {})[0]
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"delivery store unavailable: {exc}") from None
+
+    def now(self, tx: Transaction) -> float:
+        return time.time()  # under the write lock: time order is commit order
+
+    def serialize_claims(self, tx: Transaction) -> None:
+        """``begin immediate`` already did."""
+
+    def serialize_key(self, tx: Transaction, key: str) -> None:
+        """``begin immediate`` already did."""
+
+    def prepare(self, tx: Transaction) -> None:
+        """Nothing to lock: ``begin immediate`` serialises schema changes."""
+
+    def upgrade(self, tx: Transaction) -> None:
+        columns = {row["name"] for row in tx.execute("pragma table_info(deliveries)")}
+        if "run_after" not in columns:  # a store written by version 0.1, when Huey held the queue
+            tx.execute("alter table deliveries add column run_after real not null default 0")
+
+
+class PostgresDatabase:
+    """One autocommit connection per thread, explicit transactions. Claims are serialised by a
+    transaction-level advisory lock (they take about a millisecond, far below the pace WordPress
+    allows), and so are redelivery checks for the same key."""
+
+    float_type = "double precision"
+
+    def __init__(self, url: str):
+        self.url = "postgresql://" + url.split("://", 1)[1]  # Heroku spells it postgres://
+        self._local = threading.local()
+
+    def _connection(self):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        db = getattr(self._local, "db", None)
+        if db is None or db.closed or db.broken:
+            db = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10,
+                                 options=f"-c lock_timeout={int(BUSY_TIMEOUT * 1000)}")
+            self._local.db = db
+        return db
+
+    @staticmethod
+    def _run(db, sql: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        cursor = db.execute(_pyformat(sql), params)
+        return (cursor.fetchall() if cursor.description else []), cursor.rowcount
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        import psycopg
+
+        try:
+            db = self._connection()
+            with db.transaction():
+                yield _Cursor(lambda sql, params: self._run(db, sql, params))
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"delivery store unavailable: {type(exc).__name__}: {exc}") from None
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        import psycopg
+
+        try:
+            return self._run(self._connection(), sql, params or {})[0]
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"delivery store unavailable: {type(exc).__name__}: {exc}") from None
+
+    def now(self, tx: Transaction) -> float:
+        """The database's clock, so that web processes on several hosts agree on arrival order."""
+        return float(tx.execute("select extract(epoch from clock_timestamp()) as now")[0]["now"])
+
+    def serialize_claims(self, tx: Transaction) -> None:
+        tx.execute("select pg_advisory_xact_lock(:lock)", {"lock": CLAIM_LOCK})
+
+    def serialize_key(self, tx: Transaction, key: str) -> None:
+        tx.execute("select pg_advisory_xact_lock(:lock, hashtext(:key))", {"lock": CLAIM_LOCK, "key": key})
+
+    def prepare(self, tx: Transaction) -> None:
+        """Several dynos may start at once: one creates the schema, the others wait for it."""
+        tx.execute("select pg_advisory_xact_lock(:lock)", {"lock": SCHEMA_LOCK})
+
+    def upgrade(self, tx: Transaction) -> None:
+        """PostgreSQL support began with the current schema."""
+
+
+_PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+def _pyformat(sql: str) -> str:
+    """``:name`` (the store's spelling, SQLite's) to ``%(name)s`` (psycopg's)."""
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
