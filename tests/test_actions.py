@@ -11,28 +11,34 @@ import pytest
 from conftest import PASSWORD_FIELD, run_sql, unique_email
 from waiting import wait_for
 
-from wpf_bridge.store import DONE, FAILED, RETRYING, RUNNING, SKIPPED, Store
+from wpf_bridge.store import DONE, FAILED, PUSHING, RETRYING, RUNNING, SKIPPED, Store
 from wpf_bridge.wordpress import Lookup
-from wpf_bridge.worker import Runner
+from wpf_bridge.worker import Runner, Shared
 
 
 class Bridge:
+    """A worker process in the test's own: one Runner, and the pusher run by hand."""
+
     def __init__(self, settings):
         self.settings = settings
         self.store = Store(settings.database_url)
-        self.runner = Runner(settings, self.store)
+        self.shared = Shared.build(settings, self.store)
+        self.runner = Runner(settings, self.store, self.shared.contacts)
 
     def deliver(self, action, contact_id=None, email=None, role=None, send_notification=False):
-        """Store a delivery and run it once, as the worker would; return its record."""
+        """Store a delivery and run it once, as the worker would, password push included."""
         delivery = self.store.add(action, contact_id, email, role, send_notification)[0]
+        return self.run(delivery)
+
+    def run(self, delivery):
         assert self.runner.run_next()
+        self.shared.pusher.push_due()
         return self.store.get(delivery.id)
 
     def rerun(self, delivery):
         """Run it again as the worker would once its retry is due (without waiting for it)."""
         run_sql(self.store, "update deliveries set run_after = 0 where id = :id", id=delivery.id)
-        assert self.runner.run_next()
-        return self.store.get(delivery.id)
+        return self.run(delivery)
 
 
 @pytest.fixture
@@ -274,8 +280,7 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
     assert kept.status == RUNNING and bridge.store.claim_next(60) is None, "held until its lease ends"
     run_sql(bridge.store, "update deliveries set lease_until = lease_until - 3600 where id = :id", id=delivery.id)
 
-    assert bridge.runner.run_next(), "taken over once the lease has ended"
-    done = bridge.store.get(delivery.id)
+    done = bridge.run(delivery)  # taken over once the lease has ended
 
     assert done.status == DONE and "created user" in done.result
     assert len(wordpress.users_with_email(email)) == 1
@@ -309,15 +314,19 @@ def test_password_push_failure_retries_with_the_kept_password(bridge, ortto, wor
     contact_id, email = person(ortto)
     delivery = bridge.store.add("add", contact_id, None, None, False)[0]
     ortto.fail_next(503, path="/v1/person/merge")
-    assert bridge.runner.run_next() and bridge.store.get(delivery.id).status == RETRYING
+    waiting = bridge.run(delivery)
+    assert waiting.status == PUSHING and "password push failed: Ortto answered HTTP 503" in waiting.result
+    assert bridge.shared.pusher.push_due() == 0, "not before its retry time"
     user = wordpress.user_by_email(email)
-    kept = bridge.store.get(delivery.id)
-    assert user is not None and kept.user_id == user["id"]
-    assert kept.secret and "Jane" not in kept.secret, "the password waits encrypted"
+    assert user is not None and waiting.user_id == user["id"]
+    assert waiting.secret and "Jane" not in waiting.secret, "the password waits encrypted"
 
-    done = bridge.rerun(delivery)
+    run_sql(bridge.store, "update deliveries set run_after = 0 where id = :id", id=delivery.id)
+    assert bridge.shared.pusher.push_due() == 1
+    done = bridge.store.get(delivery.id)
 
     assert done.status == DONE and done.secret is None
+    assert done.result == f"created user {user['id']} ({email}); password sent to Ortto {PASSWORD_FIELD}"
     assert can_log_in(wordpress, email, ortto.people[contact_id][PASSWORD_FIELD])
     assert len(wordpress.users_with_email(email)) == 1
 
@@ -405,3 +414,32 @@ def test_wordpress_killed_mid_creation_is_finished_by_the_retry(bridge, ortto, w
     assert len(wordpress.emails_to(email)) == 1
     bridge.store.update(delivery.id, status=RETRYING)  # run once more, as after a lost "done"
     assert bridge.rerun(delivery).status == DONE and len(wordpress.emails_to(email)) == 1, "never a second email"
+
+
+def test_a_burst_loads_contacts_and_pushes_passwords_a_hundred_per_ortto_call(bridge, ortto, wordpress):
+    people = [person(ortto) for _ in range(30)]
+    ortto.suppressed.add(people[7][0])
+    deliveries = [bridge.store.add("add", contact_id, None, None, False)[0] for contact_id, _ in people]
+    while bridge.runner.run_next():
+        pass
+    assert {bridge.store.get(d.id).status for d in deliveries} == {PUSHING}
+    assert bridge.shared.pusher.push_due() == 30
+
+    assert len(ortto.calls_to("/v1/person/get-by-ids")) == 1, "one load for the burst"
+    [merge] = ortto.calls_to("/v1/person/merge")
+    assert len(merge["people"]) == 30
+    ended = [bridge.store.get(d.id) for d in deliveries]
+    assert [d.status for d in ended].count(DONE) == 29
+    assert ended[7].status == FAILED and "password not delivered: Ortto did not save" in ended[7].result
+    assert ended[7].secret, "kept for a replay once the person is no longer suppressed"
+    logins = wordpress.logins({email: ortto.people[cid].get(PASSWORD_FIELD, "-") for cid, email in people})
+    assert sum(logins.values()) == 29
+
+
+def test_a_contact_loaded_before_a_delivery_arrived_is_loaded_again(bridge, ortto, wordpress):
+    contact_id, email = person(ortto)
+    assert bridge.deliver("add", contact_id=contact_id).status == DONE
+    ortto.people[contact_id]["str::first"] = "Renamed"
+    assert bridge.deliver("update", contact_id=contact_id).status == DONE
+    assert wordpress.user_by_email(email)["first_name"] == "Renamed"
+    assert len(ortto.calls_to("/v1/person/get-by-ids")) == 2

@@ -100,7 +100,7 @@ def test_deliveries_lists_what_became_of_each(env, tmp_path, settings):
 
 def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, settings, ortto, wordpress):
     from wpf_bridge.store import DONE, FAILED, Store
-    from wpf_bridge.worker import Runner
+    from wpf_bridge.worker import Runner, Shared
 
     store = Store(settings.database_url)
     email = "replay-" + os.urandom(4).hex() + "@example.test"
@@ -117,7 +117,8 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
 
     replayed = store.get(failed.id)
     assert (replayed.status, replayed.attempts) == ("queued", 0) and replayed.retry_since > failed.retry_since
-    assert Runner(settings, store).run_next()
+    shared = Shared.build(settings, store)
+    assert Runner(settings, store, shared.contacts).run_next() and shared.pusher.push_due() == 1
     assert store.get(failed.id).status == DONE and wordpress.user_by_email(email) is not None
 
 

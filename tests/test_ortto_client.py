@@ -12,36 +12,47 @@ def client(ortto_server):
     return OrttoClient(ortto_server.url, ortto_server.state.api_key)
 
 
-def test_get_contact_returns_requested_fields_and_tags(client, ortto):
+def test_get_contacts_returns_requested_fields_and_tags_and_leaves_out_unknown_ids(client, ortto):
     pid = ortto.add_person({"str::email": "a@example.test", "str::first": "A", "str::last": "B"}, ["x", "y"])
-    contact = client.get_contact(pid, ["str::email", "str::first", "tags"])
-    assert contact.id == pid and contact.email == "a@example.test" and contact.tags == ["x", "y"]
-    assert "str::last" not in contact.fields
-    assert ortto.calls_to("/v1/person/get-by-ids") == [{"contact_ids": [pid], "fields": ["str::email", "str::first", "tags"]}]
+    unknown = "0000000000000000000000aa"
+    found = client.get_contacts([pid, unknown], ["str::email", "str::first", "tags"])
+    assert list(found) == [pid]
+    assert found[pid].email == "a@example.test" and found[pid].tags == ["x", "y"] and "str::last" not in found[pid].fields
+    assert ortto.calls_to("/v1/person/get-by-ids") == [
+        {"contact_ids": [pid, unknown], "fields": ["str::email", "str::first", "tags"]}]
 
 
-def test_unknown_contact_and_unknown_email_are_none(client, ortto):
-    assert client.get_contact("0000000000000000000000aa", ["str::email"]) is None
+def test_unknown_email_is_none(client, ortto):
     assert client.find_by_email("nobody@example.test", ["str::email"]) is None
 
 
-def test_set_field_merges_by_person_id(client, ortto):
-    pid = ortto.add_person({"str::email": "m@example.test"})
-    client.set_field(pid, "str:cm:wp-password", "secret-value")
-    assert ortto.people[pid]["str:cm:wp-password"] == "secret-value"
-
-
-def test_set_field_on_suppressed_person_is_an_error(client, ortto):
-    pid = ortto.add_person({"str::email": "s@example.test"})
-    ortto.suppressed.add(pid)
-    with pytest.raises(OrttoError, match="suppressed"):
-        client.set_field(pid, "str:cm:wp-password", "x")
+def test_set_field_merges_many_people_by_person_id_and_reports_each_refusal(client, ortto):
+    saved, suppressed = ortto.add_person({"str::email": "m@example.test"}), ortto.add_person({"str::email": "s@example.test"})
+    ortto.suppressed.add(suppressed)
+    refused = client.set_field("str:cm:wp-password", {saved: "secret-1", suppressed: "secret-2"})
+    assert refused[saved] is None and "suppressed" in refused[suppressed]
+    assert ortto.people[saved]["str:cm:wp-password"] == "secret-1"
+    assert "str:cm:wp-password" not in ortto.people[suppressed]
+    assert len(ortto.calls_to("/v1/person/merge")) == 1
 
 
 def test_unknown_field_is_a_permanent_error(client, ortto):
     pid = ortto.add_person({"str::email": "u@example.test"})
     with pytest.raises(OrttoError, match="HTTP 400: No valid contacts"):
-        client.set_field(pid, "str:cm:does-not-exist", "x")
+        client.set_field("str:cm:does-not-exist", {pid: "x"})
+
+
+def test_a_shared_rate_limiter_paces_requests(ortto_server, ortto):
+    import time
+
+    from wpf_bridge.http import RateLimiter
+
+    client = OrttoClient(ortto_server.url, ortto_server.state.api_key, limiter=RateLimiter(20, burst=2))
+    started = time.monotonic()
+    for _ in range(12):
+        client.check_key()
+    assert time.monotonic() - started >= 10 / 20 * 0.95, "two at once, then 20 a second"
+    assert len(ortto.calls_to("/v1/tags/get")) == 12
 
 
 def test_rate_limit_carries_try_in_seconds(client, ortto):

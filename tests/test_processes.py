@@ -56,8 +56,9 @@ def test_procfile_processes_apply_every_action_in_both_payload_shapes(processes,
 
 
 def test_worker_killed_mid_delivery_is_finished_by_the_next_worker(start_processes, env, ortto, wordpress):
-    """kill -9 while the password push hangs: the user exists, nothing is recorded. A new worker
-    takes the delivery over once its lease ends: one user, one email, the same password."""
+    """kill -9 while the password push hangs: the user exists, its password waits sealed in the
+    store. A new worker takes the push over once its lease ends: one user, one email, the same
+    password."""
     processes = start_processes(WPF_LEASE_SECONDS="2")
     key = env["WPF_ACCESS_KEY"].split(",")[0]
     email = unique_email("killed")
@@ -68,7 +69,7 @@ def test_worker_killed_mid_delivery_is_finished_by_the_next_worker(start_process
     assert answer.status_code == 202
     wait_for(lambda: ortto.calls_to("/v1/person/merge"), 30, "the worker to be mid password push")
     processes.kill("worker")
-    assert processes.store.get(answer.json()["delivery_id"]).status == "running"
+    assert processes.store.get(answer.json()["delivery_id"]).status == "pushing"
     gate.set()
     processes.start("worker")
     processes.wait_until_applied([answer.json()["delivery_id"]])

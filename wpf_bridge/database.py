@@ -43,7 +43,7 @@ class Database(Protocol):
     def serialize_claims(self, tx: Transaction) -> None: ...
     def serialize_key(self, tx: Transaction, key: str) -> None: ...
     def prepare(self, tx: Transaction) -> None: ...
-    def upgrade(self, tx: Transaction) -> None: ...
+    def columns(self, tx: Transaction, table: str) -> set[str]: ...
 
 
 def connect(database_url: str) -> Database:
@@ -126,10 +126,8 @@ class SqliteDatabase:
     def prepare(self, tx: Transaction) -> None:
         """Nothing to lock: ``begin immediate`` serialises schema changes."""
 
-    def upgrade(self, tx: Transaction) -> None:
-        columns = {row["name"] for row in tx.execute("pragma table_info(deliveries)")}
-        if "run_after" not in columns:  # a store written by version 0.1, when Huey held the queue
-            tx.execute("alter table deliveries add column run_after real not null default 0")
+    def columns(self, tx: Transaction, table: str) -> set[str]:
+        return {row["name"] for row in tx.execute(f"pragma table_info({table})")}
 
 
 class PostgresDatabase:
@@ -192,8 +190,10 @@ class PostgresDatabase:
         """Several dynos may start at once: one creates the schema, the others wait for it."""
         tx.execute("select pg_advisory_xact_lock(:lock)", {"lock": SCHEMA_LOCK})
 
-    def upgrade(self, tx: Transaction) -> None:
-        """PostgreSQL support began with the current schema."""
+    def columns(self, tx: Transaction, table: str) -> set[str]:
+        rows = tx.execute("select column_name from information_schema.columns"
+                          " where table_schema = current_schema() and table_name = :table", {"table": table})
+        return {row["column_name"] for row in rows}
 
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")

@@ -1,8 +1,10 @@
 """What the two HTTP clients share: one keep-alive session, timeouts, and error triage."""
 from __future__ import annotations
 
-from email.utils import parsedate_to_datetime
+import threading
+import time
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 import requests
 
@@ -53,3 +55,25 @@ def json_or_none(response: requests.Response):
         return response.json()
     except ValueError:
         return None
+
+
+class RateLimiter:
+    """A token bucket shared by a process's threads: at most ``rate`` requests a second on average,
+    ``burst`` at once. ``acquire`` waits for a token; a peer's own 429 is handled by the retries."""
+
+    def __init__(self, rate: float, burst: int | None = None):
+        self.rate = rate
+        self.capacity = float(burst or max(1, int(rate)))
+        self._tokens = self.capacity
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= 1
+            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+        if wait:
+            time.sleep(wait)  # the token is ours already; later callers queue behind it

@@ -1,4 +1,8 @@
-"""Ortto REST client: load contacts, write a field back. The only module that speaks to Ortto."""
+"""Ortto REST client: load contacts, write a field back. The only module that speaks to Ortto.
+
+Both calls take up to 100 people, so a burst costs Ortto a call per hundred deliveries, and a
+shared ``RateLimiter`` keeps the process under the plan's requests per second.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,9 +11,10 @@ from typing import Any
 import requests
 
 from .errors import PermanentError, TransientError
-from .http import json_or_none, new_session, retry_after, send
+from .http import RateLimiter, json_or_none, new_session, retry_after, send
 
 DEFAULT_RETRY_SECONDS = 10.0
+MAX_PEOPLE = 100  # per get-by-ids or merge call
 
 
 class OrttoError(PermanentError):
@@ -31,16 +36,18 @@ class Contact:
 
 
 class OrttoClient:
-    def __init__(self, api_url: str, api_key: str, session: requests.Session | None = None):
+    def __init__(self, api_url: str, api_key: str, session: requests.Session | None = None,
+                 limiter: RateLimiter | None = None):
         self.api_url = api_url.rstrip("/")
         self.session = session or new_session()
         self.session.headers["X-Api-Key"] = api_key
+        self.limiter = limiter
 
-    def get_contact(self, contact_id: str, fields: list[str]) -> Contact | None:
-        """The person with this id, or ``None`` when Ortto does not know it."""
-        body = self._post("/v1/person/get-by-ids", {"contact_ids": [contact_id], "fields": fields})
-        found = (body.get("contacts") or {}).get(contact_id)
-        return _contact(found) if found else None
+    def get_contacts(self, contact_ids: list[str], fields: list[str]) -> dict[str, Contact]:
+        """The people with these ids (up to 100), by id; ids Ortto does not know are left out."""
+        assert 0 < len(contact_ids) <= MAX_PEOPLE
+        body = self._post("/v1/person/get-by-ids", {"contact_ids": contact_ids, "fields": fields})
+        return {str(key): _contact(found) for key, found in (body.get("contacts") or {}).items() if found}
 
     def find_by_email(self, email: str, fields: list[str]) -> Contact | None:
         """The person whose email is ``email``, or ``None`` (Ortto answers ``contacts: null``)."""
@@ -51,28 +58,38 @@ class OrttoClient:
         contacts = body.get("contacts") or []
         return _contact(contacts[0]) if contacts else None
 
-    def set_field(self, person_id: str, field_id: str, value: str) -> None:
-        """Overwrite one field of one person, found by person id (no email-merge limits)."""
+    def set_field(self, field_id: str, values: dict[str, str]) -> dict[str, str | None]:
+        """Overwrite one field of up to 100 people, found by person id, in one merge. Returns, for
+        each person, ``None`` when Ortto saved it, else why not (suppressed, invalid...)."""
+        assert 0 < len(values) <= MAX_PEOPLE
+        people = list(values)
         body = self._post(
             "/v1/person/merge",
             {
-                "people": [{"fields": {"str::person_id": person_id, field_id: value}}],
+                "people": [{"fields": {"str::person_id": person_id, field_id: values[person_id]}} for person_id in people],
                 "async": False,
                 "merge_by": ["str::person_id"],
                 "merge_strategy": 2,
                 "find_strategy": 0,
             },
         )
-        people = body.get("people") or [{}]
-        status, error = people[0].get("status"), people[0].get("error")
-        if error or status in ("suppressed", "invalid"):
-            raise OrttoError(f"Ortto did not save {field_id}: {status or 'refused'} ({error or 'no reason given'})")
+        results = body.get("people") or []
+        outcome: dict[str, str | None] = {}
+        for i, person_id in enumerate(people):
+            result = results[i] if i < len(results) and isinstance(results[i], dict) else {}
+            status, error = result.get("status"), result.get("error")
+            refused = error or status in ("suppressed", "invalid") or not status
+            outcome[person_id] = (f"Ortto did not save {field_id}: {status or 'refused'} ({error or 'no reason given'})"
+                                  if refused else None)
+        return outcome
 
     def check_key(self) -> None:
         """Raise unless Ortto accepts the key (the cheapest authenticated call)."""
         self._post("/v1/tags/get", {})
 
     def _post(self, path: str, payload: dict) -> Any:
+        if self.limiter is not None:
+            self.limiter.acquire()
         response = send(self.session, "Ortto", "POST", self.api_url + path, json=payload)
         body = json_or_none(response)
         if response.status_code == 429:

@@ -46,6 +46,7 @@ class Settings:
     retry_horizon: float  # seconds after which transient failures stop being retried
     lease_seconds: float  # how long one run may take before a crashed worker's delivery is taken over
     worker_threads: int  # deliveries one worker process applies at once
+    ortto_rate_limit: float  # Ortto requests per second, per worker process
     same_call_seconds: float  # an identical call without Ortto's ids this soon is a redelivery
     key_failure_limit: int  # wrong access keys a client may send per minute before it gets 429
     trusted_proxies: int  # proxies in front of the web process whose X-Forwarded-For is believed
@@ -120,7 +121,8 @@ class _SettingsSchema(Schema):
         data_key="WPF_SECRET_KEY", required=True, validate=validate.Length(min=16, error="must be at least 16 characters")
     )
     port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
-    worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=1, validate=validate.Range(1, 64))
+    worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=4, validate=validate.Range(1, 64))
+    ortto_rate_limit = mfields.Float(data_key="ORTTO_RATE_LIMIT", load_default=10.0, validate=validate.Range(0.1, 1000))
     same_call_seconds = mfields.Float(data_key="WPF_SAME_CALL_SECONDS", load_default=120.0, validate=validate.Range(0, 86400))
     key_failure_limit = mfields.Integer(data_key="WPF_KEY_FAILURE_LIMIT", load_default=10, validate=validate.Range(1, 10000))
     trusted_proxies = mfields.Integer(data_key="WPF_TRUSTED_PROXIES", load_default=0, validate=validate.Range(0, 5))
@@ -163,6 +165,7 @@ class _SettingsSchema(Schema):
             lease_seconds=data["lease_seconds"],
             trusted_proxies=data["trusted_proxies"],
             worker_threads=data["worker_threads"],
+            ortto_rate_limit=data["ortto_rate_limit"],
             same_call_seconds=data["same_call_seconds"],
             key_failure_limit=data["key_failure_limit"],
         )

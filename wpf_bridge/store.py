@@ -15,10 +15,11 @@ from typing import Any
 
 from .database import Database, StoreUnavailable, connect
 
-__all__ = ["Delivery", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "DONE", "SKIPPED", "FAILED"]
+__all__ = ["Delivery", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
 
 QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retrying", "done", "skipped", "failed"
-UNFINISHED = f"('{QUEUED}', '{RETRYING}', '{RUNNING}')"  # literal SQL, so the partial indexes apply
+PUSHING = "pushing"  # the user exists; its generated password waits (sealed) for a batched push to Ortto
+UNFINISHED = f"('{QUEUED}', '{RETRYING}', '{RUNNING}', '{PUSHING}')"  # literal SQL, so the partial indexes apply
 
 _SCHEMA = """
 create table if not exists deliveries (
@@ -38,19 +39,26 @@ create table if not exists deliveries (
     retry_since {float} not null,
     lease_until {float},
     dedupe_key text,
-    run_after {float} not null
+    run_after {float} not null,
+    push_to text
 );
 create index if not exists deliveries_dedupe on deliveries (dedupe_key, created_at);
 create index if not exists deliveries_created on deliveries (created_at);
-create index if not exists deliveries_unfinished on deliveries (created_at, id) where status in {unfinished};
-create index if not exists deliveries_unfinished_contact on deliveries (contact_id, created_at) where status in {unfinished};
-create index if not exists deliveries_unfinished_email on deliveries (email, created_at) where status in {unfinished};
+drop index if exists deliveries_unfinished;
+drop index if exists deliveries_unfinished_contact;
+drop index if exists deliveries_unfinished_email;
+create index if not exists deliveries_open on deliveries (created_at, id) where status in {unfinished};
+create index if not exists deliveries_open_contact on deliveries (contact_id, created_at) where status in {unfinished};
+create index if not exists deliveries_open_email on deliveries (email, created_at) where status in {unfinished};
 create table if not exists key_failures (
     client text primary key,
     window_start {float} not null,
     failures integer not null
 )
 """
+
+# Columns added since 0.1 (when Huey held the queue), with what an older row gets.
+_ADDED_COLUMNS = {"run_after": "{float} not null default 0", "push_to": "text"}
 
 # Another delivery for the same person that must end first: an earlier unfinished one, or one
 # running under a live lease whatever its order (with several web processes, a delivery can
@@ -66,7 +74,7 @@ _BLOCKED_BY = f"""
 _CLAIMABLE = f"""
 select id from deliveries
 where status in {UNFINISHED}
-  and ((status != '{RUNNING}' and run_after <= :now) or (status = '{RUNNING}' and lease_until < :now))
+  and ((status in ('{QUEUED}', '{RETRYING}') and run_after <= :now) or (status = '{RUNNING}' and lease_until < :now))
   and not exists ({_BLOCKED_BY.format(person="contact_id")})
   and not exists ({_BLOCKED_BY.format(person="email")})
 order by created_at, id
@@ -93,6 +101,7 @@ class Delivery:
     lease_until: float | None = None  # while running: after this, a crashed worker's delivery is taken over
     dedupe_key: str | None = None  # what identifies a redelivery of the same webhook call
     run_after: float = 0.0  # not claimed before this time (arrival, or the next retry)
+    push_to: str | None = None  # the Ortto person whose Return Password field gets ``secret``
 
 
 class Store:
@@ -101,9 +110,15 @@ class Store:
         self.database: Database = connect(database_url)
         with self.database.transaction() as tx:
             self.database.prepare(tx)
-            for statement in _SCHEMA.format(float=self.database.float_type, unfinished=UNFINISHED).split(";"):
+            float_type = self.database.float_type
+            statements = _SCHEMA.format(float=float_type, unfinished=UNFINISHED).split(";")
+            tx.execute(statements[0])  # the deliveries table
+            columns = self.database.columns(tx, "deliveries")
+            for name, definition in _ADDED_COLUMNS.items():  # a store written by an earlier version
+                if name not in columns:
+                    tx.execute(f"alter table deliveries add column {name} {definition.format(float=float_type)}")
+            for statement in statements[1:]:
                 tx.execute(statement)
-            self.database.upgrade(tx)
 
     def add(
         self,
@@ -177,6 +192,55 @@ class Store:
             claimed = tx.execute("select * from deliveries where id = :id", {"id": rows[0]["id"]})
         return _delivery(claimed[0])
 
+    def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None,
+               forget_secret: bool = False) -> None:
+        """Record how a run ended (``pushing`` included: the push is claimed separately), and erase
+        the sealed password in the same write when it has reached Ortto."""
+        with self.database.transaction() as tx:
+            tx.execute(
+                "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
+                " secret = case when :forget = 1 then null else secret end, lease_until = null, updated_at = :now"
+                " where id = :id",
+                {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret),
+                 "now": self.database.now(tx), "id": delivery_id},
+            )
+
+    def claim_pushes(self, limit: int, lease_seconds: float) -> list[Delivery]:
+        """Take up to ``limit`` deliveries whose password is due to go to Ortto, oldest first."""
+        with self.database.transaction() as tx:
+            self.database.serialize_claims(tx)
+            now = self.database.now(tx)
+            rows = tx.execute(
+                f"select * from deliveries where status = '{PUSHING}' and run_after <= :now"
+                " and (lease_until is null or lease_until < :now) order by created_at, id limit :limit",
+                {"now": now, "limit": limit},
+            )
+            for row in rows:
+                tx.execute("update deliveries set lease_until = :lease where id = :id",
+                           {"lease": now + lease_seconds, "id": row["id"]})
+        return [_delivery(row) for row in rows]
+
+    def push_later(self, results: dict[str, str], delay: float) -> None:
+        """Ortto could not take a batch now: try those pushes (delivery id: result) again in ``delay`` s."""
+        with self.database.transaction() as tx:
+            now = self.database.now(tx)
+            for delivery_id, result in results.items():
+                tx.execute(
+                    "update deliveries set run_after = :run_after, lease_until = null, attempts = attempts + 1,"
+                    " result = :result, updated_at = :now where id = :id",
+                    {"run_after": now + delay, "result": result, "now": now, "id": delivery_id},
+                )
+
+    def upcoming_contacts(self, limit: int) -> list[tuple[str, float]]:
+        """Contact ids of the next deliveries to run, with their latest arrival (for batched loads)."""
+        rows = self.database.query(
+            f"select contact_id, max(created_at) as created_at from deliveries"
+            f" where status in ('{QUEUED}', '{RETRYING}') and contact_id is not null"
+            " group by contact_id order by min(created_at) limit :limit",
+            {"limit": limit},
+        )
+        return [(row["contact_id"], float(row["created_at"])) for row in rows]
+
     def retry_later(self, delivery_id: str, delay: float, result: str) -> None:
         """Give a claimed delivery back, to be claimed again in ``delay`` seconds."""
         with self.database.transaction() as tx:
@@ -226,8 +290,8 @@ class Store:
             return tx.rowcount == 1
 
     def update(self, delivery_id: str, **values: object) -> None:
-        """Set columns of one delivery (``status``, ``result``, ``user_id``, ``secret``, ``attempts``)."""
-        unknown = set(values) - {"status", "result", "user_id", "secret", "attempts"}
+        """Set columns of one delivery (``status``, ``result``, ``user_id``, ``secret``, ``push_to``, ``attempts``)."""
+        unknown = set(values) - {"status", "result", "user_id", "secret", "push_to", "attempts"}
         if unknown:
             raise ValueError(f"not a delivery column: {sorted(unknown)}")
         columns = ", ".join(f"{name} = :{name}" for name in values)

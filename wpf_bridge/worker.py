@@ -3,15 +3,18 @@ and decide whether to retry."""
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 import time
 from dataclasses import dataclass
 
 from .actions import ACTIONS, Context, Outcome
+from .contacts import ContactLoader
 from .errors import PermanentError, TransientError
+from .http import RateLimiter
 from .ortto import OrttoClient
+from .pusher import PasswordPusher
+from .retry import backoff
 from .settings import Settings
 from .store import FAILED, Delivery, Store, StoreUnavailable
 from .vault import Vault
@@ -19,8 +22,6 @@ from .wordpress import WordPressClient
 
 log = logging.getLogger(__name__)
 
-FIRST_RETRY = 5.0  # seconds
-MAX_RETRY_DELAY = 3600.0
 IDLE_POLL = 0.25  # seconds between looks at the store when nothing is runnable
 STORE_DOWN_PAUSE = 2.0  # seconds to wait after the store could not be read or written
 
@@ -37,8 +38,8 @@ class StoreJournal:
         delivery = self.store.get(self.delivery_id)
         return self.vault.open(delivery.secret) if delivery and delivery.secret else None
 
-    def keep_password(self, password: str) -> None:
-        self.store.update(self.delivery_id, secret=self.vault.seal(password))
+    def keep_password(self, password: str, person_id: str) -> None:
+        self.store.update(self.delivery_id, secret=self.vault.seal(password), push_to=person_id)
 
     def user_created(self, user_id: int) -> None:
         self.store.update(self.delivery_id, user_id=user_id)
@@ -47,17 +48,35 @@ class StoreJournal:
         self.store.update(self.delivery_id, secret=None)
 
 
+@dataclass(frozen=True)
+class Shared:
+    """What a worker process's threads share: one Ortto rate limit, the batched contact loader
+    and the batched password pusher."""
+
+    contacts: ContactLoader
+    pusher: PasswordPusher
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store) -> Shared:
+        limiter = RateLimiter(settings.ortto_rate_limit)
+        loader = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
+        pusher = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
+        return cls(ContactLoader(loader, store, settings.field_map.ortto_fields()), PasswordPusher(settings, store, pusher))
+
+
 class Runner:
-    def __init__(self, settings: Settings, store: Store):
+    """Applies deliveries, one at a time, with its own WordPress session (one Runner per thread)."""
+
+    def __init__(self, settings: Settings, store: Store, contacts: ContactLoader):
         self.settings = settings
         self.store = store
+        self.contacts = contacts
         self.vault = Vault(settings.secret_key)
         self.wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
-        self.ortto = OrttoClient(settings.ortto_api_url, settings.ortto_api_key)
 
     def run(self, delivery: Delivery) -> None:
         """Apply one claimed delivery and record how it ended, or when to try it again."""
-        ctx = Context(self.settings, self.wordpress, self.ortto, StoreJournal(self.store, self.vault, delivery.id))
+        ctx = Context(self.settings, self.wordpress, self.contacts, StoreJournal(self.store, self.vault, delivery.id))
         try:
             outcome = ACTIONS[delivery.action](delivery, ctx)
         except TransientError as exc:
@@ -84,33 +103,27 @@ class Runner:
         return True
 
     def _finish(self, delivery_id: str, outcome: Outcome) -> None:
-        values: dict = {"status": outcome.status, "result": outcome.message}
-        if outcome.user_id is not None:
-            values["user_id"] = outcome.user_id
-        self.store.update(delivery_id, **values)
+        self.store.finish(delivery_id, outcome.status, outcome.message, outcome.user_id)
         log.info("delivery %s %s: %s", delivery_id, outcome.status, outcome.message)
 
 
-def backoff(attempts: int) -> float:
-    """Exponential backoff with full jitter: about 5 s, 10 s, 20 s ... capped at an hour."""
-    ceiling = min(MAX_RETRY_DELAY, FIRST_RETRY * 2 ** (attempts - 1))
-    return random.uniform(ceiling / 2, ceiling)
-
-
 class Worker:
-    """``threads`` loops that each apply one delivery at a time (one Runner, so one HTTP session
-    per peer, per thread). SIGTERM or SIGINT stops claiming; running deliveries finish first."""
+    """``threads`` loops that each apply one delivery at a time (one Runner, so one WordPress
+    session per thread), beside one thread pushing passwords to Ortto in batches. SIGTERM or
+    SIGINT stops claiming; running deliveries finish and due passwords are pushed first."""
 
     def __init__(self, settings: Settings, store: Store, threads: int):
         self.settings = settings
         self.store = store
         self.threads = threads
+        self.shared = Shared.build(settings, store)
         self.stopping = threading.Event()
 
     def run(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
         loops = [threading.Thread(target=self._loop, name=f"wpf-worker-{n}") for n in range(self.threads)]
+        loops.append(threading.Thread(target=self.shared.pusher.push_until, args=(self.stopping,), name="wpf-pusher"))
         for loop in loops:
             loop.start()
         log.info("worker started with %d thread(s)", self.threads)
@@ -123,7 +136,7 @@ class Worker:
         self.stopping.set()
 
     def _loop(self) -> None:
-        runner = Runner(self.settings, self.store)
+        runner = Runner(self.settings, self.store, self.shared.contacts)
         while not self.stopping.is_set():
             try:
                 if not runner.run_next():

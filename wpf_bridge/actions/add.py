@@ -10,20 +10,20 @@ from __future__ import annotations
 from ..errors import PermanentError
 from ..ortto import Contact
 from ..passwords import generate_password, username_candidates
-from ..store import DONE, Delivery
+from ..store import DONE, PUSHING, Delivery
 from ..wordpress import User, WordPressError
-from .common import Context, Outcome, allowed_role, find_user, load_contact, refusal, tags_meta, update_user
+from .common import Context, Outcome, allowed_role, find_user, refusal, tags_meta, update_user
 
 
 def add(delivery: Delivery, ctx: Context) -> Outcome:
-    contact = load_contact(ctx, delivery, ctx.settings.field_map.ortto_fields())
+    contact = ctx.contacts.load(delivery)
     user = find_user(ctx, contact)
     if user is None:
         return _create(ctx, contact, delivery)
     if user.delivery_id == delivery.id:  # an earlier attempt created it, then crashed or failed
         if _wants_email(ctx, delivery) and not user.notified:  # killed between commit and email
             ctx.wordpress.update_user(user.id, {"wpf_send_notification": True})
-        return _finish_created(ctx, contact, user, "")
+        return _finish_created(ctx, user, "")
     return refusal(user) or update_user(ctx, user, contact, delivery)
 
 
@@ -37,7 +37,7 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
     password = mapped_password or ctx.journal.pending_password()
     if password is None:
         password = generate_password()
-        ctx.journal.keep_password(password)
+        ctx.journal.keep_password(password, contact.id)
     role = allowed_role(settings, delivery.role) or settings.default_role
     note = f"; role {delivery.role!r} is not allowed, gave {role!r}" if delivery.role and delivery.role != role else ""
     values.update(
@@ -71,7 +71,7 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
         ctx.journal.user_created(user.id)
         if mapped_password:
             return Outcome(DONE, f"created user {user.id} ({username}) with the mapped password{note}", user.id)
-        return _finish_created(ctx, contact, user, note)
+        return _finish_created(ctx, user, note)
     raise PermanentError(f"no free username for {contact.email} after {username!r}")
 
 
@@ -79,15 +79,14 @@ def _wants_email(ctx: Context, delivery: Delivery) -> bool:
     return delivery.send_notification or ctx.settings.send_welcome_email
 
 
-def _finish_created(ctx: Context, contact: Contact, user: User, note: str) -> Outcome:
-    """Send the kept generated password to Ortto's Return Password field, then forget it."""
-    password = ctx.journal.pending_password()
-    field = ctx.settings.ortto_password_field
-    if password and field:
-        ctx.ortto.set_field(contact.id, field, password)
+def _finish_created(ctx: Context, user: User, note: str) -> Outcome:
+    """The user exists. A kept generated password waits, sealed, for the batched push to Ortto's
+    Return Password field (``pushing``), which erases it; without that field it is forgotten."""
+    created = f"created user {user.id} ({user.username}){note}"
+    if ctx.settings.ortto_password_field and ctx.journal.pending_password():
+        return Outcome(PUSHING, created, user.id)
     ctx.journal.forget_password()
-    pushed = f"; password sent to Ortto {field}" if password and field else ""
-    return Outcome(DONE, f"created user {user.id} ({user.username}){pushed}{note}", user.id)
+    return Outcome(DONE, created, user.id)
 
 
 def _created_meanwhile(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:

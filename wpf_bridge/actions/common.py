@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import PermanentError
-from ..ortto import Contact, OrttoClient
+from ..contacts import ContactLoader
+from ..ortto import Contact
 from ..settings import NEVER_GRANTED, Settings
 from ..store import DONE, SKIPPED, Delivery
 from ..wordpress import User, WordPressClient
@@ -18,7 +18,7 @@ class Journal(Protocol):
     """Where an action records progress that must survive a crash and a retry."""
 
     def pending_password(self) -> str | None: ...
-    def keep_password(self, password: str) -> None: ...
+    def keep_password(self, password: str, person_id: str) -> None: ...
     def user_created(self, user_id: int) -> None: ...
     def forget_password(self) -> None: ...
 
@@ -27,30 +27,18 @@ class Journal(Protocol):
 class Context:
     settings: Settings
     wordpress: WordPressClient
-    ortto: OrttoClient
+    contacts: ContactLoader
     journal: Journal
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a delivery ended: ``done`` (WordPress changed) or ``skipped`` (nothing to do, no retry)."""
+    """How a run ended: ``done`` (WordPress changed), ``skipped`` (nothing to do, no retry) or
+    ``pushing`` (a new user's password still has to reach Ortto)."""
 
     status: str
     message: str
     user_id: int | None = None
-
-
-def load_contact(ctx: Context, delivery: Delivery, fields: list[str]) -> Contact:
-    """The Ortto person behind a delivery: by contact id, else by email."""
-    contact = None
-    if delivery.contact_id:
-        contact = ctx.ortto.get_contact(delivery.contact_id, fields)
-    if contact is None and delivery.email:
-        contact = ctx.ortto.find_by_email(delivery.email, fields)
-    if contact is None:
-        who = " or ".join(filter(None, [delivery.contact_id and f"id {delivery.contact_id}", delivery.email]))
-        raise PermanentError(f"Ortto has no contact with {who}")
-    return contact
 
 
 def find_user(ctx: Context, contact: Contact) -> User | None:

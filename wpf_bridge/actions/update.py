@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ..store import Delivery
-from .common import Context, Outcome, find_user, load_contact, refusal, update_user
+from .common import Context, Outcome, find_user, refusal, update_user
 
 
 def update(delivery: Delivery, ctx: Context) -> Outcome:
     """No user for the contact is not an error (WP Fusion: "no matching user"): nothing is created."""
-    contact = load_contact(ctx, delivery, ctx.settings.field_map.ortto_fields())
+    contact = ctx.contacts.load(delivery)
     user = find_user(ctx, contact)
     return refusal(user) or update_user(ctx, user, contact, delivery)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ..store import DONE, Delivery
-from .common import Context, Outcome, find_user, load_contact, refusal, tags_meta
+from .common import Context, Outcome, find_user, refusal, tags_meta
 
 
 def update_tags(delivery: Delivery, ctx: Context) -> Outcome:
-    contact = load_contact(ctx, delivery, ["str::email", "tags"])
+    contact = ctx.contacts.load(delivery)
     user = find_user(ctx, contact)
     stop = refusal(user)
     if stop:

@@ -1,0 +1,88 @@
+"""Return Password: sends the generated passwords of new users to Ortto, a hundred per call.
+
+A worker thread that created a user leaves its delivery ``pushing`` (the password sealed in the
+row) and moves on to the next delivery; this pushes every due password in one ``person/merge``
+per hundred, at most once per gathering window, then records each delivery as done and erases
+its password in the same write. A crash at any point leaves the rows ``pushing``: the next push
+sends the same passwords again, which Ortto simply overwrites.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .errors import PermanentError, TransientError
+from .ortto import MAX_PEOPLE, OrttoClient
+from .settings import Settings
+from .store import DONE, FAILED, Delivery, Store
+from .vault import Vault
+from .retry import backoff
+
+log = logging.getLogger(__name__)
+
+GATHER_SECONDS = 0.5  # how long due passwords may wait for others to share their call
+
+
+class PasswordPusher:
+    def __init__(self, settings: Settings, store: Store, ortto: OrttoClient):
+        self.settings = settings
+        self.store = store
+        self.ortto = ortto
+        self.vault = Vault(settings.secret_key)
+
+    def push_due(self) -> int:
+        """Push up to a hundred due passwords in one call; return how many deliveries it took."""
+        batch = self.store.claim_pushes(MAX_PEOPLE, self.settings.lease_seconds)
+        if not batch:
+            return 0
+        field = self.settings.ortto_password_field
+        values = {d.push_to: self.vault.open(d.secret) for d in batch if d.secret and d.push_to}
+        try:
+            refused = self.ortto.set_field(field, values) if values else {}
+        except TransientError as exc:
+            self._later(batch, exc)
+            return len(batch)
+        except PermanentError as exc:
+            refused = {person_id: str(exc) for person_id in values}
+        for delivery in batch:
+            reason = refused.get(delivery.push_to) if delivery.push_to in values else "no password was kept for it"
+            if reason:
+                self.store.finish(delivery.id, FAILED, f"{_created(delivery)}; password not delivered: {reason}")
+            else:
+                self.store.finish(delivery.id, DONE, f"{_created(delivery)}; password sent to Ortto {field}",
+                                  forget_secret=True)
+        log.info("pushed %d passwords to Ortto in one call", len(values))
+        return len(batch)
+
+    def _later(self, batch: list[Delivery], exc: TransientError) -> None:
+        """Ortto could not take the batch: retry with backoff, within the retry horizon."""
+        expired = [d for d in batch if time.time() - d.retry_since >= self.settings.retry_horizon]
+        for delivery in expired:
+            self.store.finish(delivery.id, FAILED, f"{_created(delivery)}; password not delivered, gave up: {exc}")
+        waiting = [d for d in batch if d not in expired]
+        if waiting:
+            delay = max(backoff(max(d.attempts for d in waiting)), exc.retry_after or 0.0)
+            log.warning("password push for %d deliveries: %s; retry in %.0f s", len(waiting), exc, delay)
+            self.store.push_later({d.id: f"{_created(d)}; {PUSH_WAITS} {exc}; retry in {delay:.0f} s" for d in waiting}, delay)
+
+    def push_until(self, stopping: threading.Event) -> None:
+        """The worker's pusher loop: push whatever is due, gathering for ``GATHER_SECONDS``."""
+        while True:
+            try:
+                full = self.push_due() == MAX_PEOPLE
+            except TransientError as exc:  # the store itself (StoreUnavailable)
+                log.error("%s", exc)
+                full = False
+            if stopping.is_set():
+                return
+            if not full:
+                stopping.wait(GATHER_SECONDS)
+
+
+PUSH_WAITS = "password push failed:"
+
+
+def _created(delivery: Delivery) -> str:
+    """What the action recorded ("created user 12 (login)"), without an earlier push's failure."""
+    return (delivery.result or "").split(f"; {PUSH_WAITS}")[0]
