@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test faults system-deps clean
+.PHONY: run test faults bench system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ test: $(STAMP) system-deps
 ## faults: the fault suite alone; WORDPRESS_DOWN=180 keeps WordPress down for minutes
 faults: $(STAMP) system-deps
 	WPF_FAULTS_WORDPRESS_DOWN=$(or $(WORDPRESS_DOWN),20) $(VENV)/bin/python -m pytest tests/test_faults.py
+
+## bench: ingest, drain and memory figures (bench/run.py; BENCH_ARGS="--drain 300" for a shorter run)
+bench: $(STAMP) system-deps
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,270 @@
+"""wpf-bridge benchmarks, measured side by side in one run on this machine (``make bench``).
+
+1. Ingest: webhooks/s and p50/p99 answer time under wrk (16 connections, loopback) for the bridge
+   on SQLite and on PostgreSQL, next to a bare Flask endpoint answering 202 under the same
+   gunicorn settings (the ceiling of the stack). No worker runs: this is the web process alone.
+2. Drain: N new-user ``add`` deliveries against a real local WordPress (Debian's package, the
+   companion plugin, ``php -S`` with 4 PHP workers) and the Ortto test server: time from the first
+   request until every delivery is done (user created, password in Ortto), next to a floor that
+   makes only the necessary WordPress REST calls directly, 4 at a time. WordPress and Ortto calls
+   per delivery are counted at the servers.
+3. Memory: peak RSS (VmHWM) of a gunicorn web worker and of the worker process during the drain.
+
+Prints a table and writes ``bench/results/results.json``. Figures, not pass/fail.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from ortto_server import OrttoServer  # noqa: E402
+from wordpress_site import WordPressSite, free_port  # noqa: E402
+
+from wpf_bridge import companion  # noqa: E402
+from wpf_bridge.store import DONE, Store  # noqa: E402
+
+PASSWORD_FIELD = "str:cm:wp-password"
+POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+BIN = Path(sys.executable).parent
+
+
+class Bench:
+    def __init__(self, work: Path):
+        self.work = work
+        self.wordpress = WordPressSite(companion.source()).start()
+        self.ortto = OrttoServer().start()
+        self.ortto.state.custom_fields.add(PASSWORD_FIELD)
+        self.key = secrets.token_hex(16)
+        (work / "fields.toml").write_text('[fields]\nfirst_name = "str::first"\nlast_name = "str::last"\n')
+
+    def env(self, database_url: str, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
+            "WPF_ACCESS_KEY": self.key, "WPF_SECRET_KEY": secrets.token_hex(16),
+            "WORDPRESS_URL": self.wordpress.url, "WORDPRESS_USER": self.wordpress.admin_user,
+            "WORDPRESS_APP_PASSWORD": self.wordpress.app_password,
+            "ORTTO_API_KEY": self.ortto.state.api_key, "ORTTO_API_URL": self.ortto.url,
+            "ORTTO_PASSWORD_FIELD": PASSWORD_FIELD, "WPF_ALLOWED_ROLES": "customer",
+            "WPF_FIELD_MAP": str(self.work / "fields.toml"), "DATABASE_URL": database_url, **extra,
+        }
+
+    def start(self, args: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
+        log = (self.work / f"{name}.log").open("ab")
+        return subprocess.Popen(args, cwd=self.work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def new_database(self, kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{self.work / ('bench-' + secrets.token_hex(4) + '.db')}"
+        name = "wpf_bench_" + secrets.token_hex(4)
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f"create database {name}")
+        return f"{POSTGRES}/{name}"
+
+    def people(self, n: int, prefix: str) -> list[str]:
+        return [self.ortto.state.add_person({"str::email": f"{prefix}-{i}-{secrets.token_hex(3)}@example.test",
+                                             "str::first": "Bench", "str::last": str(i)}) for i in range(n)]
+
+    def wordpress_requests(self) -> int:
+        """Requests php -S has logged so far (one "Accepted" line per connection is not a request)."""
+        text = (self.wordpress.root / "php-server.log").read_text(errors="replace")
+        return len(re.findall(r"\]: (?:GET|POST|PUT|PATCH|DELETE) ", text))
+
+    # 1. ingest
+
+    def ingest(self, label: str, app: str, database_url: str, seconds: int) -> dict:
+        port = free_port()
+        env = self.env(database_url, PORT=str(port))
+        Store(database_url)  # schema first, as the release step would
+        web = self.start([str(BIN / "gunicorn"), "-c", "python:wpf_bridge.gunicorn_conf", app], env, f"ingest-{label}")
+        try:
+            wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health") or _answers(f"http://127.0.0.1:{port}/"), 30)
+            url = f"http://127.0.0.1:{port}/?wpf_action=add&access_key={self.key}"
+            subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(ROOT / "bench" / "webhook.lua"), url],
+                           capture_output=True, check=True)  # warm-up
+            out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s",
+                                  str(ROOT / "bench" / "webhook.lua"), url], capture_output=True, text=True, check=True).stdout
+            rss = max(peak_rss(pid) for pid in children(web.pid))
+        finally:
+            stop(web)
+        result = parse_wrk(out)
+        result["web_worker_peak_rss_mb"] = rss
+        if "bridge" in label:
+            result["stored"] = sum(Store(database_url).counts().values())
+        return result
+
+    # 2. drain
+
+    def drain(self, n: int, database_url: str) -> dict:
+        contacts = self.people(n, f"drain{n}")
+        port = free_port()
+        env = self.env(database_url, PORT=str(port), WEB_CONCURRENCY="2")
+        web = self.start([str(BIN / "wpf-bridge"), "web"], env, f"drain-web-{n}")
+        worker = self.start([str(BIN / "wpf-bridge"), "worker"], env, f"drain-worker-{n}")
+        store = Store(database_url)
+        try:
+            wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health"), 30)
+            wp_before, ortto_before = self.wordpress_requests(), len(self.ortto.state.calls)
+            url = f"http://127.0.0.1:{port}/?wpf_action=add&access_key={self.key}&role=customer"
+            session = requests.Session()
+            started = time.monotonic()
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                answers = list(pool.map(lambda cid: session.post(url, json={
+                    "campaign_id": "drain", "contact_id": cid, "run_id": secrets.token_hex(4)}).status_code, contacts))
+            accepted = time.monotonic() - started
+            wait_until(lambda: store.counts().get(DONE, 0) >= n, 3600, poll=0.2)
+            elapsed = time.monotonic() - started
+            web_rss = max(peak_rss(pid) for pid in children(web.pid))
+            worker_rss = peak_rss(worker.pid)
+        finally:
+            stop(web)
+            stop(worker)
+        assert answers.count(202) == n, answers
+        return {
+            "n": n, "seconds": round(elapsed, 2), "per_second": round(n / elapsed, 1), "all_accepted_after_s": round(accepted, 2),
+            "wordpress_calls_per_delivery": round((self.wordpress_requests() - wp_before) / n, 3),
+            "ortto_calls_per_delivery": round((len(self.ortto.state.calls) - ortto_before) / n, 3),
+            "web_worker_peak_rss_mb": web_rss, "worker_peak_rss_mb": worker_rss,
+        }
+
+    def floor(self, n: int) -> dict:
+        """Only the WordPress calls a new user needs (look-up, create with role, meta and tags), 4 at a time."""
+        emails = [f"floor{n}-{i}-{secrets.token_hex(3)}@example.test" for i in range(n)]
+        session = requests.Session()
+        session.auth = (self.wordpress.admin_user, self.wordpress.app_password)
+        base = self.wordpress.url + "/"
+
+        def create(email: str) -> None:
+            contact_id = secrets.token_hex(12)
+            session.get(base, params={"rest_route": "/wpf-bridge/v1/users/lookup", "contact_id": contact_id,
+                                      "email": email}, timeout=30).raise_for_status()
+            session.post(base, params={"rest_route": "/wp/v2/users"}, timeout=30, json={
+                "username": email, "email": email, "password": secrets.token_urlsafe(15), "roles": ["customer"],
+                "first_name": "Bench", "last_name": "Floor",
+                "wpf_meta": {"ortto_contact_id": contact_id, "ortto_tags": [], "wpf_bridge_delivery": secrets.token_hex(16)},
+                "wpf_send_notification": False}).raise_for_status()
+
+        before = self.wordpress_requests()
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(create, emails))
+        elapsed = time.monotonic() - started
+        return {"n": n, "seconds": round(elapsed, 2), "per_second": round(n / elapsed, 1),
+                "wordpress_calls_per_delivery": round((self.wordpress_requests() - before) / n, 3)}
+
+    def close(self) -> None:
+        self.ortto.stop()
+        self.wordpress.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+def wait_until(condition, timeout: float, poll: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout} s")
+        time.sleep(poll)
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out] or [pid]
+
+
+def peak_rss(pid: int) -> float:
+    """VmHWM: the most resident memory the process has had, in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return round(int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024, 1)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def parse_wrk(out: str) -> dict:
+    def ms(value: str) -> float:
+        number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()
+        return round(float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 2)
+
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_second": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))),
+            "p50_ms": ms(latency["50"]), "p99_ms": ms(latency["99"]), "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drain", type=int, nargs="*", default=[300, 3000], help="drain sizes (default: 300 3000)")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per ingest run")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "results.json"))
+    args = parser.parse_args()
+
+    bench = Bench(Path(tempfile.mkdtemp(prefix="wpf-bench-")))
+    results: dict = {"machine": f"{os.cpu_count()} cores", "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+                     "ingest": {}, "drain": []}
+    try:
+        for label, app, kind in [("bare Flask 202", "bench.bare_app:app", "sqlite"),
+                                 ("bridge, SQLite", "wpf_bridge.web:create_app()", "sqlite"),
+                                 ("bridge, PostgreSQL", "wpf_bridge.web:create_app()", "postgresql")]:
+            print(f"ingest: {label} ...", flush=True)
+            results["ingest"][label] = bench.ingest(label, app, bench.new_database(kind), args.seconds)
+        for n in args.drain:
+            print(f"drain: {n} adds through the bridge (SQLite) ...", flush=True)
+            bridge = bench.drain(n, bench.new_database("sqlite"))
+            print(f"drain: {n} users by the floor script ...", flush=True)
+            results["drain"].append({"bridge": bridge, "floor": bench.floor(n)})
+    finally:
+        bench.close()
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(table(results))
+    print(f"\nwritten to {args.json}")
+
+
+def table(results: dict) -> str:
+    ceiling = results["ingest"]["bare Flask 202"]["requests_per_second"]
+    lines = ["", "Ingest (wrk, 16 connections, 2 gunicorn workers)",
+             f"{'':22} {'req/s':>7} {'of bare':>8} {'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7}"]
+    for label, r in results["ingest"].items():
+        lines.append(f"{label:22} {r['requests_per_second']:7} {r['requests_per_second'] / ceiling:8.0%} "
+                     f"{r['p50_ms']:7} {r['p99_ms']:7} {r['web_worker_peak_rss_mb']:7}")
+    lines += ["", "Drain (new users, real WordPress, 4 at a time)",
+              f"{'N':>5} {'bridge s':>9} {'floor s':>8} {'ratio':>6} {'WP/deliv':>9} {'floor WP':>9} {'Ortto/deliv':>12} "
+              f"{'web RSS':>8} {'worker RSS':>11}"]
+    for d in results["drain"]:
+        b, f = d["bridge"], d["floor"]
+        lines.append(f"{b['n']:5} {b['seconds']:9} {f['seconds']:8} {b['seconds'] / f['seconds']:6.2f} "
+                     f"{b['wordpress_calls_per_delivery']:9} {f['wordpress_calls_per_delivery']:9} "
+                     f"{b['ortto_calls_per_delivery']:12} {b['web_worker_peak_rss_mb']:8} {b['worker_peak_rss_mb']:11}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
