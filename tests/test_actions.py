@@ -5,6 +5,7 @@ Deliveries are stored and run by the worker's ``Runner`` in-process; the clients
 from __future__ import annotations
 
 import base64
+import importlib
 import dataclasses
 
 import pytest
@@ -272,7 +273,7 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
         raise Killed
 
     with monkeypatch.context() as patch:
-        patch.setattr("wpf_bridge.worker.StoreJournal.user_created", die)
+        patch.setattr(importlib.import_module("wpf_bridge.actions.add"), "_finish_created", die)
         with pytest.raises(Killed):
             bridge.runner.run_next()
     kept = bridge.store.get(delivery.id)

@@ -45,13 +45,17 @@ class PasswordPusher:
             return len(batch)
         except PermanentError as exc:
             refused = {person_id: str(exc) for person_id in values}
+        sent, refusals = [], []
         for delivery in batch:
             reason = refused.get(delivery.push_to) if delivery.push_to in values else "no password was kept for it"
             if reason:
-                self.store.finish(delivery.id, FAILED, f"{_created(delivery)}; password not delivered: {reason}")
+                refusals.append((delivery.id, FAILED, f"{_created(delivery)}; password not delivered: {reason}"))
             else:
-                self.store.finish(delivery.id, DONE, f"{_created(delivery)}; password sent to Ortto {field}",
-                                  forget_secret=True)
+                sent.append((delivery.id, DONE, f"{_created(delivery)}; password sent to Ortto {field}"))
+        if sent:
+            self.store.finish_many(sent, forget_secret=True)
+        if refusals:
+            self.store.finish_many(refusals)
         log.info("pushed %d passwords to Ortto in one call", len(values))
         return len(batch)
 

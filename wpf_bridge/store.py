@@ -196,14 +196,21 @@ class Store:
                forget_secret: bool = False) -> None:
         """Record how a run ended (``pushing`` included: the push is claimed separately), and erase
         the sealed password in the same write when it has reached Ortto."""
+        self.finish_many([(delivery_id, status, result)], user_id=user_id, forget_secret=forget_secret)
+
+    def finish_many(self, outcomes: list[tuple[str, str, str]], user_id: int | None = None,
+                    forget_secret: bool = False) -> None:
+        """``finish`` for several deliveries (id, status, result) in one write."""
         with self.database.transaction() as tx:
-            tx.execute(
-                "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
-                " secret = case when :forget = 1 then null else secret end, lease_until = null, updated_at = :now"
-                " where id = :id",
-                {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret),
-                 "now": self.database.now(tx), "id": delivery_id},
-            )
+            now = self.database.now(tx)
+            for delivery_id, status, result in outcomes:
+                tx.execute(
+                    "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
+                    " secret = case when :forget = 1 then null else secret end, lease_until = null, updated_at = :now"
+                    " where id = :id",
+                    {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret),
+                     "now": now, "id": delivery_id},
+                )
 
     def claim_pushes(self, limit: int, lease_seconds: float) -> list[Delivery]:
         """Take up to ``limit`` deliveries whose password is due to go to Ortto, oldest first."""

@@ -41,9 +41,6 @@ class StoreJournal:
     def keep_password(self, password: str, person_id: str) -> None:
         self.store.update(self.delivery_id, secret=self.vault.seal(password), push_to=person_id)
 
-    def user_created(self, user_id: int) -> None:
-        self.store.update(self.delivery_id, user_id=user_id)
-
     def forget_password(self) -> None:
         self.store.update(self.delivery_id, secret=None)
 

@@ -68,7 +68,6 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
             if exc.code == "existing_user_email":
                 return _created_meanwhile(ctx, contact, delivery)
             raise
-        ctx.journal.user_created(user.id)
         if mapped_password:
             return Outcome(DONE, f"created user {user.id} ({username}) with the mapped password{note}", user.id)
         return _finish_created(ctx, user, note)
