@@ -444,3 +444,18 @@ def test_a_contact_loaded_before_a_delivery_arrived_is_loaded_again(bridge, ortt
     assert bridge.deliver("update", contact_id=contact_id).status == DONE
     assert wordpress.user_by_email(email)["first_name"] == "Renamed"
     assert len(ortto.calls_to("/v1/person/get-by-ids")) == 2
+
+
+def test_a_password_sealed_under_another_key_fails_its_delivery_only(bridge, ortto, wordpress):
+    from wpf_bridge.vault import Vault
+
+    (first, _), (second, email) = person(ortto), person(ortto)
+    deliveries = [bridge.store.add("add", contact_id, None, None, False)[0] for contact_id in (first, second)]
+    while bridge.runner.run_next():
+        pass
+    bridge.store.update(deliveries[0].id, secret=Vault("an-old-secret-key-0000").seal("x"))
+
+    assert bridge.shared.pusher.push_due() == 2
+    broken, fine = (bridge.store.get(d.id) for d in deliveries)
+    assert broken.status == FAILED and "WPF_SECRET_KEY changed" in broken.result
+    assert fine.status == DONE and wordpress.logins({email: ortto.people[second][PASSWORD_FIELD]}) == {email: True}

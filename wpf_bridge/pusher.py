@@ -16,8 +16,8 @@ from .errors import PermanentError, TransientError
 from .ortto import MAX_PEOPLE, OrttoClient
 from .settings import Settings
 from .store import DONE, FAILED, Delivery, Store
-from .vault import Vault
 from .retry import backoff
+from .vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,13 @@ class PasswordPusher:
         if not batch:
             return 0
         field = self.settings.ortto_password_field
-        values = {d.push_to: self.vault.open(d.secret) for d in batch if d.secret and d.push_to}
+        values, unreadable = {}, {}
+        for delivery in batch:
+            try:
+                if delivery.secret and delivery.push_to:
+                    values[delivery.push_to] = self.vault.open(delivery.secret)
+            except PermanentError as exc:  # sealed under another WPF_SECRET_KEY
+                unreadable[delivery.id] = str(exc)
         try:
             refused = self.ortto.set_field(field, values) if values else {}
         except TransientError as exc:
@@ -47,7 +53,8 @@ class PasswordPusher:
             refused = {person_id: str(exc) for person_id in values}
         sent, refusals = [], []
         for delivery in batch:
-            reason = refused.get(delivery.push_to) if delivery.push_to in values else "no password was kept for it"
+            reason = unreadable.get(delivery.id) or (
+                refused.get(delivery.push_to) if delivery.push_to in values else "no password was kept for it")
             if reason:
                 refusals.append((delivery.id, FAILED, f"{_created(delivery)}; password not delivered: {reason}"))
             else:
@@ -77,6 +84,9 @@ class PasswordPusher:
                 full = self.push_due() == MAX_PEOPLE
             except TransientError as exc:  # the store itself (StoreUnavailable)
                 log.error("%s", exc)
+                full = False
+            except Exception:  # a bug must not stop the pushes: the batch is claimed again after its lease
+                log.exception("password push failed")
                 full = False
             if stopping.is_set():
                 return
