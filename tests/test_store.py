@@ -94,3 +94,22 @@ def test_a_store_from_version_0_1_gains_the_run_after_column(tmp_path):
                    " values ('old1', 'add', 'c1', 'queued', 1, 1, 1)")
     store = Store(f"sqlite:///{path}")
     assert store.claim_next(60).id == "old1"
+
+
+def test_an_unexpected_error_does_not_end_a_worker_thread(settings, store, monkeypatch):
+    from wpf_bridge import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "STORE_DOWN_PAUSE", 0.01)
+    worker = worker_module.Worker(settings, store, threads=1)
+    calls = []
+
+    def run_next(runner):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        worker.stopping.set()
+        return False
+
+    monkeypatch.setattr(worker_module.Runner, "run_next", run_next)
+    worker._loop()
+    assert len(calls) == 2, "the loop went on after the error"

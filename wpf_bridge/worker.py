@@ -141,3 +141,6 @@ class Worker:
             except StoreUnavailable as exc:  # a delivery left running is taken over when its lease ends
                 log.error("%s", exc)
                 self.stopping.wait(STORE_DOWN_PAUSE)
+            except Exception:  # a bug must not end the thread: its delivery is taken over after the lease
+                log.exception("worker thread error")
+                self.stopping.wait(STORE_DOWN_PAUSE)
