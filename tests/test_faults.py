@@ -22,7 +22,7 @@ from wpf_bridge.store import DONE, SKIPPED
 
 
 def statuses(store) -> collections.Counter:
-    return collections.Counter(d.status for d in store.recent(1_000_000))
+    return collections.Counter(store.counts())
 
 
 def access_key(env) -> str:

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     web.set_defaults(func=cmd_web)
 
     worker = commands.add_parser("worker", help="run the worker that applies deliveries")
-    worker.add_argument("--threads", type=int, help="deliveries applied at once (default: WPF_WORKER_THREADS, 1)")
+    worker.add_argument("--threads", type=int, help="deliveries applied at once (default: WPF_WORKER_THREADS, 4)")
     worker.set_defaults(func=cmd_worker)
 
     check = commands.add_parser("check", help="check WordPress, the companion plugin and Ortto; print webhook URLs")

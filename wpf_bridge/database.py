@@ -37,7 +37,6 @@ class Transaction(Protocol):
 
 
 class Database(Protocol):
-    url: str
     float_type: str
 
     def transaction(self) -> AbstractContextManager[Transaction]: ...
@@ -78,7 +77,6 @@ class SqliteDatabase:
 
     def __init__(self, path: Path):
         self.path = path
-        self.url = f"sqlite:///{path}"
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from .errors import PermanentError, TransientError
 from .ortto import MAX_PEOPLE, OrttoClient
 from .settings import Settings
 from .store import DONE, FAILED, Delivery, Store
-from .retry import backoff
+from .retry import past_horizon, retry_delay
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -68,12 +67,12 @@ class PasswordPusher:
 
     def _later(self, batch: list[Delivery], exc: TransientError) -> None:
         """Ortto could not take the batch: retry with backoff, within the retry horizon."""
-        expired = [d for d in batch if time.time() - d.retry_since >= self.settings.retry_horizon]
-        for delivery in expired:
-            self.store.finish(delivery.id, FAILED, f"{_created(delivery)}; password not delivered, gave up: {exc}")
+        expired = [d for d in batch if past_horizon(d.retry_since, self.settings.retry_horizon)]
+        if expired:
+            self.store.finish_many([(d.id, FAILED, f"{_created(d)}; password not delivered, gave up: {exc}") for d in expired])
         waiting = [d for d in batch if d not in expired]
         if waiting:
-            delay = max(backoff(max(d.attempts for d in waiting)), exc.retry_after or 0.0)
+            delay = retry_delay(max(d.attempts for d in waiting), exc)
             log.warning("password push for %d deliveries: %s; retry in %.0f s", len(waiting), exc, delay)
             self.store.push_later({d.id: f"{_created(d)}; {PUSH_WAITS} {exc}; retry in {delay:.0f} s" for d in waiting}, delay)
 

@@ -192,18 +192,19 @@ class Store:
             claimed = tx.execute("select * from deliveries where id = :id", {"id": rows[0]["id"]})
         return _delivery(claimed[0])
 
-    def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None,
-               forget_secret: bool = False) -> None:
-        """Record how a run ended (``pushing`` included: the push is claimed separately), and erase
-        the sealed password in the same write when it has reached Ortto."""
-        self.finish_many([(delivery_id, status, result)], user_id=user_id, forget_secret=forget_secret)
+    def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None) -> None:
+        """Record how a run ended (``pushing`` included: the push is claimed separately)."""
+        self._finish([(delivery_id, status, result, user_id)], forget_secret=False)
 
-    def finish_many(self, outcomes: list[tuple[str, str, str]], user_id: int | None = None,
-                    forget_secret: bool = False) -> None:
-        """``finish`` for several deliveries (id, status, result) in one write."""
+    def finish_many(self, outcomes: list[tuple[str, str, str]], forget_secret: bool = False) -> None:
+        """Record how several pushes ended (id, status, result) in one write, and erase their sealed
+        passwords in the same write when they have reached Ortto."""
+        self._finish([(delivery_id, status, result, None) for delivery_id, status, result in outcomes], forget_secret)
+
+    def _finish(self, outcomes: list[tuple[str, str, str, int | None]], forget_secret: bool) -> None:
         with self.database.transaction() as tx:
             now = self.database.now(tx)
-            for delivery_id, status, result in outcomes:
+            for delivery_id, status, result, user_id in outcomes:
                 tx.execute(
                     "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
                     " secret = case when :forget = 1 then null else secret end, lease_until = null, updated_at = :now"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from dataclasses import dataclass
 
 from .actions import ACTIONS, Context, Outcome
@@ -14,7 +13,7 @@ from .errors import PermanentError, TransientError
 from .http import RateLimiter
 from .ortto import OrttoClient
 from .pusher import PasswordPusher
-from .retry import backoff
+from .retry import past_horizon, retry_delay
 from .settings import Settings
 from .store import FAILED, Delivery, Store, StoreUnavailable
 from .vault import Vault
@@ -55,7 +54,7 @@ class Shared:
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Shared:
-        limiter = RateLimiter(settings.ortto_rate_limit)
+        limiter = RateLimiter(settings.ortto_rate_limit)  # one budget; a session each, as they run on different threads
         loader = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
         pusher = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
         return cls(ContactLoader(loader, store, settings.field_map.ortto_fields()), PasswordPusher(settings, store, pusher))
@@ -77,10 +76,10 @@ class Runner:
         try:
             outcome = ACTIONS[delivery.action](delivery, ctx)
         except TransientError as exc:
-            if time.time() - delivery.retry_since >= self.settings.retry_horizon:
+            if past_horizon(delivery.retry_since, self.settings.retry_horizon):
                 self._finish(delivery.id, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"))
                 return
-            delay = max(backoff(delivery.attempts), exc.retry_after or 0.0)
+            delay = retry_delay(delivery.attempts, exc)
             self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s")
             log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery.id, delivery.attempts, exc, delay)
             return
