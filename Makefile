@@ -13,7 +13,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $@
 
 .env:
-	sed -e "s/^WPF_ACCESS_KEY=.*/WPF_ACCESS_KEY=$$(openssl rand -hex 16)/" \
+	umask 077; sed -e "s/^WPF_ACCESS_KEY=.*/WPF_ACCESS_KEY=$$(openssl rand -hex 16)/" \
 	    -e "s/^WPF_SECRET_KEY=.*/WPF_SECRET_KEY=$$(openssl rand -hex 32)/" config/env.example > $@
 	@echo "Created .env with fresh keys: set WORDPRESS_* and ORTTO_* in it, then run 'wpf-bridge check'."
 

@@ -12,6 +12,7 @@ import pytest
 from conftest import PASSWORD_FIELD, run_sql, unique_email
 from waiting import wait_for
 
+from wpf_bridge.settings import load_settings
 from wpf_bridge.store import DONE, FAILED, PUSHING, RETRYING, RUNNING, SKIPPED, Store
 from wpf_bridge.wordpress import Lookup
 from wpf_bridge.worker import Runner, Shared
@@ -24,7 +25,7 @@ class Bridge:
         self.settings = settings
         self.store = Store(settings.database_url)
         self.shared = Shared.build(settings, self.store)
-        self.runner = Runner(settings, self.store, self.shared.contacts)
+        self.runner = Runner(settings, self.store, self.shared)
 
     def deliver(self, action, contact_id=None, email=None, role=None, send_notification=False):
         """Store a delivery and run it once, as the worker would, password push included."""
@@ -432,7 +433,7 @@ def test_a_burst_loads_contacts_and_pushes_passwords_a_hundred_per_ortto_call(br
     ended = [bridge.store.get(d.id) for d in deliveries]
     assert [d.status for d in ended].count(DONE) == 29
     assert ended[7].status == FAILED and "password not delivered: Ortto did not save" in ended[7].result
-    assert ended[7].secret, "kept for a replay once the person is no longer suppressed"
+    assert ended[7].secret is None, "a password is erased as soon as its delivery fails for good"
     logins = wordpress.logins({email: ortto.people[cid].get(PASSWORD_FIELD, "-") for cid, email in people})
     assert sum(logins.values()) == 29
 
@@ -453,9 +454,84 @@ def test_a_password_sealed_under_another_key_fails_its_delivery_only(bridge, ort
     deliveries = [bridge.store.add("add", contact_id, None, None, False)[0] for contact_id in (first, second)]
     while bridge.runner.run_next():
         pass
-    bridge.store.update(deliveries[0].id, secret=Vault("an-old-secret-key-0000").seal("x"))
+    bridge.store.update(deliveries[0].id, secret=Vault(["an-old-secret-key-0000"]).seal("x"))
 
     assert bridge.shared.pusher.push_due() == 2
     broken, fine = (bridge.store.get(d.id) for d in deliveries)
-    assert broken.status == FAILED and "WPF_SECRET_KEY changed" in broken.result
+    assert broken.status == FAILED and "none of the keys in WPF_SECRET_KEY" in broken.result
     assert fine.status == DONE and wordpress.logins({email: ortto.people[second][PASSWORD_FIELD]}) == {email: True}
+
+
+def test_a_role_that_carries_power_is_never_granted_even_when_allowed(settings, ortto, wordpress):
+    wordpress.add_role("shop_boss", ["read", "edit_users", "list_users"])
+    bridge = Bridge(dataclasses.replace(settings, allowed_roles=settings.allowed_roles | {"shop_boss"}))
+    contact_id, email = person(ortto)
+
+    created = bridge.deliver("add", contact_id=contact_id, role="shop_boss")
+    assert created.status == DONE and wordpress.user_by_email(email)["roles"] == ["subscriber"]
+    assert "role 'shop_boss' is refused: it carries privileged capabilities (edit_users)" in created.result
+
+    updated = bridge.deliver("update", contact_id=contact_id, role="shop_boss")
+    assert updated.status == DONE and "role unchanged" in updated.result
+    assert wordpress.user_by_email(email)["roles"] == ["subscriber"]
+
+
+def test_a_default_role_that_carries_power_creates_nobody(settings, ortto, wordpress):
+    bridge = Bridge(dataclasses.replace(settings, default_role="editor", allowed_roles=settings.allowed_roles | {"editor"}))
+    contact_id, email = person(ortto)
+    failed = bridge.deliver("add", contact_id=contact_id)
+    assert failed.status == FAILED and failed.secret is None
+    assert failed.result == "WPF_DEFAULT_ROLE 'editor' cannot be granted: it carries privileged capabilities (unfiltered_html)"
+    assert wordpress.user_by_email(email) is None
+
+
+@pytest.mark.parametrize("action", ["add", "update", "update_tags"])
+def test_a_second_ortto_person_with_the_same_email_does_not_take_over_the_account(bridge, ortto, wordpress, action):
+    owner, email = person(ortto, tags=["member"])
+    assert bridge.deliver("add", contact_id=owner).status == DONE
+    user = wordpress.user_by_email(email)
+    intruder, _ = person(ortto, email=email, tags=["vip"], **{"str::first": "Mallory"})
+
+    done = bridge.deliver(action, contact_id=intruder, role="customer")
+
+    assert done.status == SKIPPED and done.user_id == user["id"]
+    assert f"is linked to Ortto contact {owner}, not {intruder}; not relinked or changed" in done.result
+    after = wordpress.user_by_email(email)
+    assert (after["first_name"], after["roles"]) == ("Jane", ["subscriber"])
+    assert wordpress.user_meta(user["id"], "ortto_contact_id") == owner
+    assert wordpress.user_meta(user["id"], "ortto_tags") == ["member"]
+
+
+def test_a_mapped_email_changes_only_a_user_found_by_contact_id(env, tmp_path, ortto, wordpress):
+    field_map = tmp_path / "email-map.toml"
+    field_map.write_text('[fields]\nfirst_name = "str::first"\nuser_email = "str:cm:login-email"\n')
+    bridge = Bridge(load_settings({**env, "WPF_FIELD_MAP": str(field_map)}))
+    victim = unique_email("victim")
+    created = wordpress.rest("POST", "/wp/v2/users", json={"username": victim, "email": victim, "password": "Victim-Pass-1"}).json()
+    contact_id, _ = person(ortto, email=victim, **{"str:cm:login-email": "attacker@evil.example"})
+
+    by_email = bridge.deliver("update", contact_id=contact_id)
+
+    assert by_email.status == DONE and "email not changed: the user was found by email" in by_email.result
+    assert wordpress.user_by_email(victim)["id"] == created["id"]
+
+    mine, email = person(ortto, **{"str:cm:login-email": "old@example.test"})
+    bridge.deliver("add", contact_id=mine)
+    moved = unique_email("moved")
+    ortto.people[mine]["str:cm:login-email"] = moved
+    assert bridge.deliver("update", contact_id=mine).status == DONE
+    assert wordpress.user_by_email(moved) is not None and wordpress.user_by_email(email) is None
+
+
+def test_a_password_whose_push_failed_for_good_is_erased_and_a_replay_says_so(bridge, ortto, wordpress):
+    contact_id, email = person(ortto)
+    ortto.suppressed.add(contact_id)
+    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
+    failed = bridge.run(delivery)
+    assert failed.status == FAILED and failed.secret is None
+
+    ortto.suppressed.discard(contact_id)
+    assert bridge.store.requeue(delivery.id)
+    replayed = bridge.run(delivery)
+    assert replayed.status == DONE and "its generated password was erased when the delivery failed" in replayed.result
+    assert len(wordpress.users_with_email(email)) == 1

@@ -34,8 +34,10 @@ def test_check_passes_on_a_good_set_up_and_prints_webhook_urls(env, tmp_path, or
     result = run_cli(env, "check", "--url", "https://bridge.example.com", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[FAIL]" not in result.stdout
-    assert "[ok] companion plugin 1.1.0" in result.stdout
-    assert "roles exist: customer, member, subscriber" in result.stdout
+    assert f"[ok] companion plugin {companion.version()}" in result.stdout
+    assert "[ok] signed in with the application password named 'wpf-bridge'" in result.stdout
+    assert "roles a webhook may grant exist and carry no privileged capability: customer, member, subscriber" in result.stdout
+    assert "[note] WPF_TRUSTED_PROXIES=0: wrong keys are counted per client address" in result.stdout
     key = env["WPF_ACCESS_KEY"].split(",")[0]
     assert f"https://bridge.example.com/?wpf_action=add&access_key={key}&role=subscriber&send_notification=true" in result.stdout
     assert "all checks passed" in result.stdout
@@ -46,7 +48,8 @@ def test_check_passes_on_a_good_set_up_and_prints_webhook_urls(env, tmp_path, or
     [
         ({"ORTTO_API_KEY": "wrong"}, "[FAIL] Ortto at"),
         ({"WORDPRESS_APP_PASSWORD": "abcd efgh ijkl mnop qrst uvwx"}, "refused the application password"),
-        ({"WPF_ALLOWED_ROLES": "customer,vip"}, "not on the site: vip"),
+        ({"WPF_ALLOWED_ROLES": "customer,vip"}, "vip (WPF_ALLOWED_ROLES): it does not exist on the site"),
+        ({"WPF_ALLOWED_ROLES": "customer,editor"}, "editor (WPF_ALLOWED_ROLES): it carries privileged capabilities (unfiltered_html)"),
     ],
 )
 def test_check_reports_each_problem(env, tmp_path, ortto, change, expected):
@@ -59,7 +62,8 @@ def test_check_reports_each_problem(env, tmp_path, ortto, change, expected):
     "plugin, expected",
     [
         (None, "companion plugin is not installed"),
-        (companion.source().replace("= '1.1.0'", "= '1.0.0'"), "[FAIL] companion plugin 1.0.0 (this bridge needs 1.1.0"),
+        (companion.source().replace(f"= '{companion.version()}'", "= '1.1.0'"),
+         f"[FAIL] companion plugin 1.1.0 is outdated and unsafe: any logged-in user of the site could grant themselves"),
     ],
     ids=["missing", "outdated"],
 )
@@ -85,6 +89,15 @@ def test_check_reports_missing_capabilities(env, tmp_path, ortto, wordpress):
     result = run_cli({**env, "WORDPRESS_USER": name, "WORDPRESS_APP_PASSWORD": password}, "check", cwd=tmp_path)
     assert result.returncode == 1
     assert "missing: list_users, create_users, edit_users, promote_users" in result.stdout
+
+
+def test_check_requires_the_application_password_named_wpf_bridge(env, tmp_path, ortto, wordpress):
+    other = wordpress.php_eval(
+        "list($p) = WP_Application_Passwords::create_new_application_password(1, array('name' => 'my-laptop')); echo $p;"
+    ).strip()
+    result = run_cli({**env, "WORDPRESS_APP_PASSWORD": other}, "check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "[FAIL] the application password in WORDPRESS_APP_PASSWORD is not named 'wpf-bridge'" in result.stdout
 
 
 def test_deliveries_lists_what_became_of_each(env, tmp_path, settings):
@@ -118,7 +131,7 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
     replayed = store.get(failed.id)
     assert (replayed.status, replayed.attempts) == ("queued", 0) and replayed.retry_since > failed.retry_since
     shared = Shared.build(settings, store)
-    assert Runner(settings, store, shared.contacts).run_next() and shared.pusher.push_due() == 1
+    assert Runner(settings, store, shared).run_next() and shared.pusher.push_due() == 1
     assert store.get(failed.id).status == DONE and wordpress.user_by_email(email) is not None
 
 
@@ -131,3 +144,12 @@ def test_migrate_creates_the_store_for_a_release_step(env, tmp_path):
     assert result.stdout.strip() == f"delivery store ready: {url(env['DATABASE_URL'])}"
     assert Store(env["DATABASE_URL"]).counts() == {}
     assert "release: wpf-bridge migrate" in (ROOT / "Procfile").read_text()
+
+
+def test_make_creates_env_readable_by_its_owner_only(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "env.example").write_text((ROOT / "config" / "env.example").read_text())
+    subprocess.run(["make", "-f", str(ROOT / "Makefile"), ".env"], cwd=tmp_path, check=True, capture_output=True)
+    env_file = tmp_path / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert "change-me" not in env_file.read_text(), "fresh keys were written"

@@ -36,3 +36,16 @@ def test_usernames_fit_wordpress_limit():
     email = "x" * 70 + "@example.test"
     for name in itertools.islice(username_candidates("email", email), 20):
         assert len(name) <= 60
+
+
+def test_secret_keys_rotate_without_losing_waiting_passwords():
+    from wpf_bridge.errors import PermanentError
+    from wpf_bridge.vault import Vault
+
+    old = Vault(["the-old-secret-key-0001"]).seal("waiting password")
+    rotated = Vault(["the-new-secret-key-0002", "the-old-secret-key-0001"])
+    assert rotated.open(old) == "waiting password"
+    fresh = rotated.seal("new password")
+    assert Vault(["the-new-secret-key-0002"]).open(fresh) == "new password", "the first key seals"
+    with pytest.raises(PermanentError):
+        Vault(["the-old-secret-key-0001"]).open(fresh)

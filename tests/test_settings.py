@@ -16,7 +16,7 @@ def test_defaults(env):
     assert settings.username_format == "email" and settings.send_welcome_email is False
     assert settings.ortto_password_field is None
     assert settings.database_url == "sqlite:///wpf-bridge.db" and settings.port == 8000
-    assert settings.retry_horizon == 24 * 3600
+    assert settings.retry_horizon == 24 * 3600 and settings.keep_seconds == 30 * 86400
     assert settings.access_keys == tuple(env["WPF_ACCESS_KEY"].split(","))
 
 
@@ -42,7 +42,9 @@ def test_region_picks_the_host(env):
         ("WPF_SEND_WELCOME_EMAIL", "perhaps", "WPF_SEND_WELCOME_EMAIL: Not a valid boolean."),
         ("WPF_FIELD_MAP", "/nonexistent.toml", "WPF_FIELD_MAP: cannot read /nonexistent.toml"),
         ("DATABASE_URL", "mysql://x", "DATABASE_URL: must be sqlite:///path/to/file.db or postgresql://user@host/db"),
-        ("WPF_SECRET_KEY", "tooshort", "WPF_SECRET_KEY: must be at least 16 characters"),
+        ("WPF_SECRET_KEY", "tooshort", "WPF_SECRET_KEY: each key must be at least 16 characters"),
+        ("WPF_SECRET_KEY", "a-long-enough-secret-key,short", "WPF_SECRET_KEY: each key must be at least 16 characters"),
+        ("WPF_KEEP_DAYS", "1", "WPF_KEEP_DAYS: Must be greater than or equal to 2"),
         ("PORT", "99999", "PORT: Must be greater than or equal to 1"),
         ("WPF_RETRY_HOURS", "0", "WPF_RETRY_HOURS: Must be greater than 0"),
     ],

@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 from conftest import run_sql
+from waiting import wait_for
 
 from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, Store
 
@@ -113,3 +114,48 @@ def test_an_unexpected_error_does_not_end_a_worker_thread(settings, store, monke
     monkeypatch.setattr(worker_module.Runner, "run_next", run_next)
     worker._loop()
     assert len(calls) == 2, "the loop went on after the error"
+
+
+def test_finished_deliveries_older_than_the_keep_period_are_deleted(store):
+    old_done, old_failed, old_waiting, recent = (store.add("update", f"c{i}", None, None, False)[0] for i in range(4))
+    for delivery, status in ((old_done, DONE), (old_failed, "failed"), (recent, DONE)):
+        store.finish(delivery.id, status, "x")
+    run_sql(store, "update deliveries set updated_at = updated_at - 31 * 86400 where id != :id", id=recent.id)
+
+    assert store.prune(30 * 86400) == 2
+    assert [store.get(d.id) is not None for d in (old_done, old_failed, old_waiting, recent)] == [False, False, True, True]
+
+
+def test_the_worker_prunes_on_start(settings, store):
+    import dataclasses
+    import threading
+
+    from wpf_bridge.worker import Worker
+
+    done = store.add("update", "c1", None, None, False)[0]
+    store.finish(done.id, DONE, "x")
+    run_sql(store, "update deliveries set updated_at = updated_at - 3 * 86400")
+    worker = Worker(dataclasses.replace(settings, keep_seconds=2 * 86400), store, threads=1)
+    pruner = threading.Thread(target=worker._prune_loop)
+    pruner.start()
+    wait_for(lambda: store.get(done.id) is None, 10, "the old delivery to be deleted")
+    worker.stopping.set()
+    pruner.join(10)
+
+
+def test_a_failed_delivery_loses_its_sealed_password(store):
+    delivery = store.add("add", "c1", None, None, False)[0]
+    store.update(delivery.id, secret="sealed", push_to="c1")
+    store.finish(delivery.id, "failed", "refused")
+    assert store.get(delivery.id).secret is None
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_files_are_readable_by_their_owner_only(tmp_path):
+    loose = tmp_path / "old.db"
+    loose.touch(mode=0o644)
+    for path in (tmp_path / "new.db", loose):
+        store = Store(f"sqlite:///{path}")
+        store.add("update", "c1", None, None, False)
+        for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            assert name.stat().st_mode & 0o777 == 0o600, name

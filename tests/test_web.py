@@ -240,3 +240,49 @@ def test_the_wrong_key_limit_and_the_same_call_window_are_settings(settings, key
     url = f"/?wpf_action=update&access_key={key}&contact_id=abc123"
     first, second = fresh.get(url).get_json(), fresh.get(url).get_json()
     assert second["duplicate"] is False and second["delivery_id"] != first["delivery_id"]
+
+
+def test_ipv6_clients_are_counted_per_64(app, key):
+    def client_at(address):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = address
+        return client
+
+    for i in range(10):  # each guess from another address of one /64
+        assert client_at(f"2001:db8:1:2::{i + 1:x}").get(f"/?wpf_action=test&access_key=guess{i}").status_code == 403
+    assert client_at("2001:db8:1:2:ffff::9").get(f"/?wpf_action=test&access_key={key}").status_code == 429
+    assert client_at("2001:db8:1:3::1").get(f"/?wpf_action=test&access_key={key}").status_code == 200
+
+
+def test_the_wrong_key_table_stays_bounded(app, monkeypatch):
+    from wpf_bridge import store as store_module
+
+    monkeypatch.setattr(store_module, "MAX_KEY_CLIENTS", 50)
+    store = app.extensions["wpf_bridge"]["store"]
+    run_sql(store, "insert into key_failures (client, window_start, failures) values ('198.51.100.1', 0, 3)")
+    for i in range(120):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"203.0.113.{i}" if i < 100 else f"192.0.2.{i}"
+        assert client.get("/?wpf_action=test&access_key=wrong-key").status_code == 403
+    clients = {row["client"] for row in store.database.query("select client from key_failures")}
+    assert len(clients) == 50 and "198.51.100.1" not in clients, "old windows pruned, newest kept"
+    assert "192.0.2.119" in clients
+
+
+def test_a_proxy_in_front_without_trusted_proxies_is_warned_about_once(app, key, caplog):
+    proxied = app.test_client()
+    proxied.environ_base["REMOTE_ADDR"] = "127.0.0.1"
+    for _ in range(3):
+        proxied.get(f"/?wpf_action=test&access_key={key}", headers={"X-Forwarded-For": "203.0.113.7"})
+    warnings = [r.getMessage() for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
+    assert len(warnings) == 1 and "WPF_TRUSTED_PROXIES=0" in warnings[0] and key not in warnings[0]
+
+
+def test_a_public_client_with_x_forwarded_for_or_a_set_trusted_proxies_is_not_warned_about(settings, key, caplog):
+    import dataclasses
+
+    for app, address in ((create_app(settings), "198.51.100.4"), (create_app(dataclasses.replace(settings, trusted_proxies=1)), "127.0.0.1")):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = address
+        client.get(f"/?wpf_action=test&access_key={key}", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert not [r for r in caplog.records if "X-Forwarded-For" in r.getMessage()]

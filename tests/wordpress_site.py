@@ -206,6 +206,36 @@ require_once ABSPATH . 'wp-settings.php';
         finally:
             script.unlink()
 
+    def add_user(self, role: str, app_password_name: str = "laptop") -> dict:
+        """A new user with ``role`` and an application password: {id, login, email, app_password}."""
+        login = f"{role}-{secrets.token_hex(4)}"
+        data = base64.b64encode(json.dumps({"login": login, "role": role, "app": app_password_name}).encode()).decode()
+        out = self.php_eval(
+            f"$d = json_decode(base64_decode('{data}'), true);"
+            " $id = wp_insert_user(array('user_login' => $d['login'], 'user_email' => $d['login'] . '@example.test',"
+            " 'user_pass' => wp_generate_password(), 'role' => $d['role']));"
+            " list($p) = WP_Application_Passwords::create_new_application_password($id, array('name' => $d['app']));"
+            " echo json_encode(array('id' => $id, 'app_password' => $p));"
+        )
+        return {**json.loads(out[out.index("{"):]), "login": login, "email": f"{login}@example.test"}
+
+    def add_role(self, name: str, capabilities: list[str]) -> None:
+        caps = base64.b64encode(json.dumps(capabilities).encode()).decode()
+        self.php_eval(f"remove_role('{name}'); add_role('{name}', '{name}', array_fill_keys(json_decode(base64_decode('{caps}')), true));")
+
+    def database_rows(self) -> list[list[str]]:
+        """Every row of wp_users and wp_usermeta, to show that an attempt changed nothing."""
+        out = subprocess.run(
+            ["mariadb", "-uroot", "-h127.0.0.1", "-N", "-B", self.database, "-e",
+             "select 'user', ID, user_login, user_pass, user_email, display_name from wp_users order by ID;"
+             " select 'meta', umeta_id, user_id, meta_key, meta_value from wp_usermeta order by umeta_id"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        return [line.split("\t") for line in out.splitlines()]
+
+    def mail_files(self) -> set[str]:
+        return {p.name for p in self.mail_dir.glob("*.eml")}
+
     def user_meta(self, user_id: int, key: str):
         key64 = base64.b64encode(key.encode()).decode()
         return json.loads(self.php_eval(f"echo json_encode(get_user_meta({int(user_id)}, base64_decode('{key64}'), true));"))

@@ -78,6 +78,7 @@ class SqliteDatabase:
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(path)
         self._local = threading.local()
 
     def _connection(self) -> sqlite3.Connection:
@@ -156,6 +157,16 @@ class SqliteDatabase:
 
     def columns(self, tx: Transaction, table: str) -> set[str]:
         return {row["name"] for row in tx.execute(f"pragma table_info({table})")}
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file readable by its owner only (it holds sealed passwords and every
+    delivery's email); SQLite gives its -wal and -shm files the same mode. A file left readable
+    by others, by an earlier version, is tightened."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.lock")):
+        if name.exists() and name.stat().st_mode & 0o077 and name.stat().st_uid == os.getuid():
+            os.chmod(name, 0o600)
 
 
 class PostgresDatabase:

@@ -28,10 +28,12 @@ USER_FIELDS = {
 #: Fields WordPress only accepts when the user is created.
 CREATE_ONLY = {"user_login", "user_pass"}
 
-#: Meta keys that carry privileges or sessions; a webhook must never write them.
-_FORBIDDEN_META = re.compile(r"(^|_)(capabilities|user_level)$|^session_tokens$|^ortto_(contact_id|tags)$|^wpf_bridge_(delivery|notified)$")
+#: Meta keys a webhook must never write: privileges on any site of a network (a blog prefix need
+#: not end in "_"), sessions, WordPress's protected meta (application passwords) and the bridge's
+#: own keys. The companion plugin refuses the same keys; this catches them when the map is loaded.
+_FORBIDDEN_META = re.compile(r"(capabilities|user_level|session_tokens)$|^_|^ortto_(contact_id|tags)$|^wpf_bridge_")
 _FIELD_ID = re.compile(r"^[a-z0-9]{2,4}:[a-z0-9]*:[A-Za-z0-9_-]+$")
-_META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,191}$")
+_META_KEY = re.compile(r"^[a-z0-9_]{1,64}\Z")  # exactly what the companion plugin accepts
 
 DEFAULT_FIELDS = {"first_name": "str::first", "last_name": "str::last"}
 
@@ -109,7 +111,9 @@ def load_field_map(path: Path) -> FieldMap:
                 f"({', '.join(USER_FIELDS)}); put it under [meta]"
             )
     for key in meta:
-        if not _META_KEY.match(key) or _FORBIDDEN_META.search(key):
+        if not _META_KEY.match(key):
+            raise FieldMapError(f"{path}: [meta] {key}: meta keys are lowercase letters, digits and _ (up to 64)")
+        if _FORBIDDEN_META.search(key):
             raise FieldMapError(f"{path}: [meta] {key} may not be written by a webhook")
     return FieldMap(fields=fields, meta=meta)
 

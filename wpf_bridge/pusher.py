@@ -28,7 +28,7 @@ class PasswordPusher:
         self.settings = settings
         self.store = store
         self.ortto = ortto
-        self.vault = Vault(settings.secret_key)
+        self.vault = Vault(settings.secret_keys)
 
     def push_due(self) -> int:
         """Push up to a hundred due passwords in one call; return how many deliveries it took."""

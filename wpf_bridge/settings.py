@@ -12,13 +12,13 @@ from marshmallow import fields as mfields
 from marshmallow import EXCLUDE, Schema, ValidationError, post_load, validate, validates_schema
 
 from .fieldmap import FieldMap, FieldMapError, load_field_map
+from .roles import NEVER_GRANTED
 
 ORTTO_HOSTS = {
     "default": "https://api.ap3api.com",
     "eu": "https://api.eu.ap3api.com",
     "au": "https://api.au.ap3api.com",
 }
-NEVER_GRANTED = "administrator"
 DEFAULT_FIELD_MAP = "config/fields.toml"
 
 
@@ -41,7 +41,7 @@ class Settings:
     send_welcome_email: bool
     field_map: FieldMap
     database_url: str
-    secret_key: str = field(repr=False)
+    secret_keys: tuple[str, ...] = field(repr=False)  # the first seals new passwords; all open them
     port: int
     retry_horizon: float  # seconds after which transient failures stop being retried
     lease_seconds: float  # how long one run may take before a crashed worker's delivery is taken over
@@ -50,11 +50,12 @@ class Settings:
     same_call_seconds: float  # an identical call without Ortto's ids this soon is a redelivery
     key_failure_limit: int  # wrong access keys a client may send per minute before it gets 429
     trusted_proxies: int  # proxies in front of the web process whose X-Forwarded-For is believed
+    keep_seconds: float  # finished deliveries older than this are deleted
 
     def secrets(self) -> list[str]:
         """Values that must never be written to a log line."""
         database_password = urlsplit(self.database_url).password
-        return [*self.access_keys, self.wordpress_app_password, self.ortto_api_key, self.secret_key,
+        return [*self.access_keys, self.wordpress_app_password, self.ortto_api_key, *self.secret_keys,
                 *([unquote(database_password)] if database_password else [])]
 
 
@@ -75,13 +76,17 @@ def _role_name(value: str) -> None:
         raise ValidationError("administrator is never granted by a webhook")
 
 
-def _access_keys(value: str) -> None:
-    keys = _csv(value)
-    if not keys:
-        raise ValidationError("is required")
-    for key in keys:
-        if len(key) < 8:
-            raise ValidationError("each key must be at least 8 characters")
+def _keys(min_length: int):
+    """A comma-separated list of keys (several allow rotation), each at least ``min_length`` long."""
+
+    def check(value: str) -> None:
+        keys = _csv(value)
+        if not keys:
+            raise ValidationError("is required")
+        if any(len(key) < min_length for key in keys):
+            raise ValidationError(f"each key must be at least {min_length} characters")
+
+    return check
 
 
 class _SettingsSchema(Schema):
@@ -89,7 +94,7 @@ class _SettingsSchema(Schema):
         unknown = EXCLUDE
         ordered = True
 
-    access_keys = mfields.String(data_key="WPF_ACCESS_KEY", required=True, validate=_access_keys)
+    access_keys = mfields.String(data_key="WPF_ACCESS_KEY", required=True, validate=_keys(8))
     wordpress_url = mfields.String(data_key="WORDPRESS_URL", required=True, validate=_http_url)
     wordpress_user = mfields.String(data_key="WORDPRESS_USER", required=True)
     wordpress_app_password = mfields.String(data_key="WORDPRESS_APP_PASSWORD", required=True)
@@ -117,9 +122,7 @@ class _SettingsSchema(Schema):
             r"^(sqlite:///.+|postgres(ql)?://.+)", error="must be sqlite:///path/to/file.db or postgresql://user@host/db"
         ),
     )
-    secret_key = mfields.String(
-        data_key="WPF_SECRET_KEY", required=True, validate=validate.Length(min=16, error="must be at least 16 characters")
-    )
+    secret_keys = mfields.String(data_key="WPF_SECRET_KEY", required=True, validate=_keys(16))
     port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
     worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=4, validate=validate.Range(1, 64))
     ortto_rate_limit = mfields.Float(data_key="ORTTO_RATE_LIMIT", load_default=10.0, validate=validate.Range(0.1, 1000))
@@ -127,6 +130,9 @@ class _SettingsSchema(Schema):
     key_failure_limit = mfields.Integer(data_key="WPF_KEY_FAILURE_LIMIT", load_default=10, validate=validate.Range(1, 10000))
     trusted_proxies = mfields.Integer(data_key="WPF_TRUSTED_PROXIES", load_default=0, validate=validate.Range(0, 5))
     lease_seconds = mfields.Float(data_key="WPF_LEASE_SECONDS", load_default=600.0, validate=validate.Range(min=1))
+    keep_days = mfields.Float(  # at least the 48 h in which Ortto's redeliveries are recognised
+        data_key="WPF_KEEP_DAYS", load_default=30.0, validate=validate.Range(min=2, max=3650)
+    )
     retry_hours = mfields.Float(
         data_key="WPF_RETRY_HOURS", load_default=24.0, validate=validate.Range(min=0, min_inclusive=False, max=24 * 30)
     )
@@ -159,11 +165,12 @@ class _SettingsSchema(Schema):
             send_welcome_email=data["send_welcome_email"],
             field_map=field_map,
             database_url=data["database_url"],
-            secret_key=data["secret_key"],
+            secret_keys=tuple(_csv(data["secret_keys"])),
             port=data["port"],
             retry_horizon=data["retry_hours"] * 3600,
             lease_seconds=data["lease_seconds"],
             trusted_proxies=data["trusted_proxies"],
+            keep_seconds=data["keep_days"] * 86400,
             worker_threads=data["worker_threads"],
             ortto_rate_limit=data["ortto_rate_limit"],
             same_call_seconds=data["same_call_seconds"],

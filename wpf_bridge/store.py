@@ -21,6 +21,8 @@ QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retryin
 PUSHING = "pushing"  # the user exists; its generated password waits (sealed) for a batched push to Ortto
 UNFINISHED = f"('{QUEUED}', '{RETRYING}', '{RUNNING}', '{PUSHING}')"  # literal SQL, so the partial indexes apply
 
+MAX_KEY_CLIENTS = 10_000  # client addresses whose wrong keys are counted at once
+
 _SCHEMA = """
 create table if not exists deliveries (
     id text primary key,
@@ -44,6 +46,7 @@ create table if not exists deliveries (
 );
 create index if not exists deliveries_dedupe on deliveries (dedupe_key, created_at);
 create index if not exists deliveries_created on deliveries (created_at);
+create index if not exists deliveries_updated on deliveries (updated_at);
 drop index if exists deliveries_unfinished;
 drop index if exists deliveries_unfinished_contact;
 drop index if exists deliveries_unfinished_email;
@@ -54,7 +57,8 @@ create table if not exists key_failures (
     client text primary key,
     window_start {float} not null,
     failures integer not null
-)
+);
+create index if not exists key_failures_window on key_failures (window_start)
 """
 
 # Columns added since 0.1 (when Huey held the queue), with what an older row gets.
@@ -202,12 +206,14 @@ class Store:
         self._finish([(delivery_id, status, result, None) for delivery_id, status, result in outcomes], forget_secret)
 
     def _finish(self, outcomes: list[tuple[str, str, str, int | None]], forget_secret: bool) -> None:
+        """A delivery that fails for good loses its sealed password at once, whatever the caller says."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
             for delivery_id, status, result, user_id in outcomes:
                 tx.execute(
                     "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
-                    " secret = case when :forget = 1 then null else secret end, lease_until = null, updated_at = :now"
+                    " secret = case when :forget = 1 or :status = 'failed' then null else secret end,"
+                    " lease_until = null, updated_at = :now"
                     " where id = :id",
                     {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret),
                      "now": now, "id": delivery_id},
@@ -260,9 +266,18 @@ class Store:
             )
 
     def key_failure(self, client: str, window: float) -> int:
-        """Count one wrong access key from ``client``; return its failures in the current window."""
+        """Count one wrong access key from ``client``; return its failures in the current window.
+
+        Rows whose window has passed are deleted in the same write, and beyond ``MAX_KEY_CLIENTS``
+        the oldest go too, so guessing from many addresses cannot grow the table without end."""
         now = time.time()
         with self.database.transaction() as tx:
+            tx.execute("delete from key_failures where window_start <= :since", {"since": now - window})
+            tx.execute(
+                "delete from key_failures where window_start <= (select window_start from key_failures"
+                " order by window_start desc limit 1 offset :keep)",
+                {"keep": MAX_KEY_CLIENTS - 1},
+            )
             tx.execute(
                 "insert into key_failures (client, window_start, failures) values (:client, :now, 1)"
                 " on conflict (client) do update set"
@@ -281,6 +296,16 @@ class Store:
         if not rows or rows[0]["failures"] < limit:
             return 0.0
         return max(0.0, rows[0]["window_start"] + window - time.time())
+
+    def prune(self, keep_seconds: float) -> int:
+        """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago;
+        return how many went. Unfinished ones are never deleted, however old."""
+        with self.database.transaction() as tx:
+            tx.execute(
+                f"delete from deliveries where status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before",
+                {"before": self.database.now(tx) - keep_seconds},
+            )
+            return tx.rowcount
 
     def failed_ids(self) -> list[str]:
         rows = self.database.query("select id from deliveries where status = :status order by created_at", {"status": FAILED})

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import redact
+from .addresses import client_key, looks_proxied
 from .settings import Settings, load_settings
 from .store import Store, StoreUnavailable
 from .webhook import read_webhook
@@ -19,6 +20,11 @@ from .webhook import read_webhook
 MAX_BODY = 1024 * 1024
 KEY_FAILURE_WINDOW = 60.0  # seconds; WPF_KEY_FAILURE_LIMIT wrong keys per window, then 429
 log = logging.getLogger(__name__)
+PROXY_WARNING = (
+    "requests from %s carry X-Forwarded-For but WPF_TRUSTED_PROXIES=0: behind a reverse proxy every client "
+    "shares the proxy's address, so a few wrong keys from anyone would lock Ortto out too; set "
+    "WPF_TRUSTED_PROXIES to the number of proxies in front of the bridge (see README, Security)"
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -32,10 +38,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["wpf_bridge"] = {"settings": settings, "store": store}
     redact.install(settings.secrets())
 
+    proxy_warned = []
+
     @app.route("/", methods=["GET", "POST"])
     @app.route("/webhook", methods=["GET", "POST"])
     def webhook() -> tuple[Response, int]:
-        client = request.remote_addr or "unknown"
+        if not settings.trusted_proxies and not proxy_warned and looks_proxied(
+                request.remote_addr, request.headers.get("X-Forwarded-For")):
+            proxy_warned.append(True)
+            log.warning(PROXY_WARNING, request.remote_addr)
+        client = client_key(request.remote_addr)
         wait = store.key_block(client, KEY_FAILURE_WINDOW, settings.key_failure_limit)
         if wait:
             response, status = _error("too many wrong access keys; try again later", 429)

@@ -37,6 +37,7 @@ class User:
     email: str
     roles: tuple[str, ...]
     capabilities: frozenset[str]
+    super_admin: bool = False  # multisite: holds every capability without listing them
     contact_id: str = ""
     delivery_id: str = ""  # the bridge delivery that created this user, if any
     notified: bool = False  # the companion plugin sent (or is sending) the new-user email
@@ -52,6 +53,7 @@ class User:
             email=str(data.get("email", "")),
             roles=tuple(data.get("roles") or ()),
             capabilities=frozenset(caps),
+            super_admin=bool(data.get("super_admin")),
             contact_id=str(data.get("contact_id") or ""),
             delivery_id=str(data.get("delivery_id") or ""),
             notified=bool(data.get("notified")),
@@ -71,8 +73,12 @@ class WordPressClient:
         self.session.auth = (user, app_password)
 
     def status(self) -> dict[str, Any]:
-        """The companion plugin's report: its version, our capabilities, the site's roles."""
+        """The companion plugin's report: its version, our capabilities, each role's capabilities."""
         return self._call("GET", "/wpf-bridge/v1/status")
+
+    def me(self) -> User:
+        """The user the bridge signs in as, with its capabilities (core REST; needs no plugin)."""
+        return User.from_json(self._call("GET", "/wp/v2/users/me", params={"context": "edit"}))
 
     def lookup(self, contact_id: str | None, email: str | None) -> Lookup:
         """Users holding this Ortto contact id, and this email, in one request."""

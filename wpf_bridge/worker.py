@@ -14,6 +14,7 @@ from .http import RateLimiter
 from .ortto import OrttoClient
 from .pusher import PasswordPusher
 from .retry import past_horizon, retry_delay
+from .roles import RoleCache
 from .settings import Settings
 from .store import FAILED, Delivery, Store, StoreUnavailable
 from .vault import Vault
@@ -22,6 +23,7 @@ from .wordpress import WordPressClient
 log = logging.getLogger(__name__)
 
 IDLE_POLL = 0.25  # seconds between looks at the store when nothing is runnable
+PRUNE_EVERY = 3600.0  # seconds between deletions of deliveries older than WPF_KEEP_DAYS
 STORE_DOWN_PAUSE = 2.0  # seconds to wait after the store could not be read or written
 
 
@@ -46,33 +48,37 @@ class StoreJournal:
 
 @dataclass(frozen=True)
 class Shared:
-    """What a worker process's threads share: one Ortto rate limit, the batched contact loader
-    and the batched password pusher."""
+    """What a worker process's threads share: one Ortto rate limit, the batched contact loader,
+    the batched password pusher and the site's roles."""
 
     contacts: ContactLoader
     pusher: PasswordPusher
+    roles: RoleCache
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Shared:
         limiter = RateLimiter(settings.ortto_rate_limit)  # one budget; a session each, as they run on different threads
         loader = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
         pusher = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
-        return cls(ContactLoader(loader, store, settings.field_map.ortto_fields()), PasswordPusher(settings, store, pusher))
+        wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
+        return cls(ContactLoader(loader, store, settings.field_map.ortto_fields()), PasswordPusher(settings, store, pusher),
+                   RoleCache(wordpress.status))
 
 
 class Runner:
     """Applies deliveries, one at a time, with its own WordPress session (one Runner per thread)."""
 
-    def __init__(self, settings: Settings, store: Store, contacts: ContactLoader):
+    def __init__(self, settings: Settings, store: Store, shared: Shared):
         self.settings = settings
         self.store = store
-        self.contacts = contacts
-        self.vault = Vault(settings.secret_key)
+        self.shared = shared
+        self.vault = Vault(settings.secret_keys)
         self.wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
 
     def run(self, delivery: Delivery) -> None:
         """Apply one claimed delivery and record how it ended, or when to try it again."""
-        ctx = Context(self.settings, self.wordpress, self.contacts, StoreJournal(self.store, self.vault, delivery.id))
+        journal = StoreJournal(self.store, self.vault, delivery.id)
+        ctx = Context(self.settings, self.wordpress, self.shared.contacts, journal, self.shared.roles.get)
         try:
             outcome = ACTIONS[delivery.action](delivery, ctx)
         except TransientError as exc:
@@ -105,8 +111,9 @@ class Runner:
 
 class Worker:
     """``threads`` loops that each apply one delivery at a time (one Runner, so one WordPress
-    session per thread), beside one thread pushing passwords to Ortto in batches. SIGTERM or
-    SIGINT stops claiming; running deliveries finish and due passwords are pushed first."""
+    session per thread), beside one thread pushing passwords to Ortto in batches and one pruning
+    old deliveries. SIGTERM or SIGINT stops claiming; running deliveries finish and due passwords
+    are pushed first."""
 
     def __init__(self, settings: Settings, store: Store, threads: int):
         self.settings = settings
@@ -120,6 +127,7 @@ class Worker:
             signal.signal(signum, self._stop)
         loops = [threading.Thread(target=self._loop, name=f"wpf-worker-{n}") for n in range(self.threads)]
         loops.append(threading.Thread(target=self.shared.pusher.push_until, args=(self.stopping,), name="wpf-pusher"))
+        loops.append(threading.Thread(target=self._prune_loop, name="wpf-pruner"))
         for loop in loops:
             loop.start()
         log.info("worker started with %d thread(s)", self.threads)
@@ -131,8 +139,20 @@ class Worker:
         log.info("%s: finishing running deliveries, then stopping", signal.Signals(signum).name)
         self.stopping.set()
 
+    def _prune_loop(self) -> None:
+        """Delete finished deliveries older than ``WPF_KEEP_DAYS``, at start and then hourly, so
+        the store does not grow without end (several workers doing it at once is harmless)."""
+        while not self.stopping.is_set():
+            try:
+                pruned = self.store.prune(self.settings.keep_seconds)
+                if pruned:
+                    log.info("deleted %d finished deliveries older than %g days", pruned, self.settings.keep_seconds / 86400)
+            except Exception:  # the store is down, or a bug: try again at the next round
+                log.exception("pruning old deliveries failed")
+            self.stopping.wait(PRUNE_EVERY)
+
     def _loop(self) -> None:
-        runner = Runner(self.settings, self.store, self.shared.contacts)
+        runner = Runner(self.settings, self.store, self.shared)
         while not self.stopping.is_set():
             try:
                 if not runner.run_next():

@@ -12,24 +12,26 @@ from ..ortto import Contact
 from ..passwords import generate_password, username_candidates
 from ..store import DONE, PUSHING, Delivery
 from ..wordpress import User, WordPressError
-from .common import Context, Outcome, allowed_role, find_user, refusal, tags_meta, update_user
+from .common import Context, Outcome, find_user, new_user_role, refusal, tags_meta, update_user
 
 
 def add(delivery: Delivery, ctx: Context) -> Outcome:
     contact = ctx.contacts.load(delivery)
-    user = find_user(ctx, contact)
-    if user is None:
+    match = find_user(ctx, contact)
+    if match is None:
         return _create(ctx, contact, delivery)
-    if user.delivery_id == delivery.id:  # an earlier attempt created it, then crashed or failed
+    user = match.user
+    if match.by_contact_id and user.delivery_id == delivery.id:  # an earlier attempt created it, then crashed or failed
         if _wants_email(ctx, delivery) and not user.notified:  # killed between commit and email
             ctx.wordpress.update_user(user.id, {"wpf_send_notification": True})
         return _finish_created(ctx, user, "")
-    return refusal(user) or update_user(ctx, user, contact, delivery)
+    return refusal(match, contact) or update_user(ctx, match, contact, delivery)
 
 
 def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
     if not contact.email:
         raise PermanentError(f"Ortto contact {contact.id} has no email; WordPress needs one")
+    role, note = new_user_role(ctx, delivery.role)
     settings = ctx.settings
     values = settings.field_map.user_values(contact.fields, creating=True)
     wanted_username = values.pop("username", "")
@@ -38,8 +40,6 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
     if password is None:
         password = generate_password()
         ctx.journal.keep_password(password, contact.id)
-    role = allowed_role(settings, delivery.role) or settings.default_role
-    note = f"; role {delivery.role!r} is not allowed, gave {role!r}" if delivery.role and delivery.role != role else ""
     values.update(
         email=contact.email,
         password=password,
@@ -82,16 +82,19 @@ def _finish_created(ctx: Context, user: User, note: str) -> Outcome:
     """The user exists. A kept generated password waits, sealed, for the batched push to Ortto's
     Return Password field (``pushing``), which erases it; without that field it is forgotten."""
     created = f"created user {user.id} ({user.username}){note}"
-    if ctx.settings.ortto_password_field and ctx.journal.pending_password():
+    if not ctx.settings.ortto_password_field:
+        ctx.journal.forget_password()
+        return Outcome(DONE, created, user.id)
+    if ctx.journal.pending_password():
         return Outcome(PUSHING, created, user.id)
-    ctx.journal.forget_password()
-    return Outcome(DONE, created, user.id)
+    return Outcome(DONE, f"{created}; its generated password was erased when the delivery failed, so none goes "
+                         "to Ortto: the user can set one with WordPress's \"Lost your password?\"", user.id)
 
 
 def _created_meanwhile(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
     """WordPress says the email is taken: someone created the user since our look-up; update it."""
     ctx.journal.forget_password()
-    user = find_user(ctx, contact)
-    if user is None:
-        raise PermanentError(f"WordPress reports {contact.email} as taken but no user has it")
-    return refusal(user) or update_user(ctx, user, contact, delivery)
+    match = find_user(ctx, contact)
+    if match is None:
+        raise PermanentError(f"WordPress reports {contact.email} as taken, but no user has exactly that email")
+    return refusal(match, contact) or update_user(ctx, match, contact, delivery)

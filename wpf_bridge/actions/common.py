@@ -1,17 +1,21 @@
-"""Rules every action shares: which contact, which user, which role, what may be touched."""
+"""Rules every action shares: which contact, which user, which role, what may be touched.
+
+Ortto contact data is attacker-controlled (anyone can fill an Ortto form), so a user found only by
+email is not taken from another Ortto person, nor has its email changed, and no role that carries
+power is ever granted.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..contacts import ContactLoader
+from ..errors import PermanentError
 from ..ortto import Contact
-from ..settings import NEVER_GRANTED, Settings
+from ..roles import NEVER_GRANTED, PRIVILEGED_CAPABILITIES, SiteRoles
+from ..settings import Settings
 from ..store import DONE, SKIPPED, Delivery
 from ..wordpress import User, WordPressClient
-
-#: A user holding any of these runs the site; no webhook may change them.
-PRIVILEGED_CAPABILITIES = frozenset({"manage_options", "edit_users", "promote_users", "create_users"})
 
 
 class Journal(Protocol):
@@ -28,6 +32,7 @@ class Context:
     wordpress: WordPressClient
     contacts: ContactLoader
     journal: Journal
+    roles: Callable[[], SiteRoles]  # the site's roles and their capabilities (cached)
 
 
 @dataclass(frozen=True)
@@ -40,30 +45,64 @@ class Outcome:
     user_id: int | None = None
 
 
-def find_user(ctx: Context, contact: Contact) -> User | None:
+@dataclass(frozen=True)
+class Match:
+    """A contact's WordPress user, and whether it holds the contact's id (else it matched by email)."""
+
+    user: User
+    by_contact_id: bool
+
+
+def find_user(ctx: Context, contact: Contact) -> Match | None:
     """The WordPress user for a contact: the one holding its contact id, else the one with its email."""
     found = ctx.wordpress.lookup(contact.id, contact.email)
-    return found.by_contact_id or found.by_email
+    if found.by_contact_id:
+        return Match(found.by_contact_id, True)
+    return Match(found.by_email, False) if found.by_email else None
 
 
 def privileged(user: User) -> bool:
-    return NEVER_GRANTED in user.roles or bool(user.capabilities & PRIVILEGED_CAPABILITIES)
+    return user.super_admin or NEVER_GRANTED in user.roles or bool(user.capabilities & PRIVILEGED_CAPABILITIES)
 
 
-def refusal(user: User | None) -> Outcome | None:
-    """Why an existing-user action must stop here (no user, or a privileged one), else ``None``."""
-    if user is None:
+def refusal(match: Match | None, contact: Contact) -> Outcome | None:
+    """Why an existing-user action must stop here, else ``None``: no user; a privileged one; or
+    one found by email that belongs to another Ortto person (a second person sharing an email
+    must not take over the account)."""
+    if match is None:
         return Outcome(SKIPPED, "no matching user")
+    user = match.user
     if privileged(user):
-        return Outcome(SKIPPED, f"user {user.id} is privileged (administrator or can manage users); not changed", user.id)
+        return Outcome(SKIPPED, f"user {user.id} is privileged (administrator or can manage the site); not changed", user.id)
+    if not match.by_contact_id and user.contact_id and user.contact_id != contact.id:
+        return Outcome(
+            SKIPPED,
+            f"user {user.id} has this email but is linked to Ortto contact {user.contact_id}, not {contact.id}; "
+            "not relinked or changed",
+            user.id,
+        )
     return None
 
 
-def allowed_role(settings: Settings, requested: str | None) -> str | None:
-    """``requested`` if the settings allow it (never administrator), else ``None``."""
-    if requested and requested != NEVER_GRANTED and requested in settings.allowed_roles:
-        return requested
-    return None
+def role_refusal(ctx: Context, role: str) -> str | None:
+    """Why a webhook may not grant ``role``: not in ``WPF_ALLOWED_ROLES``, or refused by the site's roles."""
+    if role not in ctx.settings.allowed_roles:
+        return "is not allowed (WPF_ALLOWED_ROLES)"
+    why = ctx.roles().refusal(role)
+    return f"is refused: {why}" if why else None
+
+
+def new_user_role(ctx: Context, requested: str | None) -> tuple[str, str]:
+    """The role for a new user and a note on why it is not the one requested. The default role is
+    checked too: if even it carries power, nobody is created until the settings are fixed."""
+    default = ctx.settings.default_role
+    why_not_default = ctx.roles().refusal(default)
+    if why_not_default:
+        raise PermanentError(f"WPF_DEFAULT_ROLE {default!r} cannot be granted: {why_not_default}")
+    if not requested or requested == default:
+        return default, ""
+    why = role_refusal(ctx, requested)
+    return (default, f"; role {requested!r} {why}, gave {default!r}") if why else (requested, "")
 
 
 def tags_meta(contact: Contact) -> list[str] | None:
@@ -71,20 +110,27 @@ def tags_meta(contact: Contact) -> list[str] | None:
     return contact.tags or None
 
 
-def update_user(ctx: Context, user: User, contact: Contact, delivery: Delivery) -> Outcome:
-    """Pull mapped fields, meta, tags and the allowed role onto an existing user, in one write."""
+def update_user(ctx: Context, match: Match, contact: Contact, delivery: Delivery) -> Outcome:
+    """Pull mapped fields, meta, tags and the allowed role onto an existing user, in one write.
+
+    A mapped ``user_email`` is applied only to a user found by its contact id: changing the email
+    of a user found by email would hand the account to whoever filled in the form."""
+    user = match.user
     field_map = ctx.settings.field_map
     values: dict = field_map.user_values(contact.fields, creating=False)
+    notes = []
+    if not match.by_contact_id and values.pop("email", user.email).lower() != user.email.lower():
+        notes.append("email not changed: the user was found by email, not by contact id")
     values["wpf_meta"] = {
         **field_map.meta_values(contact.fields),
         "ortto_contact_id": contact.id,
         "ortto_tags": tags_meta(contact),
     }
-    notes = []
-    role = allowed_role(ctx.settings, delivery.role)
-    if role:
-        values["roles"] = [role]
-    elif delivery.role:
-        notes.append(f"role {delivery.role!r} is not allowed (WPF_ALLOWED_ROLES); role unchanged")
+    if delivery.role:
+        why = role_refusal(ctx, delivery.role)
+        if why:
+            notes.append(f"role {delivery.role!r} {why}; role unchanged")
+        else:
+            values["roles"] = [delivery.role]
     ctx.wordpress.update_user(user.id, values)
     return Outcome(DONE, "; ".join([f"updated user {user.id}", *notes]), user.id)

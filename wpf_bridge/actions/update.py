@@ -8,5 +8,5 @@ from .common import Context, Outcome, find_user, refusal, update_user
 def update(delivery: Delivery, ctx: Context) -> Outcome:
     """No user for the contact is not an error (WP Fusion: "no matching user"): nothing is created."""
     contact = ctx.contacts.load(delivery)
-    user = find_user(ctx, contact)
-    return refusal(user) or update_user(ctx, user, contact, delivery)
+    match = find_user(ctx, contact)
+    return refusal(match, contact) or update_user(ctx, match, contact, delivery)

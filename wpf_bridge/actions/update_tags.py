@@ -7,9 +7,10 @@ from .common import Context, Outcome, find_user, refusal, tags_meta
 
 def update_tags(delivery: Delivery, ctx: Context) -> Outcome:
     contact = ctx.contacts.load(delivery)
-    user = find_user(ctx, contact)
-    stop = refusal(user)
+    match = find_user(ctx, contact)
+    stop = refusal(match, contact)
     if stop:
         return stop
+    user = match.user
     ctx.wordpress.update_user(user.id, {"wpf_meta": {"ortto_tags": tags_meta(contact)}})
     return Outcome(DONE, f"tags of user {user.id} set to {contact.tags}", user.id)

@@ -2,20 +2,144 @@
 /**
  * Plugin Name: wpf-bridge companion
  * Description: Gives the wpf-bridge service what core REST lacks: user look-up by Ortto contact id, user meta writes and the new-user email. Holds no business rules.
- * Version: 1.1.0
+ * Version: 1.2.0
  *
  * Install as a must-use plugin: save this file as wp-content/mu-plugins/wpf-bridge.php.
- * Every route and field below is reachable only by a user who may already do the same thing
- * in wp-admin (list_users, edit_user, create_users); the bridge decides everything else.
+ *
+ * Every route and field below is reachable by every logged-in user of the site (anyone may edit
+ * their own account and make themselves an application password), so each one checks what a
+ * person would need in wp-admin:
+ * - /wpf-bridge/v1/status and /wpf-bridge/v1/users/lookup: list_users.
+ * - the user fields wpf_meta and wpf_send_notification: edit_users and create_users, and never on
+ *   one's own account (refused with 403 before WordPress changes anything in the request).
+ * - the bridge's own meta (ortto_contact_id, ortto_tags, wpf_bridge_*): only a request signed in
+ *   with the application password named "wpf-bridge".
+ * Meta keys are an exact lowercase allowlist, so MariaDB's case- and space-blind collation cannot
+ * turn "WP_CAPABILITIES " into wp_capabilities. The bridge decides everything else.
  */
 
 defined( 'ABSPATH' ) || exit;
 
-const WPF_BRIDGE_PLUGIN_VERSION = '1.1.0';
+const WPF_BRIDGE_PLUGIN_VERSION = '1.2.0';
+const WPF_BRIDGE_CREDENTIAL     = 'wpf-bridge'; // the application password the bridge signs in with
 
-/** Meta keys that grant privileges or hold sessions: never writable through this plugin. */
-function wpf_bridge_forbidden_meta( $key ) {
-	return (bool) preg_match( '/(^|_)(capabilities|user_level)$|^session_tokens$|^wpf_bridge_notified$/', $key );
+/** Meta the bridge keeps for itself: written only by the bridge's credential. */
+function wpf_bridge_own_meta( $key ) {
+	return in_array( $key, array( 'ortto_contact_id', 'ortto_tags' ), true ) || 0 === strpos( $key, 'wpf_bridge_' );
+}
+
+/**
+ * Why a meta key may not be written through wpf_meta ('' when it may). Only ^[a-z0-9_]{1,64}$
+ * passes, so no case or whitespace variant exists; keys that grant capabilities on any site of a
+ * network (a blog prefix need not end in "_"), sessions, WordPress's protected meta ("_...", which
+ * holds application passwords) and the email mark this plugin writes itself are refused.
+ */
+function wpf_bridge_meta_refusal( $key ) {
+	$key = is_int( $key ) ? (string) $key : $key; // PHP turns a key like "123" into an integer
+	if ( ! is_string( $key ) || ! preg_match( '/^[a-z0-9_]{1,64}$/D', $key ) ) {
+		return 'meta keys must match ^[a-z0-9_]{1,64}$';
+	}
+	if ( preg_match( '/(capabilities|user_level|session_tokens)$/D', $key ) || is_protected_meta( $key, 'user' ) ) {
+		return 'it grants privileges, holds sessions or is protected';
+	}
+	if ( 'wpf_bridge_notified' === $key ) {
+		return 'only the plugin writes it';
+	}
+	if ( wpf_bridge_own_meta( $key ) && ! wpf_bridge_is_bridge() ) {
+		return 'only the wpf-bridge application password writes it';
+	}
+	return '';
+}
+
+/** A meta value the bridge writes: text, a list of texts (tags), or null (delete). */
+function wpf_bridge_meta_value_ok( $value ) {
+	if ( null === $value || is_string( $value ) ) {
+		return true;
+	}
+	if ( ! is_array( $value ) || array_values( $value ) !== $value ) {
+		return false;
+	}
+	foreach ( $value as $item ) {
+		if ( ! is_string( $item ) ) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/** Is this request signed in with the bridge's application password? */
+function wpf_bridge_is_bridge() {
+	$uuid = rest_get_authenticated_app_password();
+	if ( ! $uuid ) {
+		return false;
+	}
+	$password = WP_Application_Passwords::get_user_application_password( get_current_user_id(), $uuid );
+	return $password && strtolower( $password['name'] ) === WPF_BRIDGE_CREDENTIAL;
+}
+
+/**
+ * Why the current user may not use wpf_meta or wpf_send_notification on user $target_id (0: a
+ * user being created); null when they may. Managing other users is what these fields are for:
+ * they are refused on one's own account, where WordPress would otherwise allow every user.
+ */
+function wpf_bridge_field_refusal( $target_id ) {
+	if ( ! current_user_can( 'edit_users' ) || ! current_user_can( 'create_users' ) ) {
+		return new WP_Error( 'wpf_bridge_forbidden', 'Only a user who can create and edit users may use wpf_meta or wpf_send_notification.', array( 'status' => 403 ) );
+	}
+	if ( $target_id && (int) $target_id === get_current_user_id() ) {
+		return new WP_Error( 'wpf_bridge_forbidden', 'wpf_meta and wpf_send_notification may not be used on your own account.', array( 'status' => 403 ) );
+	}
+	return null;
+}
+
+/** The users-controller request this is, if it carries our fields: 'create', 'update' or null. */
+function wpf_bridge_users_write( $handler, $request ) {
+	$callback = isset( $handler['callback'] ) ? $handler['callback'] : null;
+	if ( ! is_array( $callback ) || ! ( $callback[0] instanceof WP_REST_Users_Controller ) ) {
+		return null;
+	}
+	if ( ! $request->has_param( 'wpf_meta' ) && ! $request->has_param( 'wpf_send_notification' ) ) {
+		return null;
+	}
+	return 'create_item' === $callback[1] ? 'create' : 'update';
+}
+
+/** The user a users-controller request acts on: its id, the current user for /users/me, 0 for a create. */
+function wpf_bridge_request_target( $handler, $request ) {
+	$method = $handler['callback'][1];
+	if ( 'create_item' === $method ) {
+		return 0;
+	}
+	if ( in_array( $method, array( 'get_current_item', 'update_current_item', 'delete_current_item' ), true ) ) {
+		return get_current_user_id();
+	}
+	return (int) $request['id'];
+}
+
+/** Refuse the whole request, before WordPress writes anything, when our fields may not be used. */
+function wpf_bridge_check_request( $handler, $request ) {
+	$refusal = wpf_bridge_field_refusal( wpf_bridge_request_target( $handler, $request ) );
+	if ( $refusal ) {
+		return $refusal;
+	}
+	if ( ! $request->has_param( 'wpf_meta' ) ) {
+		return null;
+	}
+	$meta = $request['wpf_meta'];
+	if ( ! is_array( $meta ) ) {
+		return new WP_Error( 'wpf_bridge_bad_meta', 'wpf_meta must be an object.', array( 'status' => 400 ) );
+	}
+	foreach ( $meta as $key => $value ) {
+		$why = wpf_bridge_meta_refusal( $key );
+		if ( '' !== $why ) {
+			$status = wpf_bridge_own_meta( (string) $key ) ? 403 : 400;
+			return new WP_Error( 'wpf_bridge_forbidden_meta', sprintf( 'Meta key %s may not be written: %s.', wp_json_encode( (string) $key ), $why ), array( 'status' => $status ) );
+		}
+		if ( ! wpf_bridge_meta_value_ok( $value ) ) {
+			return new WP_Error( 'wpf_bridge_bad_meta', sprintf( 'Meta %s must be text, a list of texts or null.', $key ), array( 'status' => 400 ) );
+		}
+	}
+	return null;
 }
 
 /** The part of a user the bridge needs to decide what to do. */
@@ -29,6 +153,7 @@ function wpf_bridge_user_summary( $user ) {
 		'email'        => $user->user_email,
 		'roles'        => array_values( $user->roles ),
 		'capabilities' => array_keys( array_filter( $user->allcaps ) ),
+		'super_admin'  => is_multisite() && is_super_admin( $user->ID ),
 		'contact_id'   => (string) get_user_meta( $user->ID, 'ortto_contact_id', true ),
 		'delivery_id'  => (string) get_user_meta( $user->ID, 'wpf_bridge_delivery', true ),
 		'notified'     => '' !== (string) get_user_meta( $user->ID, 'wpf_bridge_notified', true ),
@@ -36,41 +161,76 @@ function wpf_bridge_user_summary( $user ) {
 }
 
 /**
- * A user the bridge creates is written in one database transaction: core REST inserts the user,
+ * The user with exactly this email, case aside. MariaDB compares under the table's collation,
+ * which ignores accents and trailing spaces: admin@vìctim.com would find admin@victim.com.
+ */
+function wpf_bridge_user_by_email( $email ) {
+	global $wpdb;
+	$ids = $wpdb->get_col( $wpdb->prepare( "SELECT ID FROM $wpdb->users WHERE user_email = %s ORDER BY ID", $email ) );
+	foreach ( $ids as $id ) {
+		$user = get_userdata( $id );
+		if ( $user && strtolower( $user->user_email ) === strtolower( $email ) ) {
+			return $user;
+		}
+	}
+	return null;
+}
+
+/** The first user holding exactly this Ortto contact id (the meta look-up is collation-blind too). */
+function wpf_bridge_user_by_contact_id( $contact_id ) {
+	$found = get_users(
+		array(
+			'meta_key'   => 'ortto_contact_id',
+			'meta_value' => $contact_id,
+			'number'     => 20,
+			'orderby'    => 'ID',
+		)
+	);
+	foreach ( $found as $user ) {
+		if ( (string) get_user_meta( $user->ID, 'ortto_contact_id', true ) === $contact_id ) {
+			return $user;
+		}
+	}
+	return null;
+}
+
+/**
+ * A bridge write to a user is one database transaction: core REST inserts or updates the user,
  * then its roles, then its meta, so a PHP process killed in between would otherwise leave a user
  * without role or meta, which a retry could not tell from someone else's account. Rolled back on
  * any error; the new-user email waits until the commit, so a rolled-back user was never emailed.
  */
-function wpf_bridge_creating( $request ) {
-	return 'POST' === $request->get_method() && '/wp/v2/users' === $request->get_route() && isset( $request['wpf_meta'] );
-}
-
 $GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array() );
 
 add_filter(
-	'rest_pre_dispatch',
-	function ( $result, $server, $request ) {
+	'rest_request_before_callbacks',
+	function ( $response, $handler, $request ) {
 		global $wpdb;
-		if ( null === $result && wpf_bridge_creating( $request ) ) {
-			$wpdb->query( 'START TRANSACTION' );
-			$GLOBALS['wpf_bridge_transaction']['open'] = true;
+		if ( is_wp_error( $response ) || null === wpf_bridge_users_write( $handler, $request ) ) {
+			return $response;
 		}
-		return $result;
+		$refusal = wpf_bridge_check_request( $handler, $request );
+		if ( $refusal ) {
+			return $refusal;
+		}
+		$wpdb->query( 'START TRANSACTION' );
+		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => true, 'notify' => array() );
+		return $response;
 	},
 	10,
 	3
 );
 
 add_filter(
-	'rest_post_dispatch',
-	function ( $response, $server, $request ) {
+	'rest_request_after_callbacks',
+	function ( $response, $handler, $request ) {
 		global $wpdb;
-		$transaction = &$GLOBALS['wpf_bridge_transaction'];
+		$transaction = $GLOBALS['wpf_bridge_transaction'];
 		if ( ! $transaction['open'] ) {
 			return $response;
 		}
-		$transaction['open'] = false;
-		if ( $response->is_error() ) {
+		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array() );
+		if ( is_wp_error( $response ) || ( $response instanceof WP_HTTP_Response && $response->is_error() ) ) {
 			$wpdb->query( 'ROLLBACK' );
 			return $response;
 		}
@@ -105,23 +265,33 @@ function wpf_bridge_notify( $user_id ) {
 add_action(
 	'rest_api_init',
 	function () {
+		$can_list_users = function () {
+			return current_user_can( 'list_users' );
+		};
+
 		register_rest_route(
 			'wpf-bridge/v1',
 			'/status',
 			array(
 				'methods'             => 'GET',
-				'permission_callback' => 'is_user_logged_in',
+				'permission_callback' => $can_list_users,
 				'callback'            => function () {
 					$caps = array();
 					foreach ( array( 'list_users', 'create_users', 'edit_users', 'promote_users' ) as $cap ) {
 						$caps[ $cap ] = current_user_can( $cap );
 					}
+					$roles = array();
+					foreach ( wp_roles()->roles as $name => $role ) {
+						$roles[ $name ] = array_keys( array_filter( (array) $role['capabilities'] ) );
+					}
 					return array(
 						'plugin_version'    => WPF_BRIDGE_PLUGIN_VERSION,
 						'wordpress_version' => get_bloginfo( 'version' ),
+						'multisite'         => is_multisite(),
 						'user'              => wp_get_current_user()->user_login,
+						'bridge_credential' => wpf_bridge_is_bridge(),
 						'capabilities'      => $caps,
-						'roles'             => array_keys( wp_roles()->get_names() ),
+						'roles'             => (object) $roles,
 					);
 				},
 			)
@@ -132,30 +302,17 @@ add_action(
 			'/users/lookup',
 			array(
 				'methods'             => 'GET',
-				'permission_callback' => function () {
-					return current_user_can( 'list_users' );
-				},
+				'permission_callback' => $can_list_users,
 				'args'                => array(
 					'contact_id' => array( 'type' => 'string', 'default' => '' ),
 					'email'      => array( 'type' => 'string', 'default' => '' ),
 				),
 				'callback'            => function ( WP_REST_Request $request ) {
-					$by_contact = null;
-					if ( '' !== $request['contact_id'] ) {
-						$found      = get_users(
-							array(
-								'meta_key'   => 'ortto_contact_id',
-								'meta_value' => $request['contact_id'],
-								'number'     => 1,
-								'orderby'    => 'ID',
-							)
-						);
-						$by_contact = $found ? $found[0] : null;
-					}
-					$by_email = '' !== $request['email'] ? get_user_by( 'email', $request['email'] ) : null;
+					$contact_id = (string) $request['contact_id'];
+					$email      = (string) $request['email'];
 					return array(
-						'by_contact_id' => wpf_bridge_user_summary( $by_contact ),
-						'by_email'      => wpf_bridge_user_summary( $by_email ),
+						'by_contact_id' => wpf_bridge_user_summary( '' !== $contact_id ? wpf_bridge_user_by_contact_id( $contact_id ) : null ),
+						'by_email'      => wpf_bridge_user_summary( '' !== $email ? wpf_bridge_user_by_email( $email ) : null ),
 					);
 				},
 			)
@@ -166,18 +323,20 @@ add_action(
 			'wpf_meta',
 			array(
 				'schema'          => array(
-					'description' => 'User meta to write (null deletes the key).',
+					'description' => 'User meta to write (null deletes the key). Needs edit_users and create_users; never on your own account.',
 					'type'        => 'object',
 					'context'     => array( 'edit' ),
 				),
 				'get_callback'    => null,
 				'update_callback' => function ( $meta, $user ) {
-					if ( ! current_user_can( 'edit_user', $user->ID ) ) {
-						return new WP_Error( 'wpf_bridge_forbidden', 'You may not edit this user.', array( 'status' => 403 ) );
+					// Checked with the whole request before WordPress wrote anything; again here, at the write.
+					$refusal = wpf_bridge_field_refusal( $user->ID );
+					if ( $refusal ) {
+						return $refusal;
 					}
 					foreach ( (array) $meta as $key => $value ) {
-						if ( wpf_bridge_forbidden_meta( (string) $key ) ) {
-							return new WP_Error( 'wpf_bridge_forbidden_meta', "Meta key $key may not be written.", array( 'status' => 400 ) );
+						if ( '' !== wpf_bridge_meta_refusal( $key ) || ! wpf_bridge_meta_value_ok( $value ) ) {
+							return new WP_Error( 'wpf_bridge_forbidden_meta', 'This meta may not be written.', array( 'status' => 400 ) );
 						}
 					}
 					foreach ( (array) $meta as $key => $value ) {
@@ -197,13 +356,17 @@ add_action(
 			'wpf_send_notification',
 			array(
 				'schema'          => array(
-					'description' => 'Send WordPress\'s new-user email now.',
+					'description' => 'Send WordPress\'s new-user email now. Needs edit_users and create_users; never on your own account.',
 					'type'        => 'boolean',
 					'context'     => array( 'edit' ),
 				),
 				'get_callback'    => null,
 				'update_callback' => function ( $send, $user ) {
-					if ( ! $send || ! current_user_can( 'edit_user', $user->ID ) ) {
+					$refusal = wpf_bridge_field_refusal( $user->ID );
+					if ( $refusal ) {
+						return $refusal;
+					}
+					if ( ! $send ) {
 						return true;
 					}
 					if ( $GLOBALS['wpf_bridge_transaction']['open'] ) {

@@ -1,0 +1,158 @@
+"""The companion plugin attacked by the site's own users, against the real WordPress.
+
+Every logged-in user may edit their own account and make themselves an application password, so
+each route and field the plugin adds is tried by a subscriber, an author and an editor, with every
+spelling MariaDB's collation folds into a privileged key. Nothing may change: not a row of
+``wp_users`` or ``wp_usermeta``, not a file in the mail folder.
+"""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from conftest import unique_email
+
+GRANT_ADMIN = {"administrator": True}
+#: Meta keys (and values) that would grant power, a tag, someone's account or a delivery mark.
+HOSTILE_META = [
+    ("WP_CAPABILITIES", GRANT_ADMIN),
+    ("wp_capabilities ", GRANT_ADMIN),
+    (" wp_capabilities", GRANT_ADMIN),
+    ("wp_capabilities\t", GRANT_ADMIN),
+    ("Wp_Capabilities", GRANT_ADMIN),
+    ("wp_capabilitieś", GRANT_ADMIN),  # the collation ignores accents too
+    ("wp_capabilities", GRANT_ADMIN),
+    ("wp_2_capabilities", GRANT_ADMIN),  # another site of a network
+    ("wpcapabilities", GRANT_ADMIN),  # a table prefix without "_"
+    ("capabilities", GRANT_ADMIN),
+    ("wp_user_level", "10"),
+    ("WP_USER_LEVEL ", "10"),
+    ("wp_2_user_level", "10"),
+    ("wpuser_level", "10"),
+    ("session_tokens", {"x": {"expiration": 9999999999}}),
+    ("_application_passwords", []),
+    ("ortto_tags", ["vip", "members-only"]),
+    ("ORTTO_TAGS", ["vip"]),
+    ("ortto_contact_id", "victims-contact-id"),
+    ("wpf_bridge_delivery", "someone-elses-delivery"),
+    ("wpf_bridge_notified", None),
+    ("company", "harmless on its own, but not self-service"),
+]
+
+
+@pytest.fixture(scope="module")
+def site_users(wordpress):
+    """A subscriber, an author and an editor (each with an application password), another
+    subscriber as the victim, and a subscriber whose application password is named like the bridge's."""
+    users = {role: wordpress.add_user(role) for role in ("subscriber", "author", "editor")}
+    users["victim"] = wordpress.add_user("subscriber")
+    users["named_like_bridge"] = wordpress.add_user("subscriber", app_password_name="wpf-bridge")
+    return users
+
+
+def call(wordpress, user, method, route, **kwargs) -> requests.Response:
+    params = {"rest_route": route, **kwargs.pop("params", {})}
+    return requests.request(method, wordpress.url + "/", params=params, auth=(user["login"], user["app_password"]),
+                            timeout=30, **kwargs)
+
+
+def attempts(user: dict, victim: dict):
+    """(description, method, route, request keyword arguments) for every way to reach the fields."""
+    me, own, other = "/wp/v2/users/me", f"/wp/v2/users/{user['id']}", f"/wp/v2/users/{victim['id']}"
+    for key, value in HOSTILE_META:
+        meta = {"wpf_meta": {key: value}, "first_name": "Pwned"}
+        for route in (me, own, other):
+            yield f"{key!r} on {route}", "POST", route, {"json": meta}
+        yield f"{key!r} creating a user", "POST", "/wp/v2/users", {"json": {
+            **meta, "username": "x" + user["login"], "email": unique_email(), "password": "Xx-123456789"}}
+    yield "form body", "POST", me, {"data": {"wpf_meta[WP_CAPABILITIES][administrator]": "1", "first_name": "Pwned"}}
+    yield "query string", "POST", me, {"params": {"wpf_meta[WP_CAPABILITIES][administrator]": "1"}}
+    yield "upper-case route", "POST", "/WP/V2/USERS/ME", {"json": {"wpf_meta": {"WP_CAPABILITIES": GRANT_ADMIN}}}
+    yield "PUT", "PUT", me, {"json": {"wpf_meta": {"wp_capabilities": GRANT_ADMIN}}}
+    yield "PATCH on another user", "PATCH", other, {"json": {"wpf_meta": {"ortto_tags": ["vip"]}}}
+    for route in (me, own, other):
+        yield f"welcome email via {route}", "POST", route, {"json": {"wpf_send_notification": True}}
+    yield "status", "GET", "/wpf-bridge/v1/status", {}
+    yield "look-up by email", "GET", "/wpf-bridge/v1/users/lookup", {"params": {"email": "admin@example.test"}}
+    yield "look-up by contact id", "GET", "/wpf-bridge/v1/users/lookup", {"params": {"contact_id": "victims-contact-id"}}
+
+
+@pytest.mark.parametrize("attacker", ["subscriber", "author", "editor", "named_like_bridge"])
+def test_ordinary_users_can_use_no_route_or_field_of_the_plugin(wordpress, site_users, attacker):
+    user, victim = site_users[attacker], site_users["victim"]
+    assert call(wordpress, user, "GET", "/wp/v2/users/me").ok  # signs in (and records the password's first use)
+    rows, mail = wordpress.database_rows(), wordpress.mail_files()
+
+    answered = {}
+    for what, method, route, kwargs in attempts(user, victim):
+        response = call(wordpress, user, method, route, **kwargs)
+        answered[what] = response.status_code
+    let_through = {what: status for what, status in answered.items() if status not in (400, 401, 403)}
+
+    assert let_through == {}
+    assert wordpress.database_rows() == rows, "an attempt changed wp_users or wp_usermeta"
+    assert wordpress.mail_files() == mail, "an attempt sent an email"
+    assert wordpress.php_eval(f"echo json_encode(user_can({user['id']}, 'manage_options'));").strip() == "false"
+
+
+def test_a_user_manager_may_write_only_ordinary_meta_on_others(wordpress, site_users):
+    """A role that may create and edit users (not the bridge's credential) writes ordinary meta on
+    someone else, but not the bridge's keys, nothing that grants power, and nothing on itself."""
+    wordpress.add_role("user_manager", ["read", "list_users", "edit_users", "create_users"])
+    manager, victim = wordpress.add_user("user_manager"), site_users["victim"]
+    other = f"/wp/v2/users/{victim['id']}"
+
+    allowed = call(wordpress, manager, "POST", other, json={"wpf_meta": {"company": "Acme"}})
+    assert allowed.status_code == 200, allowed.text
+    assert wordpress.user_meta(victim["id"], "company") == "Acme"
+
+    rows, mail = wordpress.database_rows(), wordpress.mail_files()
+    refused = {
+        "bridge key": call(wordpress, manager, "POST", other, json={"wpf_meta": {"ortto_contact_id": "x"}, "first_name": "Pwned"}),
+        "privilege key": call(wordpress, manager, "POST", other, json={"wpf_meta": {"WP_CAPABILITIES ": GRANT_ADMIN}}),
+        "own account": call(wordpress, manager, "POST", "/wp/v2/users/me", json={"wpf_meta": {"company": "Self"}}),
+        "own email": call(wordpress, manager, "POST", "/wp/v2/users/me", json={"wpf_send_notification": True}),
+    }
+    assert {what: r.status_code for what, r in refused.items()} == {
+        "bridge key": 403, "privilege key": 400, "own account": 403, "own email": 403}
+    assert wordpress.database_rows() == rows and wordpress.mail_files() == mail
+
+
+def test_even_the_bridge_cannot_write_privileged_meta_and_nothing_half_happens(wordpress, site_users):
+    bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
+    victim = site_users["victim"]
+    rows = wordpress.database_rows()
+    for key, value in HOSTILE_META[:16]:
+        answer = call(wordpress, bridge, "POST", f"/wp/v2/users/{victim['id']}",
+                      json={"first_name": "Half", "roles": ["customer"], "wpf_meta": {"company": "Half", key: value}})
+        assert answer.status_code == 400, (key, answer.text)
+    assert wordpress.database_rows() == rows, "a refused request changed core fields or other meta"
+
+    written = call(wordpress, bridge, "POST", f"/wp/v2/users/{victim['id']}", json={"wpf_meta": {"ortto_tags": ["a"]}})
+    assert written.status_code == 200 and wordpress.user_meta(victim["id"], "ortto_tags") == ["a"]
+
+
+def test_look_ups_match_exactly_not_by_collation(wordpress, site_users):
+    bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
+    victim = site_users["victim"]
+    call(wordpress, bridge, "POST", f"/wp/v2/users/{victim['id']}", json={"wpf_meta": {"ortto_contact_id": "abc123def"}})
+
+    def found(**params):
+        body = call(wordpress, bridge, "GET", "/wpf-bridge/v1/users/lookup", params=params).json()
+        return [(user or {}).get("id") for user in (body["by_contact_id"], body["by_email"])]
+
+    email = victim["email"]
+    assert found(email=email.upper(), contact_id="abc123def") == [victim["id"], victim["id"]]
+    lookalike = email.replace("e", "\u00e9", 1)  # subscr\u00e9ber-…: the same row to MariaDB
+    assert found(email=lookalike, contact_id="ABC123DEF") == [None, None]
+    assert found(email=email + " ", contact_id="abc123def ") == [None, None]
+    admin_lookalike = "\u00e0dmin@example.test"  # MariaDB's collation finds admin@example.test
+    assert found(email=admin_lookalike) == [None, None]
+
+
+def test_status_reports_each_roles_capabilities_to_the_bridge_only(wordpress, site_users):
+    bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
+    status = call(wordpress, bridge, "GET", "/wpf-bridge/v1/status").json()
+    assert status["plugin_version"] == "1.2.0" and status["bridge_credential"] is True
+    assert "manage_options" in status["roles"]["administrator"] and status["roles"]["customer"] == ["read"]
+    assert call(wordpress, site_users["subscriber"], "GET", "/wpf-bridge/v1/status").status_code == 403
