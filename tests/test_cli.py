@@ -63,7 +63,7 @@ def test_check_reports_each_problem(env, tmp_path, ortto, change, expected):
     [
         (None, "companion plugin is not installed"),
         (companion.source().replace(f"= '{companion.version()}'", "= '1.1.0'"),
-         f"[FAIL] companion plugin 1.1.0 is outdated and unsafe: any logged-in user of the site could grant themselves"),
+         "[FAIL] companion plugin 1.1.0 is outdated and unsafe: any logged-in user of the site could grant themselves"),
     ],
     ids=["missing", "outdated"],
 )

@@ -24,12 +24,15 @@ import requests
 
 WORDPRESS_SOURCE = Path("/usr/share/wordpress")
 
-INSTALL_PHP = r"""<?php
-define('WP_INSTALLING', true);
+# Loads WordPress for an installation step run with php -f (after that step's own define()).
+LOAD_FOR_INSTALL = r"""
 $_SERVER['HTTP_HOST'] = getenv('WP_TEST_HOST');
 $_SERVER['REQUEST_URI'] = '/';
 require __DIR__ . '/wp-load.php';
 require ABSPATH . 'wp-admin/includes/upgrade.php';
+"""
+
+INSTALL_PHP = "<?php define('WP_INSTALLING', true);" + LOAD_FOR_INSTALL + r"""
 $result = wp_install('wpf-bridge test site', 'admin', 'admin@example.test', false, '', getenv('WP_TEST_ADMIN_PASSWORD'));
 add_role('customer', 'Customer', array('read' => true));
 add_role('member', 'Member', array('read' => true));
@@ -39,7 +42,7 @@ echo json_encode(array('user_id' => $result['user_id'], 'app_password' => $passw
 
 # Test-only must-use plugin: hold the next request that reaches a point (right after core REST
 # inserted a new user, before its roles and meta; or just before the new-user email is built), so
-# that a test can kill WordPress at that exact point.
+# that a test can kill WordPress at that exact point; or make one query fail in the next user write.
 FAULTS_PHP = r"""<?php
 function wpf_test_hold($point) {
     $flag = WPF_TEST_FAULT_DIR . "/hold-$point";
@@ -53,10 +56,32 @@ add_action('rest_insert_user', function ($user, $request, $creating) {
     if ($creating) {
         wpf_test_hold('after-insert');
     }
+    $flag = WPF_TEST_FAULT_DIR . '/fail-query';
+    if (file_exists($flag)) {  // a query fails mid-write, as a deadlock victim's would; WordPress ignores it
+        unlink($flag);
+        $GLOBALS['wpdb']->query('SELECT wpf_test_no_such_column FROM ' . $GLOBALS['wpdb']->users);
+    }
 }, 10, 3);
 add_action('retrieve_password_key', function () {
     wpf_test_hold('before-email');
 });
+"""
+
+# Turns the installed site into a network of sites (multisite, sub-directories).
+NETWORK_PHP = "<?php define('WP_INSTALLING_NETWORK', true);" + LOAD_FOR_INSTALL + r"""
+foreach ($wpdb->tables('ms_global') as $table => $prefixed) { $wpdb->$table = $prefixed; }
+install_network();
+$result = populate_network(1, getenv('WP_TEST_HOST'), 'admin@example.test', 'wpf-bridge test network', '/', false);
+if (is_wp_error($result)) { fwrite(STDERR, $result->get_error_message()); exit(1); }
+"""
+
+WP_APP_PASSWORDS_IN_USE = "using_application_passwords"
+NETWORK_CONFIG = """define('MULTISITE', true);
+define('SUBDOMAIN_INSTALL', false);
+define('DOMAIN_CURRENT_SITE', '{host}');
+define('PATH_CURRENT_SITE', '/');
+define('SITE_ID_CURRENT_SITE', 1);
+define('BLOG_ID_CURRENT_SITE', 1);
 """
 
 SENDMAIL = """#!/bin/sh
@@ -75,8 +100,9 @@ def mariadb(sql: str) -> None:
 
 
 class WordPressSite:
-    def __init__(self, plugin_source: str | None):
+    def __init__(self, plugin_source: str | None, multisite: bool = False):
         self.plugin_source = plugin_source
+        self.multisite = multisite
         self.root = Path(tempfile.mkdtemp(prefix="wpf-wordpress-"))
         self.docroot = self.root / "wordpress"
         self.mail_dir = self.root / "mail"
@@ -107,6 +133,14 @@ class WordPressSite:
         out = subprocess.run(self._php("-f", str(install)), env=env, check=True, capture_output=True, text=True).stdout
         install.unlink()
         self.app_password = json.loads(out[out.index("{"):])["app_password"]
+        if self.multisite:
+            network = self.docroot / "wpf-network.php"
+            network.write_text(NETWORK_PHP)
+            subprocess.run(self._php("-f", str(network)), env=env, check=True, capture_output=True, text=True)
+            network.unlink()
+            self._write_config(NETWORK_CONFIG.format(host=f"127.0.0.1:{self.port}"))
+            # the network keeps its own "application passwords in use" flag; the site's was set above
+            self.php_eval(f"update_site_option({WP_APP_PASSWORDS_IN_USE!r}, true);")
         self.start_server()
         return self
 
@@ -135,6 +169,10 @@ class WordPressSite:
         (self.root / f"hold-{point}").touch()
         return (self.root / f"held-{point}").exists
 
+    def fail_next_query(self) -> None:
+        """Make one database query fail in the next REST user write, after core wrote the user."""
+        (self.root / "fail-query").touch()
+
     def stop(self) -> None:
         self.kill_server()
         mariadb(f"drop database if exists {self.database}")
@@ -143,7 +181,7 @@ class WordPressSite:
     def _php(self, *args: str) -> list[str]:
         return ["php", "-d", f"sendmail_path={self.root / 'sendmail.sh'}", "-d", "display_errors=stderr", *args]
 
-    def _write_config(self) -> None:
+    def _write_config(self, extra: str = "") -> None:
         salts = "\n".join(
             f"define('{name}', '{secrets.token_hex(32)}');"
             for name in ("AUTH_KEY", "SECURE_AUTH_KEY", "LOGGED_IN_KEY", "NONCE_KEY",
@@ -164,7 +202,7 @@ define('WP_SITEURL', '{self.url}');
 define('DISABLE_WP_CRON', true);
 define('AUTOMATIC_UPDATER_DISABLED', true);
 define('WP_CONTENT_DIR', __DIR__ . '/wp-content');
-$table_prefix = 'wp_';
+{extra}$table_prefix = 'wp_';
 if (!defined('ABSPATH')) define('ABSPATH', __DIR__ . '/');
 require_once ABSPATH . 'wp-settings.php';
 """)
@@ -200,7 +238,7 @@ require_once ABSPATH . 'wp-settings.php';
     def php_eval(self, code: str) -> str:
         """Run PHP inside WordPress (wp-load) for checks REST cannot make, e.g. reading any meta."""
         script = self.root / f"eval-{secrets.token_hex(4)}.php"
-        script.write_text("<?php\n$_SERVER['HTTP_HOST'] = '127.0.0.1';\nrequire '" + str(self.docroot / "wp-load.php") + "';\n" + code)
+        script.write_text(f"<?php\n$_SERVER['HTTP_HOST'] = '127.0.0.1:{self.port}';\n$_SERVER['REQUEST_URI'] = '/';\nrequire '" + str(self.docroot / "wp-load.php") + "';\n" + code)
         try:
             return subprocess.run(self._php("-f", str(script)), check=True, capture_output=True, text=True).stdout
         finally:

@@ -62,6 +62,10 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
                                     if settings.ortto_password_field else "off (ORTTO_PASSWORD_FIELD is not set)")
     )
     say(_proxy_note(settings.trusted_proxies, settings.key_failure_limit))
+    email_field = settings.field_map.fields.get("user_email")
+    if email_field and email_field != "str::email":
+        say(f"[note] user_email comes from {email_field}: whoever fills in an Ortto form with someone's email can set "
+            "that field, and with it the login email of a user linked to that contact; map it from str::email")
     return problems
 
 

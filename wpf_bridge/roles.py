@@ -10,10 +10,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-#: Capabilities that let a user run the site, manage its users or run code in it.
+#: Capabilities that let a user run the site, see or manage its users, or run code in it.
 PRIVILEGED_CAPABILITIES = frozenset({
-    "manage_options", "edit_users", "promote_users", "create_users", "delete_users",
-    "activate_plugins", "edit_plugins", "unfiltered_html", "switch_themes",
+    "manage_options", "edit_users", "promote_users", "create_users", "delete_users", "remove_users", "list_users",
+    "activate_plugins", "edit_plugins", "install_plugins", "upload_plugins", "update_plugins", "delete_plugins",
+    "switch_themes", "edit_themes", "install_themes", "upload_themes", "update_themes", "delete_themes",
+    "edit_files", "unfiltered_html", "unfiltered_upload", "update_core", "import", "export",
+    "manage_network", "manage_sites", "create_sites", "delete_sites", "manage_network_users",
+    "manage_network_plugins", "manage_network_themes", "manage_network_options", "upgrade_network", "setup_network",
 })
 NEVER_GRANTED = "administrator"
 ROLES_TTL = 60.0  # seconds the site's roles are trusted before they are read again

@@ -41,6 +41,7 @@ class User:
     contact_id: str = ""
     delivery_id: str = ""  # the bridge delivery that created this user, if any
     notified: bool = False  # the companion plugin sent (or is sending) the new-user email
+    email_unconfirmed: bool = False  # the user set this email on themselves, without a confirmation link
 
     @classmethod
     def from_json(cls, data: dict) -> User:
@@ -57,6 +58,7 @@ class User:
             contact_id=str(data.get("contact_id") or ""),
             delivery_id=str(data.get("delivery_id") or ""),
             notified=bool(data.get("notified")),
+            email_unconfirmed=bool(data.get("email_unconfirmed")),
         )
 
 

@@ -68,12 +68,20 @@ def privileged(user: User) -> bool:
 def refusal(match: Match | None, contact: Contact) -> Outcome | None:
     """Why an existing-user action must stop here, else ``None``: no user; a privileged one; or
     one found by email that belongs to another Ortto person (a second person sharing an email
-    must not take over the account)."""
+    must not take over the account) or that set the email on itself unconfirmed (a site user must
+    not claim someone's Ortto contact, role and tags by typing their email)."""
     if match is None:
         return Outcome(SKIPPED, "no matching user")
     user = match.user
     if privileged(user):
         return Outcome(SKIPPED, f"user {user.id} is privileged (administrator or can manage the site); not changed", user.id)
+    if not match.by_contact_id and user.email_unconfirmed:
+        return Outcome(
+            SKIPPED,
+            f"user {user.id} gave itself this email without confirming it (WordPress REST allows that); "
+            "not linked or changed",
+            user.id,
+        )
     if not match.by_contact_id and user.contact_id and user.contact_id != contact.id:
         return Outcome(
             SKIPPED,

@@ -42,7 +42,7 @@ function wpf_bridge_meta_refusal( $key ) {
 	if ( preg_match( '/(capabilities|user_level|session_tokens)$/D', $key ) || is_protected_meta( $key, 'user' ) ) {
 		return 'it grants privileges, holds sessions or is protected';
 	}
-	if ( 'wpf_bridge_notified' === $key ) {
+	if ( in_array( $key, array( 'wpf_bridge_notified', 'wpf_bridge_unconfirmed_email' ), true ) ) {
 		return 'only the plugin writes it';
 	}
 	if ( wpf_bridge_own_meta( $key ) && ! wpf_bridge_is_bridge() ) {
@@ -157,8 +157,36 @@ function wpf_bridge_user_summary( $user ) {
 		'contact_id'   => (string) get_user_meta( $user->ID, 'ortto_contact_id', true ),
 		'delivery_id'  => (string) get_user_meta( $user->ID, 'wpf_bridge_delivery', true ),
 		'notified'     => '' !== (string) get_user_meta( $user->ID, 'wpf_bridge_notified', true ),
+		'email_unconfirmed' => strtolower( (string) get_user_meta( $user->ID, 'wpf_bridge_unconfirmed_email', true ) ) === strtolower( $user->user_email ),
 	);
 }
+
+/**
+ * Marks an email a user gave themselves without proving they own it. Over REST (and in some
+ * plugins' account pages) anyone can change their own email at once, where wp-admin first mails
+ * a confirmation link; such an email must not lead the bridge to someone else's Ortto contact.
+ * A change by someone who manages users, or through the confirmation link, clears the mark.
+ */
+add_action(
+	'profile_update',
+	function ( $user_id, $old_user ) {
+		$user = get_userdata( $user_id );
+		if ( ! $user || strtolower( $user->user_email ) === strtolower( $old_user->user_email ) ) {
+			return;
+		}
+		$pending   = get_user_meta( $user_id, '_new_email', true );
+		$confirmed = isset( $_GET['newuseremail'] ) && is_array( $pending ) && isset( $pending['hash'], $pending['newemail'] )
+			&& hash_equals( (string) $pending['hash'], (string) wp_unslash( $_GET['newuseremail'] ) )
+			&& strtolower( trim( $pending['newemail'] ) ) === strtolower( $user->user_email );
+		if ( get_current_user_id() === (int) $user_id && ! current_user_can( 'edit_users' ) && ! $confirmed ) {
+			update_user_meta( $user_id, 'wpf_bridge_unconfirmed_email', $user->user_email );
+		} else {
+			delete_user_meta( $user_id, 'wpf_bridge_unconfirmed_email' );
+		}
+	},
+	10,
+	2
+);
 
 /**
  * The user with exactly this email, case aside. MariaDB compares under the table's collation,
@@ -199,8 +227,18 @@ function wpf_bridge_user_by_contact_id( $contact_id ) {
  * then its roles, then its meta, so a PHP process killed in between would otherwise leave a user
  * without role or meta, which a retry could not tell from someone else's account. Rolled back on
  * any error; the new-user email waits until the commit, so a rolled-back user was never emailed.
+ *
+ * WordPress ignores most failed queries, and InnoDB ends a transaction it picks as a deadlock
+ * victim; with autocommit on, the statements after it would then be saved one by one. So
+ * autocommit is off for the request (a statement after a deadlock opens a new transaction, rolled
+ * back with the rest), and any database error during the write ($EZSQL_ERROR, where wpdb records
+ * each one) rolls everything back and answers 503, for the bridge to try again.
  */
-$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array() );
+$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array(), 'errors' => 0 );
+
+function wpf_bridge_database_errors() {
+	return isset( $GLOBALS['EZSQL_ERROR'] ) ? count( (array) $GLOBALS['EZSQL_ERROR'] ) : 0;
+}
 
 add_filter(
 	'rest_request_before_callbacks',
@@ -213,8 +251,9 @@ add_filter(
 		if ( $refusal ) {
 			return $refusal;
 		}
+		$wpdb->query( 'SET autocommit = 0' );
 		$wpdb->query( 'START TRANSACTION' );
-		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => true, 'notify' => array() );
+		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => true, 'notify' => array(), 'errors' => wpf_bridge_database_errors() );
 		return $response;
 	},
 	10,
@@ -229,12 +268,15 @@ add_filter(
 		if ( ! $transaction['open'] ) {
 			return $response;
 		}
-		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array() );
-		if ( is_wp_error( $response ) || ( $response instanceof WP_HTTP_Response && $response->is_error() ) ) {
+		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array(), 'errors' => 0 );
+		$failed_query = wpf_bridge_database_errors() > $transaction['errors'];
+		if ( $failed_query || is_wp_error( $response ) || ( $response instanceof WP_HTTP_Response && $response->is_error() ) ) {
 			$wpdb->query( 'ROLLBACK' );
-			return $response;
+			$wpdb->query( 'SET autocommit = 1' );
+			return $failed_query ? new WP_Error( 'wpf_bridge_database_error', 'A database query failed during the write (a deadlock, say), so nothing was saved; try again.', array( 'status' => 503 ) ) : $response;
 		}
 		$wpdb->query( 'COMMIT' );
+		$wpdb->query( 'SET autocommit = 1' );
 		foreach ( $transaction['notify'] as $user_id ) {
 			wpf_bridge_notify( $user_id );
 		}
