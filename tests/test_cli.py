@@ -62,12 +62,12 @@ def test_check_reports_each_problem(env, tmp_path, ortto, change, expected):
     "plugin, expected",
     [
         (None, "companion plugin is not installed"),
-        (companion.source().replace(f"= '{companion.version()}'", "= '1.1.0'"),
-         "[FAIL] companion plugin 1.1.0 is outdated and unsafe: any logged-in user of the site could grant themselves"),
+        (companion.source().replace(f"= '{companion.version()}'", "= '9.0.0'"),
+         f"[FAIL] companion plugin 9.0.0 is newer than this bridge's {companion.version()}: upgrade the bridge"),
     ],
-    ids=["missing", "outdated"],
+    ids=["missing", "newer"],
 )
-def test_check_reports_a_missing_or_outdated_plugin(env, tmp_path, ortto, plugin, expected):
+def test_check_reports_a_missing_or_newer_plugin(env, tmp_path, ortto, plugin, expected):
     from wordpress_site import WordPressSite
 
     site = WordPressSite(plugin_source=plugin).start()
@@ -88,7 +88,28 @@ def test_check_reports_missing_capabilities(env, tmp_path, ortto, wordpress):
     ).strip()
     result = run_cli({**env, "WORDPRESS_USER": name, "WORDPRESS_APP_PASSWORD": password}, "check", cwd=tmp_path)
     assert result.returncode == 1
-    assert "missing: list_users, create_users, edit_users, promote_users" in result.stdout
+    assert f"[FAIL] user {name} lacks list_users, create_users, edit_users, promote_users" in result.stdout
+
+
+def test_check_with_plugin_1_1_0_says_it_is_unsafe_and_goes_on(env, tmp_path, ortto, wordpress):
+    from wordpress_site import WordPressSite
+
+    site = WordPressSite(plugin_source=(ROOT / "tests" / "data" / "wpf-bridge-1.1.0.php").read_text()).start()
+    try:
+        result = run_cli({**env, "WORDPRESS_URL": site.url, "WORDPRESS_APP_PASSWORD": site.app_password}, "check", cwd=tmp_path)
+    finally:
+        site.stop()
+    assert result.returncode == 1 and result.stderr == ""
+    assert "[FAIL] companion plugin 1.1.0 is outdated and unsafe" in result.stdout
+    assert "[note] the application password's name and the roles are checked once the plugin is current" in result.stdout
+    assert "[ok] Ortto API key accepted" in result.stdout and "fix the problems above before you use them" in result.stdout
+
+
+def test_check_notes_a_login_email_taken_from_a_custom_field(env, tmp_path, ortto):
+    field_map = tmp_path / "email.toml"
+    field_map.write_text('[fields]\nuser_email = "str:cm:login-email"\n')
+    result = run_cli({**env, "WPF_FIELD_MAP": str(field_map)}, "check", cwd=tmp_path)
+    assert "[note] user_email comes from str:cm:login-email" in result.stdout
 
 
 def test_check_requires_the_application_password_named_wpf_bridge(env, tmp_path, ortto, wordpress):

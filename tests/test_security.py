@@ -8,11 +8,13 @@ spelling MariaDB's collation folds into a privileged key. Nothing may change: no
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import pytest
 import requests
 from conftest import unique_email
 from inprocess import Bridge, person
+from waiting import wait_for
 from wordpress_site import WordPressSite
 
 from wpf_bridge import companion
@@ -198,3 +200,42 @@ def test_a_super_admin_counts_as_privileged_whatever_their_role(network, setting
     assert found["super_admin"] is True and found["roles"] == ["subscriber"]
     assert done.status == SKIPPED and "privileged" in done.result
     assert network.user_meta(boss["id"], "ortto_tags") == "" and network.user_meta(boss["id"], "first_name") != "Mallory"
+
+
+def test_an_email_a_user_gives_themselves_is_marked_before_anyone_can_see_it(wordpress):
+    """No look-up may find the new email unmarked, not even while WordPress is still writing the
+    user's meta after the row (a wide window when the same request carries a long description)."""
+    user, target = wordpress.add_user("subscriber"), unique_email("buyer")
+    bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
+    held = wordpress.hold_next("after-row")
+
+    def change_email() -> None:
+        try:
+            call(wordpress, user, "POST", "/wp/v2/users/me", json={"email": target})
+        except requests.ConnectionError:  # WordPress is killed while it holds the request
+            pass
+
+    change = threading.Thread(target=change_email)
+    change.start()
+    try:
+        wait_for(held, 30, "WordPress to hold the email change after writing the users row")
+        found = call(wordpress, bridge, "GET", "/wpf-bridge/v1/users/lookup", params={"email": target}).json()["by_email"]
+    finally:
+        wordpress.kill_server()
+        change.join(30)
+        wordpress.start_server()
+    assert found["id"] == user["id"] and found["email_unconfirmed"] is True
+
+
+def test_a_value_wordpress_cannot_store_in_the_users_row_saves_nothing(wordpress, site_users):
+    """WordPress drops a users-row update it cannot store (a 300-character display name) and
+    answers 200 with the rest saved; the plugin rolls the whole write back and says why."""
+    bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
+    victim = site_users["victim"]
+    assert call(wordpress, bridge, "GET", "/wp/v2/users/me").ok
+    rows = wordpress.database_rows()
+    answer = call(wordpress, bridge, "POST", f"/wp/v2/users/{victim['id']}", json={
+        "name": "N" * 300, "email": unique_email("moved"), "first_name": "Half", "wpf_meta": {"company": "Half"}})
+    assert answer.status_code == 400 and answer.json()["code"] == "wpf_bridge_not_saved"
+    assert "display_name" in answer.json()["message"]
+    assert wordpress.database_rows() == rows

@@ -65,6 +65,10 @@ add_action('rest_insert_user', function ($user, $request, $creating) {
 add_action('retrieve_password_key', function () {
     wpf_test_hold('before-email');
 });
+add_filter('insert_user_meta', function ($meta) {  // the users row is written, its meta not yet
+    wpf_test_hold('after-row');
+    return $meta;
+});
 """
 
 # Turns the installed site into a network of sites (multisite, sub-directories).
@@ -163,7 +167,7 @@ class WordPressSite:
             self.process.wait(10)
 
     def hold_next(self, point: str) -> Callable[[], bool]:
-        """Hold the next request reaching ``point`` (``after-insert``, ``before-email``) for 60 s;
+        """Hold the next request reaching ``point`` (``after-insert``, ``after-row``, ``before-email``) for 60 s;
         returns "is it held now?"."""
         (self.root / f"held-{point}").unlink(missing_ok=True)
         (self.root / f"hold-{point}").touch()

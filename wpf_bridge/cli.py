@@ -62,7 +62,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     problems = run_checks(settings, print)
     base = (args.url or f"http://localhost:{settings.port}").rstrip("/")
-    print("\nWebhook URLs for Ortto (Data sources > Webhook):")
+    print("\nWebhook URLs for Ortto (Data sources > Webhook)" + (": fix the problems above before you use them" if problems else ":"))
     for action, extra in (("add", {"role": settings.default_role, "send_notification": "true"}), ("update", {}), ("update_tags", {})):
         query = urlencode({"wpf_action": action, "access_key": settings.access_keys[0], **extra})
         print(f"  {action:12} {base}/?{query}")

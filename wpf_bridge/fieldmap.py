@@ -27,6 +27,9 @@ USER_FIELDS = {
 }
 #: Fields WordPress only accepts when the user is created.
 CREATE_ONLY = {"user_login", "user_pass"}
+#: REST keys stored in ``wp_users`` columns this long at most. WordPress drops a longer value
+#: silently (and a whole new user with it), so a value from a form is cut to fit instead.
+COLUMN_LIMITS = {"name": 250, "url": 100}
 
 #: Meta keys a webhook must never write: privileges on any site of a network (a blog prefix need
 #: not end in "_"), sessions, WordPress's protected meta (application passwords) and the bridge's
@@ -60,7 +63,8 @@ class FieldMap:
                 continue
             value = to_text(contact_fields.get(field_id))
             if value is not None:
-                values[USER_FIELDS[name]] = value
+                key = USER_FIELDS[name]
+                values[key] = value[: COLUMN_LIMITS[key]] if key in COLUMN_LIMITS else value
         return values
 
     def meta_values(self, contact_fields: dict[str, Any]) -> dict[str, str]:

@@ -104,8 +104,8 @@ class WordPressClient:
         code = body.get("code", "") if isinstance(body, dict) else ""
         message = body.get("message", "") if isinstance(body, dict) else ""
         status = response.status_code
-        if code in ("existing_user_login", "existing_user_email"):
-            raise WordPressError(message, code, status)  # WordPress answers these with HTTP 500
+        if code in ("existing_user_login", "existing_user_email") or code.endswith("_too_long"):
+            raise WordPressError(f"WordPress refused the user: {message} ({code})", code, status)  # sent as HTTP 500
         if status == 429 or status >= 500 or (response.ok and body is None):
             raise TransientError(f"WordPress answered HTTP {status} {code}".rstrip(), retry_after=retry_after(response))
         if code == "rest_no_route" and route.startswith("/wpf-bridge/"):

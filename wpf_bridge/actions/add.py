@@ -12,7 +12,7 @@ from ..ortto import Contact
 from ..passwords import generate_password, username_candidates
 from ..store import DONE, PUSHING, Delivery
 from ..wordpress import User, WordPressError
-from .common import Context, Outcome, find_user, new_user_role, refusal, tags_meta, update_user
+from .common import MAX_EMAIL, Context, Outcome, find_user, new_user_role, refusal, tags_meta, update_user
 
 
 def add(delivery: Delivery, ctx: Context) -> Outcome:
@@ -31,6 +31,8 @@ def add(delivery: Delivery, ctx: Context) -> Outcome:
 def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
     if not contact.email:
         raise PermanentError(f"Ortto contact {contact.id} has no email; WordPress needs one")
+    if len(contact.email) > MAX_EMAIL:
+        raise PermanentError(f"Ortto contact {contact.id} has an email longer than WordPress's {MAX_EMAIL} characters")
     role, note = new_user_role(ctx, delivery.role)
     settings = ctx.settings
     values = settings.field_map.user_values(contact.fields, creating=True)

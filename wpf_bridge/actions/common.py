@@ -14,8 +14,11 @@ from ..errors import PermanentError
 from ..ortto import Contact
 from ..roles import NEVER_GRANTED, PRIVILEGED_CAPABILITIES, SiteRoles
 from ..settings import Settings
-from ..store import DONE, SKIPPED, Delivery
+from ..store import DONE, FAILED, SKIPPED, Delivery
 from ..wordpress import User, WordPressClient
+
+
+MAX_EMAIL = 100  # the wp_users column; WordPress drops a longer one without an error
 
 
 class Journal(Protocol):
@@ -66,10 +69,11 @@ def privileged(user: User) -> bool:
 
 
 def refusal(match: Match | None, contact: Contact) -> Outcome | None:
-    """Why an existing-user action must stop here, else ``None``: no user; a privileged one; or
-    one found by email that belongs to another Ortto person (a second person sharing an email
-    must not take over the account) or that set the email on itself unconfirmed (a site user must
-    not claim someone's Ortto contact, role and tags by typing their email)."""
+    """Why an existing-user action must stop here, else ``None``: no user, or a privileged one
+    (skipped: nothing to do); or one found by email that belongs to another Ortto person (a second
+    person sharing an email must not take over the account) or that set the email on itself
+    unconfirmed (a site user must not claim someone's contact, role and tags by typing their
+    email): failed, for an operator to sort out and replay."""
     if match is None:
         return Outcome(SKIPPED, "no matching user")
     user = match.user
@@ -77,14 +81,14 @@ def refusal(match: Match | None, contact: Contact) -> Outcome | None:
         return Outcome(SKIPPED, f"user {user.id} is privileged (administrator or can manage the site); not changed", user.id)
     if not match.by_contact_id and user.email_unconfirmed:
         return Outcome(
-            SKIPPED,
+            FAILED,
             f"user {user.id} gave itself this email without confirming it (WordPress REST allows that); "
             "not linked or changed",
             user.id,
         )
     if not match.by_contact_id and user.contact_id and user.contact_id != contact.id:
         return Outcome(
-            SKIPPED,
+            FAILED,
             f"user {user.id} has this email but is linked to Ortto contact {user.contact_id}, not {contact.id}; "
             "not relinked or changed",
             user.id,

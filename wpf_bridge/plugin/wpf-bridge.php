@@ -166,27 +166,62 @@ function wpf_bridge_user_summary( $user ) {
  * plugins' account pages) anyone can change their own email at once, where wp-admin first mails
  * a confirmation link; such an email must not lead the bridge to someone else's Ortto contact.
  * A change by someone who manages users, or through the confirmation link, clears the mark.
+ * The mark is written before the users row changes, so no look-up ever sees the new email unmarked.
  */
-add_action(
-	'profile_update',
-	function ( $user_id, $old_user ) {
-		$user = get_userdata( $user_id );
-		if ( ! $user || strtolower( $user->user_email ) === strtolower( $old_user->user_email ) ) {
-			return;
+add_filter(
+	'wp_pre_insert_user_data',
+	function ( $data, $update, $user_id ) {
+		$old = $update ? get_userdata( $user_id ) : null;
+		if ( ! $old || ! isset( $data['user_email'] ) || strtolower( $data['user_email'] ) === strtolower( $old->user_email ) ) {
+			return $data;
 		}
 		$pending   = get_user_meta( $user_id, '_new_email', true );
 		$confirmed = isset( $_GET['newuseremail'] ) && is_array( $pending ) && isset( $pending['hash'], $pending['newemail'] )
 			&& hash_equals( (string) $pending['hash'], (string) wp_unslash( $_GET['newuseremail'] ) )
-			&& strtolower( trim( $pending['newemail'] ) ) === strtolower( $user->user_email );
+			&& strtolower( trim( $pending['newemail'] ) ) === strtolower( $data['user_email'] );
 		if ( get_current_user_id() === (int) $user_id && ! current_user_can( 'edit_users' ) && ! $confirmed ) {
-			update_user_meta( $user_id, 'wpf_bridge_unconfirmed_email', $user->user_email );
+			update_user_meta( $user_id, 'wpf_bridge_unconfirmed_email', $data['user_email'] );
 		} else {
 			delete_user_meta( $user_id, 'wpf_bridge_unconfirmed_email' );
 		}
+		return $data;
 	},
 	10,
-	2
+	3
 );
+
+/**
+ * What a bridge write asks WordPress to store in the users row. WordPress ignores a failed update
+ * of that row (a value too long for its column, say), so the row is read back before the commit.
+ */
+add_filter(
+	'wp_pre_insert_user_data',
+	function ( $data ) {
+		if ( $GLOBALS['wpf_bridge_transaction']['open'] ) {
+			unset( $data['user_activation_key'] ); // WordPress may change it after this filter
+			$GLOBALS['wpf_bridge_transaction']['row'] = $data;
+		}
+		return $data;
+	},
+	PHP_INT_MAX
+);
+
+/** The users-row columns WordPress did not store as asked, for the user the response names. */
+function wpf_bridge_unsaved_columns( $response, $row ) {
+	global $wpdb;
+	$data = $response instanceof WP_REST_Response ? $response->get_data() : null;
+	if ( ! $row || ! is_array( $data ) || empty( $data['id'] ) ) {
+		return array();
+	}
+	$stored = $wpdb->get_row( $wpdb->prepare( "SELECT * FROM $wpdb->users WHERE ID = %d", $data['id'] ), ARRAY_A );
+	$unsaved = array();
+	foreach ( $row as $column => $value ) {
+		if ( ! $stored || ! array_key_exists( $column, $stored ) || (string) $stored[ $column ] !== (string) $value ) {
+			$unsaved[] = $column;
+		}
+	}
+	return $unsaved;
+}
 
 /**
  * The user with exactly this email, case aside. MariaDB compares under the table's collation,
@@ -234,7 +269,7 @@ function wpf_bridge_user_by_contact_id( $contact_id ) {
  * back with the rest), and any database error during the write ($EZSQL_ERROR, where wpdb records
  * each one) rolls everything back and answers 503, for the bridge to try again.
  */
-$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array(), 'errors' => 0 );
+$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array(), 'errors' => 0, 'row' => null );
 
 function wpf_bridge_database_errors() {
 	return isset( $GLOBALS['EZSQL_ERROR'] ) ? count( (array) $GLOBALS['EZSQL_ERROR'] ) : 0;
@@ -253,7 +288,7 @@ add_filter(
 		}
 		$wpdb->query( 'SET autocommit = 0' );
 		$wpdb->query( 'START TRANSACTION' );
-		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => true, 'notify' => array(), 'errors' => wpf_bridge_database_errors() );
+		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => true, 'notify' => array(), 'errors' => wpf_bridge_database_errors(), 'row' => null );
 		return $response;
 	},
 	10,
@@ -268,12 +303,24 @@ add_filter(
 		if ( ! $transaction['open'] ) {
 			return $response;
 		}
-		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array(), 'errors' => 0 );
+		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array(), 'errors' => 0, 'row' => null );
 		$failed_query = wpf_bridge_database_errors() > $transaction['errors'];
-		if ( $failed_query || is_wp_error( $response ) || ( $response instanceof WP_HTTP_Response && $response->is_error() ) ) {
+		$refused      = is_wp_error( $response ) || ( $response instanceof WP_HTTP_Response && $response->is_error() );
+		$unsaved      = $failed_query || $refused ? array() : wpf_bridge_unsaved_columns( $response, $transaction['row'] );
+		if ( $failed_query || $refused || $unsaved ) {
 			$wpdb->query( 'ROLLBACK' );
 			$wpdb->query( 'SET autocommit = 1' );
-			return $failed_query ? new WP_Error( 'wpf_bridge_database_error', 'A database query failed during the write (a deadlock, say), so nothing was saved; try again.', array( 'status' => 503 ) ) : $response;
+			$data = $response instanceof WP_REST_Response ? $response->get_data() : null;
+			if ( is_array( $data ) && ! empty( $data['id'] ) ) {
+				clean_user_cache( (int) $data['id'] ); // a persistent object cache may hold what was rolled back
+			}
+			if ( $failed_query ) {
+				return new WP_Error( 'wpf_bridge_database_error', 'A database query failed during the write (a deadlock, say), so nothing was saved; try again.', array( 'status' => 503 ) );
+			}
+			if ( $unsaved ) {
+				return new WP_Error( 'wpf_bridge_not_saved', sprintf( 'WordPress did not store %s (too long or invalid for its column), so nothing was saved.', implode( ', ', $unsaved ) ), array( 'status' => 400 ) );
+			}
+			return $response;
 		}
 		$wpdb->query( 'COMMIT' );
 		$wpdb->query( 'SET autocommit = 1' );
