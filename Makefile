@@ -15,11 +15,11 @@ $(STAMP): setup.cfg pyproject.toml
 .env:
 	umask 077; sed -e "s/^WPF_ACCESS_KEY=.*/WPF_ACCESS_KEY=$$(openssl rand -hex 16)/" \
 	    -e "s/^WPF_SECRET_KEY=.*/WPF_SECRET_KEY=$$(openssl rand -hex 32)/" config/env.example > $@
-	@echo "Created .env with fresh keys: set WORDPRESS_* and ORTTO_* in it, then run 'wpf-bridge check'."
+	@echo "Created .env with fresh keys: set WORDPRESS_* and ORTTO_* in it, then run '$(VENV)/bin/wpf-bridge check'."
 
-## run: web and worker together (Procfile), on SQLite
+## run: web and worker together (Procfile), on SQLite; the Procfile's commands come from the venv
 run: $(STAMP) .env
-	$(VENV)/bin/honcho start web worker
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start web worker
 
 ## system-deps: what the tests need besides Python: PHP, Debian's WordPress, MariaDB and PostgreSQL (running)
 system-deps:

@@ -49,7 +49,7 @@ class Bench:
         self.work = work
         self.wordpress = WordPressSite(companion.source()).start()
         self.ortto = OrttoServer().start()
-        self.ortto.state.custom_fields.add(PASSWORD_FIELD)
+        self.ortto.state.declare(PASSWORD_FIELD)
         self.key = secrets.token_hex(16)
         (work / "fields.toml").write_text('[fields]\nfirst_name = "str::first"\nlast_name = "str::last"\n')
 

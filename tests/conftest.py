@@ -34,7 +34,8 @@ def wordpress() -> WordPressSite:
 @pytest.fixture(scope="session")
 def ortto_server() -> OrttoServer:
     server = OrttoServer().start()
-    server.state.custom_fields.update({PASSWORD_FIELD, "str:cm:username", "str:cm:wp-password-in", "str:cm:company"})
+    server.state.declare(PASSWORD_FIELD, "str:cm:username", "str:cm:wp-password-in", "str:cm:company",
+                         "str:cm:login-email", "str:cm:display-name")
     yield server
     server.stop()
 

@@ -5,7 +5,15 @@ limits) and faithful in answers (``contacts`` keyed by id, ``contacts: null`` wh
 matches, per-person merge statuses, 400/401/429 bodies). Tests seed people, inject failures
 with ``fail_next`` and read every request from ``calls``.
 
-Run it alone for manual trials: ``python tests/ortto_server.py --port 8025 --key KEY --seed people.json``.
+Run it alone for manual trials: ``python tests/ortto_server.py --port 8025 --key KEY --seed seed.json``,
+then open http://127.0.0.1:8025/admin to see its people (read-only). The seed file:
+
+    {"custom_fields": {"str:cm:wp-password": "text", "str:cm:company": "text"},
+     "people": [{"id": "0061b12ed91681ad2bbe4100", "fields": {"str::email": "jane@example.com",
+                 "str::first": "Jane", "str:cm:company": "Acme"}, "tags": ["vip"]}]}
+
+Custom fields are declared up front, as in an Ortto account: a person or merge naming an
+undeclared one is refused, as Ortto refuses it. ``id`` is optional (one is made up).
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, jsonify, request
+from markupsafe import escape
 from werkzeug.serving import make_server
 
 FIELD_ID = re.compile(r"^(str|phn|geo|dtz|bol|int|dcm|txt|tme)::?[a-z0-9]*:?[A-Za-z0-9_-]*$")
@@ -42,18 +51,23 @@ class Call:
 class OrttoState:
     api_key: str
     people: dict[str, dict[str, Any]] = field(default_factory=dict)
-    custom_fields: set[str] = field(default_factory=set)
+    custom_fields: dict[str, str] = field(default_factory=dict)  # id: display type ("text", "number"...)
     suppressed: set[str] = field(default_factory=set)
     calls: list[Call] = field(default_factory=list)
     failures: list[tuple[str | None, int, Any]] = field(default_factory=list)
     gates: dict[str, threading.Event] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def declare(self, *field_ids: str, display_type: str = "text") -> None:
+        """Create custom fields, as an Ortto user does in Settings > Fields."""
+        for field_id in field_ids:
+            self.custom_fields[field_id] = display_type
+
     def add_person(self, fields: dict[str, Any], tags: list[str] | None = None, person_id: str | None = None) -> str:
         person_id = person_id or secrets.token_hex(12)
-        for field_id in fields:
-            if ":cm:" in field_id:
-                self.custom_fields.add(field_id)
+        undeclared = [f for f in fields if f not in BUILT_IN and f not in self.custom_fields]
+        if undeclared:
+            raise ValueError(f"declare the custom field {undeclared[0]} first (state.declare)")
         with self.lock:
             self.people[person_id] = {**fields, "tags": list(tags or [])}
         return person_id
@@ -173,12 +187,33 @@ def create_app(state: OrttoState) -> Flask:
                                 "error": "No valid contacts provided (see details)", "details": results})
         return {"people": results}
 
+    def custom_fields(body: dict) -> Any:
+        _only_keys(body, set())
+        return {"fields": [{"field": {"id": fid, "name": fid.split(":")[-1].replace("-", " ").title(),
+                                      "display_type": kind, "liquid_name": fid.split(":")[-1].replace("-", "_")},
+                            "tracked_value": False} for fid, kind in sorted(state.custom_fields.items())]}
+
     def tags(body: dict) -> Any:
         _only_keys(body, {"q"})
         names = sorted({t for p in state.people.values() for t in p["tags"]})
         return [{"id": i + 1, "name": n, "type": "", "count": 1} for i, n in enumerate(names)]
 
-    routes = {"/v1/person/get-by-ids": get_by_ids, "/v1/person/get": get, "/v1/person/merge": merge, "/v1/tags/get": tags}
+    routes = {"/v1/person/get-by-ids": get_by_ids, "/v1/person/get": get, "/v1/person/merge": merge, "/v1/tags/get": tags,
+              "/v1/person/custom-field/get": custom_fields}
+
+    @app.get("/admin")
+    def admin() -> str:
+        """The people, read-only, for manual trials (a test tool: no key asked, loopback only)."""
+        with state.lock:
+            people = [(pid, dict(fields)) for pid, fields in state.people.items()]
+        rows = "".join(
+            f"<tr><td>{escape(pid)}</td><td>{escape(', '.join(p.pop('tags', [])))}</td>"
+            f"<td>{'<br>'.join(f'{escape(k)} = {escape(json.dumps(v))}' for k, v in sorted(p.items()))}</td></tr>"
+            for pid, p in people)
+        fields = ", ".join(f"{escape(fid)} ({escape(kind)})" for fid, kind in sorted(state.custom_fields.items()))
+        return (f"<!doctype html><title>Ortto test server</title><h1>{len(people)} people</h1>"
+                f"<p>Custom fields: {fields or 'none'}</p><table border=1><tr><th>id</th><th>tags</th><th>fields</th></tr>"
+                f"{rows}</table>")
 
     @app.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def api(path: str):
@@ -233,13 +268,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--key", required=True)
-    parser.add_argument("--seed", help='JSON: [{"id": "...", "fields": {...}, "tags": [...]}]')
+    parser.add_argument("--seed", help="JSON file of custom fields and people (format: this module's docstring)")
     args = parser.parse_args()
     server = OrttoServer(args.key, args.port)
     if args.seed:
         with open(args.seed, encoding="utf-8") as seed:
-            for person in json.load(seed):
-                server.state.add_person(person["fields"], person.get("tags"), person.get("id"))
+            seed_data = json.load(seed)
+        for field_id, kind in seed_data.get("custom_fields", {}).items():
+            server.state.declare(field_id, display_type=kind)
+        for person in seed_data.get("people", []):
+            server.state.add_person(person["fields"], person.get("tags"), person.get("id"))
     print(f"Ortto test server on {server.url}", flush=True)
     server._server.serve_forever()
 

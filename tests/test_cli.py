@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_sql
+
 from wpf_bridge import companion
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,10 +51,17 @@ def test_check_passes_on_a_good_set_up_and_prints_webhook_urls(env, tmp_path, or
         ({"ORTTO_API_KEY": "wrong"}, "[FAIL] Ortto at"),
         ({"WORDPRESS_APP_PASSWORD": "abcd efgh ijkl mnop qrst uvwx"}, "refused the application password"),
         ({"WPF_ALLOWED_ROLES": "customer,vip"}, "vip (WPF_ALLOWED_ROLES): it does not exist on the site"),
+        ({"ORTTO_PASSWORD_FIELD": "str:cm:wp-pasword"},
+         "[FAIL] ORTTO_PASSWORD_FIELD str:cm:wp-pasword is not a custom field in this Ortto account"),
+        ({"ORTTO_PASSWORD_FIELD": "str:cm:plan"}, "[FAIL] ORTTO_PASSWORD_FIELD str:cm:plan is a single_select field"),
+        ({"WORDPRESS_URL": "https://wordpress.example.com"},
+         "[FAIL] WORDPRESS_URL still holds config/env.example's placeholder"),
+        ({"WPF_ACCESS_KEY": "change-me-to-a-long-random-key"}, "[FAIL] WPF_ACCESS_KEY still holds"),
         ({"WPF_ALLOWED_ROLES": "customer,editor"}, "editor (WPF_ALLOWED_ROLES): it carries privileged capabilities (unfiltered_html)"),
     ],
 )
 def test_check_reports_each_problem(env, tmp_path, ortto, change, expected):
+    ortto.declare("str:cm:plan", display_type="single_select")
     result = run_cli({**env, **change}, "check", cwd=tmp_path)
     assert result.returncode == 1
     assert expected in result.stdout and "problem(s) found" in result.stdout
@@ -105,6 +114,15 @@ def test_check_with_plugin_1_1_0_says_it_is_unsafe_and_goes_on(env, tmp_path, or
     assert "[ok] Ortto API key accepted" in result.stdout and "fix the problems above before you use them" in result.stdout
 
 
+def test_check_finds_mapped_ortto_fields_missing_from_the_account(env, tmp_path, ortto):
+    field_map = tmp_path / "typo.toml"
+    field_map.write_text('[fields]\nfirst_name = "str::first"\n[meta]\ncompany = "str:cm:compnay"\n')
+    result = run_cli({**env, "WPF_FIELD_MAP": str(field_map)}, "check", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "[FAIL] mapped Ortto fields missing from the account: str:cm:compnay" in result.stdout
+    assert "[ok] Return Password: generated passwords go to Ortto text field str:cm:wp-password" in result.stdout
+
+
 def test_check_notes_a_login_email_taken_from_a_custom_field(env, tmp_path, ortto):
     field_map = tmp_path / "email.toml"
     field_map.write_text('[fields]\nuser_email = "str:cm:login-email"\n')
@@ -121,15 +139,92 @@ def test_check_requires_the_application_password_named_wpf_bridge(env, tmp_path,
     assert "[FAIL] the application password in WORDPRESS_APP_PASSWORD is not named 'wpf-bridge'" in result.stdout
 
 
-def test_deliveries_lists_what_became_of_each(env, tmp_path, settings):
+def test_deliveries_lists_what_became_of_each_with_filters(env, tmp_path, settings):
+    import json
+
     from wpf_bridge.store import Store
 
     store = Store(settings.database_url)
-    delivery = store.add("update", "abc123", None, None, False)[0]
-    store.update(delivery.id, status="skipped", result="no matching user")
-    result = run_cli(env, "deliveries", cwd=tmp_path)
-    assert result.returncode == 0
-    assert delivery.id in result.stdout and "no matching user" in result.stdout
+    skipped = store.add("update", "abc123", "Jane@Example.test", None, False)[0]
+    store.finish(skipped.id, "skipped", "no matching user", call="update")
+    failed = store.add("add", "def456", "bob@example.test", None, False)[0]
+    store.finish(failed.id, "failed", "Ortto has no contact with id def456", call="add")
+    run_sql(store, "update deliveries set created_at = created_at - 7200 where id = :id", id=failed.id)
+
+    listed = run_cli(env, "deliveries", cwd=tmp_path)
+    assert listed.returncode == 0
+    assert f"{skipped.id}  update      skipped  x0  abc123 Jane@Example.test  no matching user" in listed.stdout
+    assert failed.id in listed.stdout
+    for option, shown in ((["--status", "failed"], failed), (["--email", "jane@example.TEST"], skipped),
+                          (["--contact", "def456"], failed), (["--since", "1h"], skipped)):
+        found = run_cli(env, "deliveries", *option, cwd=tmp_path).stdout
+        assert shown.id in found and len(found.splitlines()) == 1, (option, found)
+    as_json = json.loads(run_cli(env, "deliveries", "--json", "--status", "failed", cwd=tmp_path).stdout)
+    assert [(d["id"], d["email"], d["result"]) for d in as_json] == [(failed.id, "bob@example.test", failed_result(store, failed))]
+    assert "secret" not in as_json[0]
+    bad = run_cli(env, "deliveries", "--since", "yesterday", cwd=tmp_path)
+    assert bad.returncode == 2 and "give an age like 30m" in bad.stderr
+
+
+def failed_result(store, delivery):
+    return store.get(delivery.id).result
+
+
+def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_path, settings, ortto):
+    from wpf_bridge.store import FAILED, Store
+
+    store = Store(settings.database_url)
+    delivery = store.add("add", "abc123", "jane@example.test", "customer", True)[0]
+    store.retry_later(delivery.id, 30, "attempt 1: WordPress answered HTTP 500 db_error: Deadlock; retry in 30 s",
+                      call="add", code="db_error")
+    store.finish(delivery.id, FAILED, "gave up after 2 attempts: WordPress cannot be reached", call="add")
+    assert run_cli(env, "replay", "--email", "JANE@example.test", "--dry-run", cwd=tmp_path).stdout.startswith("would replay")
+    assert store.get(delivery.id).status == FAILED, "a dry run changes nothing"
+    assert "replayed 1 deliveries" in run_cli(env, "replay", "--email", "jane@example.test", cwd=tmp_path).stdout
+
+    shown = run_cli(env, "show", delivery.id, cwd=tmp_path)
+
+    assert shown.returncode == 0
+    lines = shown.stdout.splitlines()
+    assert f"delivery        {delivery.id}" in lines and "email           jane@example.test" in lines
+    assert "role asked      customer" in lines and "welcome email   asked" in lines
+    history = lines[lines.index("history") + 1:]
+    assert [h.split()[2:4] for h in history] == [["add", "retrying"], ["add", "failed"], ["replay", "queued"]]
+    assert history[0].endswith("retry in 30 s [db_error] (next try " + history[0].split("(next try ")[1])
+    assert "gave up after 2 attempts" in history[1] and "replayed by an operator" in history[2]
+    assert run_cli(env, "show", "nope", cwd=tmp_path).returncode == 1
+
+
+def test_every_command_reads_settings_from_env_file_and_says_where_it_looked(env, tmp_path):
+    home = tmp_path / "srv"
+    home.mkdir()
+    (home / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items() if k != "DATABASE_URL")
+                               + "DATABASE_URL=sqlite:///var/bridge.db\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    bare_env = {k: "" for k in env}  # nothing from the test's environment
+
+    missing = run_cli(bare_env, "deliveries", cwd=elsewhere)
+    assert missing.returncode == 2
+    assert f"setting WPF_ACCESS_KEY: is required (settings come from the environment and from {elsewhere / '.env'}, " \
+           "which does not exist; give another file with --env-file PATH)" in missing.stderr
+
+    for args in (["--env-file", str(home / ".env"), "migrate"], ["migrate", "--env-file", str(home / ".env")]):
+        moved = run_cli(bare_env, *args, cwd=elsewhere)
+        assert moved.returncode == 0, moved.stderr
+    assert (home / "var" / "bridge.db").is_file(), "relative paths are read from the env file's folder"
+    assert not (elsewhere / "var").exists()
+
+
+def test_wordpress_plugin_install_creates_mu_plugins_on_a_stock_wordpress(tmp_path):
+    site = tmp_path / "wordpress"
+    (site / "wp-content" / "plugins").mkdir(parents=True)
+    result = run_cli({}, "wordpress-plugin", "--install", str(site), cwd=tmp_path)
+    target = site / "wp-content" / "mu-plugins" / "wpf-bridge.php"
+    assert result.returncode == 0 and str(target) in result.stdout
+    assert target.read_text() == companion.source() and target.stat().st_mode & 0o777 == 0o644
+    refused = run_cli({}, "wordpress-plugin", "--install", str(tmp_path / "nothing"), cwd=tmp_path)
+    assert refused.returncode == 1 and "is not a WordPress folder" in refused.stderr
 
 
 def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, settings, ortto, wordpress):
@@ -147,7 +242,7 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
     result = run_cli(env, "replay", cwd=tmp_path)
     assert result.returncode == 0 and "replayed 1 deliveries" in result.stdout
     again = run_cli(env, "replay", finished.id, cwd=tmp_path)
-    assert "not a failed delivery" in again.stderr
+    assert f"{finished.id}: left alone (it is done, not failed)" in again.stderr
 
     replayed = store.get(failed.id)
     assert (replayed.status, replayed.attempts) == ("queued", 0) and replayed.retry_since > failed.retry_since

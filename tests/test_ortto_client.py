@@ -30,16 +30,26 @@ def test_set_field_merges_many_people_by_person_id_and_reports_each_refusal(clie
     saved, suppressed = ortto.add_person({"str::email": "m@example.test"}), ortto.add_person({"str::email": "s@example.test"})
     ortto.suppressed.add(suppressed)
     refused = client.set_field("str:cm:wp-password", {saved: "secret-1", suppressed: "secret-2"})
-    assert refused[saved] is None and "suppressed" in refused[suppressed]
+    assert refused[saved] is None
+    assert refused[suppressed].code == "suppressed" and "Email is suppressed" in refused[suppressed].reason
     assert ortto.people[saved]["str:cm:wp-password"] == "secret-1"
     assert "str:cm:wp-password" not in ortto.people[suppressed]
     assert len(ortto.calls_to("/v1/person/merge")) == 1
 
 
-def test_unknown_field_is_a_permanent_error(client, ortto):
-    pid = ortto.add_person({"str::email": "u@example.test"})
-    with pytest.raises(OrttoError, match="HTTP 400: No valid contacts"):
-        client.set_field("str:cm:does-not-exist", {pid: "x"})
+def test_a_merge_ortto_refuses_whole_reports_its_reason_for_each_person(client, ortto):
+    """No valid person: Ortto answers 400 with the reasons in ``details``; each person gets its own."""
+    first, second = ortto.add_person({"str::email": "u@example.test"}), ortto.add_person({"str::email": "v@example.test"})
+    refused = client.set_field("str:cm:does-not-exist", {first: "x", second: "y"})
+    assert {pid: (r.code, r.reason) for pid, r in refused.items()} == {
+        pid: ("invalid", "Ortto did not save str:cm:does-not-exist: invalid (unknown field str:cm:does-not-exist)")
+        for pid in (first, second)}
+
+
+def test_other_refusals_carry_ortto_s_reason(client, ortto):
+    ortto.fail_next(400, {"request_id": "r", "code": 400, "error": "bad request", "details": [{"error": "limit"}]})
+    with pytest.raises(OrttoError, match="HTTP 400: bad request: limit"):
+        client.check_key()
 
 
 def test_a_shared_rate_limiter_paces_requests(ortto_server, ortto):

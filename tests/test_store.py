@@ -136,7 +136,7 @@ def test_the_worker_prunes_on_start(settings, store):
     store.finish(done.id, DONE, "x")
     run_sql(store, "update deliveries set updated_at = updated_at - 3 * 86400")
     worker = Worker(dataclasses.replace(settings, keep_seconds=2 * 86400), store, threads=1)
-    pruner = threading.Thread(target=worker._prune_loop)
+    pruner = threading.Thread(target=worker._housekeeping)
     pruner.start()
     wait_for(lambda: store.get(done.id) is None, 10, "the old delivery to be deleted")
     worker.stopping.set()

@@ -286,3 +286,63 @@ def test_a_public_client_with_x_forwarded_for_or_a_set_trusted_proxies_is_not_wa
         client.environ_base["REMOTE_ADDR"] = address
         client.get(f"/?wpf_action=test&access_key={key}", headers={"X-Forwarded-For": "203.0.113.7"})
     assert not [r for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
+
+
+def test_refused_webhooks_are_logged_with_reason_and_who_and_counted(app, key, caplog, monkeypatch):
+    from wpf_bridge import refusals as refusals_module
+
+    monkeypatch.setattr(refusals_module, "FLUSH_SECONDS", 0.0)
+    client = app.test_client()
+    client.get("/?wpf_action=add&access_key=wrong-key&contact_id=abc123")
+    client.get(f"/?wpf_action=add&access_key={key}&email=not-an-email")
+    client.get(f"/?wpf_action=add&access_key={key}&email=not-an-email")
+    client.post(f"/?wpf_action=add&access_key={key}", data="{oops", content_type="application/json")
+    client.get(f"/?wpf_action=add&access_key={key}&contact_id=abc%0a123")
+
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused webhook")]
+    assert logged[0].startswith("refused webhook: 403 access_key: wrong; from 127.0.0.1, for abc123")
+    assert "400 email: Not a valid email address.; from 127.0.0.1, for not-an-email" in logged[1]
+    assert "400 body: the body is not valid JSON" in logged[3]
+    assert logged[4].endswith("for abc?123"), "control characters from the sender never reach the log as such"
+    assert all(key not in line and "wrong-key" not in line for line in logged)
+    counts = {reason: count for reason, count, _ in app.extensions["wpf_bridge"]["store"].refusals()}
+    assert counts == {"access_key: wrong": 1, "email: Not a valid email address.": 2,
+                      "body: the body is not valid JSON": 1, "contact_id: not an Ortto contact id": 1}
+
+
+def test_ready_reports_the_store_the_worker_and_the_backlog(app, settings):
+    import time
+
+    store = app.extensions["wpf_bridge"]["store"]
+    client = app.test_client()
+    idle = client.get("/ready")
+    assert idle.status_code == 200 and idle.get_json()["waiting"] == 0
+
+    store.beat("host:1")
+    waiting = store.add("update", "abc123", None, None, False)[0]
+    fresh = client.get("/ready").get_json()
+    assert fresh["status"] == "ok" and fresh["waiting"] == 1 and fresh["worker_heartbeat_seconds_ago"] < 5
+
+    run_sql(store, "update deliveries set created_at = :old", old=time.time() - settings.stall_seconds - 60)
+    stalled = client.get("/ready")
+    assert stalled.status_code == 503 and stalled.get_json()["status"] == "stalled"
+    assert "none was applied" in stalled.get_json()["problem"]
+
+    applied = store.add("update", "def456", None, None, False)[0]
+    store.finish(applied.id, "done", "updated user 3", call="update")
+    assert client.get("/ready").status_code == 200, "deliveries wait, but the worker is applying them"
+    assert waiting.id
+
+
+def test_ready_is_503_when_the_store_cannot_be_read(settings, monkeypatch):
+    from wpf_bridge.store import Store, StoreUnavailable
+
+    app = create_app(settings)
+
+    def down(self):
+        raise StoreUnavailable("delivery store unavailable: disk I/O error")
+
+    monkeypatch.setattr(Store, "health", down)
+    answer = app.test_client().get("/ready")
+    assert answer.status_code == 503 and answer.get_json() == {"status": "unavailable", "store": "unreachable"}
+    assert app.test_client().get("/health").status_code == 200, "liveness reads nothing"

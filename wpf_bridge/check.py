@@ -5,14 +5,15 @@ from typing import Callable
 
 from . import companion, redact
 from .errors import BridgeError
-from .ortto import OrttoClient
+from .ortto import BUILT_IN_FIELDS, OrttoClient
 from .roles import SiteRoles
-from .settings import Settings
+from .settings import DEFAULT_FIELD_MAP, Settings, env_file
 from .store import Store
 from .wordpress import WordPressClient, WordPressError
 
 NEEDED_CAPABILITIES = ("list_users", "create_users", "edit_users", "promote_users")
 CREDENTIAL = "wpf-bridge"  # the application password name the companion plugin trusts with the bridge's own meta
+TEXT_TYPES = {"text", "long_text", "string"}  # Ortto display types a password can be written to
 
 
 class Report:
@@ -33,6 +34,8 @@ class Report:
 def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
     """Print one line per check; return how many failed."""
     report = Report(say)
+    for name in settings.placeholders():
+        report.check(False, f"{name} still holds config/env.example's placeholder: set it in {env_file()}")
     _check_store(report, settings)
     _check_wordpress(report, settings)
     _check_ortto(report, settings)
@@ -109,13 +112,32 @@ def _check_roles(report: Report, settings: Settings, roles: SiteRoles) -> None:
 
 
 def _check_ortto(report: Report, settings: Settings) -> None:
+    """The key, then every Ortto field the bridge reads or writes, against the account's own list."""
+    ortto = OrttoClient(settings.ortto_api_url, settings.ortto_api_key)
     try:
-        OrttoClient(settings.ortto_api_url, settings.ortto_api_key).check_key()
-        report.check(True, f"Ortto API key accepted by {settings.ortto_api_url}")
+        custom = ortto.custom_fields()
     except BridgeError as exc:
         report.check(False, f"Ortto at {settings.ortto_api_url}: {exc}")
-    report.check(True, "Return Password: " + (f"generated passwords go to Ortto field {settings.ortto_password_field}"
-                                              if settings.ortto_password_field else "off (ORTTO_PASSWORD_FIELD is not set)"))
+        return
+    report.check(True, f"Ortto API key accepted by {settings.ortto_api_url}")
+    password_field = settings.ortto_password_field
+    if not password_field:
+        report.note("Return Password is off (ORTTO_PASSWORD_FIELD is not set): new users get no password in Ortto")
+    elif password_field not in custom:
+        report.check(False, f"ORTTO_PASSWORD_FIELD {password_field} is not a custom field in this Ortto account "
+                            "(Settings > Fields: create a text field, and copy its id)")
+    elif custom[password_field] not in TEXT_TYPES:
+        report.check(False, f"ORTTO_PASSWORD_FIELD {password_field} is a {custom[password_field]} field; "
+                            "passwords need a text field")
+    else:
+        report.check(True, f"Return Password: generated passwords go to Ortto text field {password_field}")
+    mapped = sorted(set(settings.field_map.ortto_fields()) - BUILT_IN_FIELDS)
+    missing = [field for field in mapped if ":cm:" in field and field not in custom]
+    report.check(not missing, f"every mapped Ortto field exists ({len(mapped)} custom)" if not missing else
+                 f"mapped Ortto fields missing from the account: {', '.join(missing)} (fix the field map, WPF_FIELD_MAP, default {DEFAULT_FIELD_MAP})")
+    for field in mapped:
+        if ":cm:" not in field:
+            report.note(f"{field} is not a built-in field the bridge knows: check its id in Ortto")
 
 
 def _notes(report: Report, settings: Settings) -> None:

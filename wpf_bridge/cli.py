@@ -1,24 +1,47 @@
-"""The ``wpf-bridge`` command: run the web or worker process, check a set-up, print the plugin."""
+"""The ``wpf-bridge`` command: run the web or worker process, check a set-up, read and replay
+deliveries, install the WordPress plugin."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
+from pathlib import Path
 from urllib.parse import urlencode
 
-from . import __version__, companion, redact
-from .settings import Settings, SettingsError, load_settings
+from . import __version__, companion, history, redact
+from .settings import ENV_FILE, Settings, SettingsError, env_file, load_settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+log = logging.getLogger("wpf_bridge")
 
 
 def settings_or_exit() -> Settings:
-    """Load settings or stop the process with one line naming the bad setting."""
+    """Load settings or stop the process with one line naming the bad setting and where settings were read."""
     try:
         return load_settings()
     except SettingsError as exc:
-        print(f"wpf-bridge: setting {exc}", file=sys.stderr)
+        where = ""
+        if str(exc).endswith("is required"):
+            found = "" if env_file().is_file() else ", which does not exist"
+            where = (f" (settings come from the environment and from {env_file()}{found}; "
+                     "give another file with --env-file PATH)")
+        print(f"wpf-bridge: setting {exc}{where}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def use_env_file(path: str | None) -> None:
+    """``--env-file``: read settings from ``path`` and work in its folder, so that relative paths in
+    it (``sqlite:///var/…``, ``config/fields.toml``) mean what they mean for the running service."""
+    if not path:
+        return
+    file = Path(path).expanduser().absolute()
+    if not file.is_file():
+        print(f"wpf-bridge: --env-file {file}: no such file", file=sys.stderr)
+        raise SystemExit(2)
+    os.environ[ENV_FILE] = str(file)
+    os.chdir(file.parent)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
@@ -37,6 +60,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     redact.install(settings.secrets())
+    if settings.placeholder_warning():
+        log.warning("%s", settings.placeholder_warning())
     store = Store(settings.database_url)
     Worker(settings, store, threads=args.threads or settings.worker_threads).run()
     return 0
@@ -52,7 +77,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_plugin(args: argparse.Namespace) -> int:
-    sys.stdout.write(companion.source())
+    if not args.install:
+        sys.stdout.write(companion.source())
+        return 0
+    try:
+        target = companion.install(Path(args.install))
+    except (OSError, ValueError) as exc:
+        print(f"wpf-bridge: {exc}", file=sys.stderr)
+        return 1
+    print(f"companion plugin {companion.version()} written to {target} (a must-use plugin: active at once)")
     return 0
 
 
@@ -70,63 +103,126 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def cmd_deliveries(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
+def _open_store():
     from .store import Store
 
-    store = Store(settings_or_exit().database_url)
-    for d in store.recent(args.limit):
-        when = datetime.fromtimestamp(d.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        who = d.contact_id or d.email
-        print(f"{when}  {d.id}  {d.action:11} {d.status:8} {who}  {d.result or ''}")
+    return Store(settings_or_exit().database_url)
+
+
+def _filters(args: argparse.Namespace) -> dict:
+    try:
+        since = history.parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"wpf-bridge: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return {"status": getattr(args, "status", None), "email": args.email, "contact_id": args.contact, "since": since}
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    store = _open_store()
+    found = store.find(**_filters(args), limit=args.limit)
+    if args.json:
+        print(json.dumps([history.as_json(d) for d in found], indent=2))
+    else:
+        for delivery in found:
+            print(history.line(delivery))
+        if not found:
+            print("no deliveries match", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = _open_store()
+    delivery = store.get(args.id)
+    if delivery is None:
+        print(f"wpf-bridge: no delivery {args.id}", file=sys.stderr)
+        return 1
+    attempts = store.history(delivery.id)
+    print(json.dumps(history.as_json(delivery, attempts), indent=2) if args.json else history.whole(delivery, attempts))
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .store import Store
+    from .store import FAILED
 
-    store = Store(settings_or_exit().database_url)
+    store = _open_store()
+    filters = _filters(args)
+    if args.ids and any(filters.values()):
+        print("wpf-bridge: give delivery ids or filters, not both", file=sys.stderr)
+        return 2
+    chosen = [store.get(i) for i in args.ids] if args.ids else store.find(**{**filters, "status": FAILED}, limit=None)
     replayed = 0
-    for delivery_id in args.ids or store.failed_ids():
-        if store.requeue(delivery_id):
+    for wanted, delivery in zip(args.ids or [d.id for d in chosen], chosen):
+        if delivery is None or delivery.status != FAILED:
+            state = "no such delivery" if delivery is None else f"it is {delivery.status}, not failed"
+            print(f"{wanted}: left alone ({state})", file=sys.stderr)
+        elif args.dry_run:
+            print(f"would replay {history.line(delivery)}")
             replayed += 1
-        else:
-            print(f"{delivery_id}: not a failed delivery; left alone", file=sys.stderr)
-    print(f"replayed {replayed} deliveries")
+        elif store.requeue(delivery.id):
+            print(f"replayed {history.line(delivery)}")
+            replayed += 1
+    print(f"{'would replay' if args.dry_run else 'replayed'} {replayed} deliveries")
     return 0
 
 
+def cmd_refused(args: argparse.Namespace) -> int:
+    rows = _open_store().refusals()
+    for reason, count, last in rows:
+        print(f"{count:8}  last {history.when(last)}  {reason}")
+    if not rows:
+        print("no webhook has been refused")
+    return 0
+
+
+def _filter_options(parser: argparse.ArgumentParser, status: bool = True) -> None:
+    if status:
+        parser.add_argument("--status", choices=["queued", "running", "retrying", "pushing", "done", "skipped", "failed"])
+    parser.add_argument("--email", help="the delivery's email (any case)")
+    parser.add_argument("--contact", help="the delivery's Ortto contact id")
+    parser.add_argument("--since", help="arrived since: an age (30m, 2h, 7d) or a date (2026-11-28, 2026-11-28T13:00)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wpf-bridge", description="Ortto webhooks to WordPress users.")
+    def env_file_option(default: object) -> argparse.ArgumentParser:
+        options = argparse.ArgumentParser(add_help=False)
+        options.add_argument("--env-file", default=default, help="settings file (default: .env in the working "
+                             "directory); relative paths in it are read from its folder")
+        return options
+
+    common = env_file_option(argparse.SUPPRESS)  # on a command too, without undoing one given before it
+    parser = argparse.ArgumentParser(prog="wpf-bridge", description="Ortto webhooks to WordPress users.",
+                                     parents=[env_file_option(None)])
     parser.add_argument("--version", action="version", version=f"wpf-bridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    web = commands.add_parser("web", help="run the webhook endpoint (gunicorn on 0.0.0.0:$PORT)")
+    def command(name: str, func, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, parents=[common])
+        sub.set_defaults(func=func)
+        return sub
+
+    web = command("web", cmd_web, "run the webhook endpoint (gunicorn on WPF_BIND, default 0.0.0.0:$PORT)")
     web.add_argument("gunicorn_args", nargs=argparse.REMAINDER, help="extra gunicorn options")
-    web.set_defaults(func=cmd_web)
-
-    worker = commands.add_parser("worker", help="run the worker that applies deliveries")
+    worker = command("worker", cmd_worker, "run the worker that applies deliveries")
     worker.add_argument("--threads", type=int, help="deliveries applied at once (default: WPF_WORKER_THREADS, 4)")
-    worker.set_defaults(func=cmd_worker)
-
-    check = commands.add_parser("check", help="check WordPress, the companion plugin and Ortto; print webhook URLs")
+    check = command("check", cmd_check, "check WordPress, the companion plugin and Ortto; print webhook URLs")
     check.add_argument("--url", help="public URL of this bridge, for the printed webhook URLs")
-    check.set_defaults(func=cmd_check)
-
-    migrate = commands.add_parser("migrate", help="create or upgrade the delivery store's tables (Heroku release step)")
-    migrate.set_defaults(func=cmd_migrate)
-
-    plugin = commands.add_parser("wordpress-plugin", help="print the companion must-use plugin for WordPress")
-    plugin.set_defaults(func=cmd_plugin)
-
-    deliveries = commands.add_parser("deliveries", help="list recent deliveries and what became of them")
+    command("migrate", cmd_migrate, "create or upgrade the delivery store's tables (Heroku release step)")
+    plugin = command("wordpress-plugin", cmd_plugin, "print the companion must-use plugin, or install it")
+    plugin.add_argument("--install", metavar="WP_PATH", help="write it into WP_PATH/wp-content/mu-plugins/")
+    deliveries = command("deliveries", cmd_deliveries, "list deliveries (newest first) and what became of them")
+    _filter_options(deliveries)
     deliveries.add_argument("--limit", type=int, default=20)
-    deliveries.set_defaults(func=cmd_deliveries)
-
-    replay = commands.add_parser("replay", help="run failed deliveries again (all of them, or the ids given)")
-    replay.add_argument("ids", nargs="*", help="delivery ids (default: every failed delivery)")
-    replay.set_defaults(func=cmd_replay)
+    deliveries.add_argument("--json", action="store_true")
+    show = command("show", cmd_show, "one delivery whole, with the history of its attempts")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    replay = command("replay", cmd_replay, "run failed deliveries again (the ids given, or every failed one that matches)")
+    replay.add_argument("ids", nargs="*", help="delivery ids (default: every failed delivery matching the filters)")
+    _filter_options(replay, status=False)
+    replay.add_argument("--dry-run", action="store_true", help="say what would be replayed, change nothing")
+    command("refused", cmd_refused, "count the webhooks refused, by reason")
 
     args = parser.parse_args(argv)
+    use_env_file(args.env_file)
     return args.func(args)

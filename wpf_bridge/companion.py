@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import re
+import os
+import tempfile
 from importlib import resources
+from pathlib import Path
 
 
 def source() -> str:
@@ -14,3 +17,23 @@ def version() -> str:
     found = re.search(r"WPF_BRIDGE_PLUGIN_VERSION = '([^']+)'", source())
     assert found, "the plugin declares its version"
     return found.group(1)
+
+
+def install(wordpress: Path) -> Path:
+    """Write the plugin into ``wordpress/wp-content/mu-plugins/`` (or ``wordpress/mu-plugins/``
+    when given the wp-content folder), creating the folder; return the file written. The file is
+    replaced in one rename, so a site serving requests never loads half of it."""
+    content = wordpress / "wp-content"
+    if not content.is_dir():
+        if wordpress.name != "wp-content" and not (wordpress / "plugins").is_dir():
+            raise ValueError(f"{wordpress} is not a WordPress folder (it has no wp-content/)")
+        content = wordpress
+    folder = content / "mu-plugins"
+    folder.mkdir(exist_ok=True)
+    target = folder / "wpf-bridge.php"
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".wpf-bridge-", suffix=".php")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(source())
+    os.chmod(temporary, 0o644)  # the web server's user reads it
+    os.replace(temporary, target)
+    return target

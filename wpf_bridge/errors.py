@@ -3,7 +3,12 @@ from __future__ import annotations
 
 
 class BridgeError(Exception):
-    """Base of every error the bridge raises on purpose."""
+    """Base of every error the bridge raises on purpose. ``code`` is the peer's own error code
+    (WordPress's ``existing_user_email``, Ortto's HTTP status...), kept in the delivery's history."""
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.code = code
 
 
 class TransientError(BridgeError):
@@ -12,8 +17,8 @@ class TransientError(BridgeError):
     ``retry_after`` is the peer's own hint in seconds (Ortto's ``try-in-seconds``, ``Retry-After``).
     """
 
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float | None = None, code: str = ""):
+        super().__init__(message, code)
         self.retry_after = retry_after
 
 

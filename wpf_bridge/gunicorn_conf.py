@@ -9,7 +9,7 @@ from wpf_bridge.cli import settings_or_exit
 
 _settings = settings_or_exit()
 
-bind = f"0.0.0.0:{_settings.port}"
+bind = _settings.bind
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 timeout = 30
 graceful_timeout = 20

@@ -15,10 +15,26 @@ from .http import RateLimiter, json_or_none, new_session, retry_after, send
 
 DEFAULT_RETRY_SECONDS = 10.0
 MAX_PEOPLE = 100  # per get-by-ids or merge call
+#: Ortto's built-in person fields (its docs), and the pseudo-field holding tag names.
+BUILT_IN_FIELDS = frozenset({"str::email", "str::first", "str::last", "str::ei", "str::postal", "phn::phone",
+                             "geo::city", "geo::country", "geo::region", "dtz::b", "bol::p", "tags"})
 
 
 class OrttoError(PermanentError):
-    """Ortto refused the request (bad key, bad field, invalid person)."""
+    """Ortto refused the request (bad key, bad field, invalid person); ``details`` holds Ortto's
+    per-person reasons when it gave them (a merge in which no person was valid)."""
+
+    def __init__(self, message: str, code: str = "", details: list | None = None):
+        super().__init__(message, code)
+        self.details = details or []
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why Ortto did not save one person: its status (``suppressed``, ``invalid``) and reason."""
+
+    code: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -58,30 +74,47 @@ class OrttoClient:
         contacts = body.get("contacts") or []
         return _contact(contacts[0]) if contacts else None
 
-    def set_field(self, field_id: str, values: dict[str, str]) -> dict[str, str | None]:
+    def set_field(self, field_id: str, values: dict[str, str]) -> dict[str, Refusal | None]:
         """Overwrite one field of up to 100 people, found by person id, in one merge. Returns, for
-        each person, ``None`` when Ortto saved it, else why not (suppressed, invalid...)."""
+        each person, ``None`` when Ortto saved it, else Ortto's own status and reason. When no
+        person in the call was valid Ortto answers 400 with the reasons in ``details``: those
+        are returned per person too; any other refusal raises."""
         assert 0 < len(values) <= MAX_PEOPLE
         people = list(values)
-        body = self._post(
-            "/v1/person/merge",
-            {
-                "people": [{"fields": {"str::person_id": person_id, field_id: values[person_id]}} for person_id in people],
-                "async": False,
-                "merge_by": ["str::person_id"],
-                "merge_strategy": 2,
-                "find_strategy": 0,
-            },
-        )
-        results = body.get("people") or []
-        outcome: dict[str, str | None] = {}
+        try:
+            body = self._post(
+                "/v1/person/merge",
+                {
+                    "people": [{"fields": {"str::person_id": pid, field_id: values[pid]}} for pid in people],
+                    "async": False,
+                    "merge_by": ["str::person_id"],
+                    "merge_strategy": 2,
+                    "find_strategy": 0,
+                },
+            )
+            results = body.get("people") or []
+        except OrttoError as exc:
+            if len(exc.details) != len(people):
+                raise
+            results = exc.details
+        outcome: dict[str, Refusal | None] = {}
         for i, person_id in enumerate(people):
             result = results[i] if i < len(results) and isinstance(results[i], dict) else {}
             status, error = result.get("status"), result.get("error")
             refused = error or status in ("suppressed", "invalid") or not status
-            outcome[person_id] = (f"Ortto did not save {field_id}: {status or 'refused'} ({error or 'no reason given'})"
-                                  if refused else None)
+            outcome[person_id] = Refusal(str(status or "refused"), f"Ortto did not save {field_id}: "
+                                         f"{status or 'refused'} ({error or 'no reason given'})") if refused else None
         return outcome
+
+    def custom_fields(self) -> dict[str, str]:
+        """The account's custom person fields: id to display type (``text``, ``number``...)."""
+        body = self._post("/v1/person/custom-field/get", {})
+        fields = {}
+        for entry in body.get("fields") or []:
+            field = entry.get("field") if isinstance(entry, dict) else None
+            if isinstance(field, dict) and field.get("id"):
+                fields[str(field["id"])] = str(field.get("display_type") or "")
+        return fields
 
     def check_key(self) -> None:
         """Raise unless Ortto accepts the key (the cheapest authenticated call)."""
@@ -98,12 +131,14 @@ class OrttoClient:
                 hint = body["error"].get("try-in-seconds")
             delay = float(hint) if isinstance(hint, (int, float)) else retry_after(response)
             raise TransientError("Ortto rate limit reached", retry_after=delay or DEFAULT_RETRY_SECONDS)
+        code = f"HTTP {response.status_code}"
         if response.status_code >= 500:
-            raise TransientError(f"Ortto answered HTTP {response.status_code}", retry_after=retry_after(response))
+            raise TransientError(f"Ortto answered {code}: {_error_text(body)}", retry_after=retry_after(response), code=code)
         if response.status_code in (401, 403):
-            raise OrttoError(f"Ortto refused the API key (HTTP {response.status_code}); check ORTTO_API_KEY and ORTTO_REGION")
+            raise OrttoError(f"Ortto refused the API key ({code}); check ORTTO_API_KEY and ORTTO_REGION", code)
         if response.status_code >= 400:
-            raise OrttoError(f"Ortto answered HTTP {response.status_code}: {_error_text(body)}")
+            details = body.get("details") if isinstance(body, dict) and isinstance(body.get("details"), list) else None
+            raise OrttoError(f"Ortto answered {code}: {_error_text(body)}", code, details)
         if body is None:
             raise TransientError(f"Ortto answered HTTP {response.status_code} without JSON")
         return body
@@ -114,10 +149,14 @@ def _contact(data: dict) -> Contact:
 
 
 def _error_text(body: Any) -> str:
+    """Ortto's reason, with the first of its per-person details when it gave any."""
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):
             return str(error.get("message") or error)
+        details = body.get("details")
+        if error and isinstance(details, list) and details and isinstance(details[0], dict) and details[0].get("error"):
+            return f"{error}: {details[0]['error']}"
         if error:
             return str(error)
     return "no error message"

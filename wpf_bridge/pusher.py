@@ -12,7 +12,7 @@ import logging
 import threading
 
 from .errors import PermanentError, TransientError
-from .ortto import MAX_PEOPLE, OrttoClient
+from .ortto import MAX_PEOPLE, OrttoClient, Refusal
 from .settings import Settings
 from .store import DONE, FAILED, Delivery, Store
 from .retry import past_horizon, retry_delay
@@ -21,6 +21,7 @@ from .vault import Vault
 log = logging.getLogger(__name__)
 
 GATHER_SECONDS = 0.5  # how long due passwords may wait for others to share their call
+PUSH = "password push"  # the call, in a delivery's history
 
 
 class PasswordPusher:
@@ -49,32 +50,38 @@ class PasswordPusher:
             self._later(batch, exc)
             return len(batch)
         except PermanentError as exc:
-            refused = {person_id: str(exc) for person_id in values}
+            refused = {person_id: Refusal(exc.code, str(exc)) for person_id in values}
         sent, refusals = [], []
         for delivery in batch:
-            reason = unreadable.get(delivery.id) or (
-                refused.get(delivery.push_to) if delivery.push_to in values else "no password was kept for it")
-            if reason:
-                refusals.append((delivery.id, FAILED, f"{_created(delivery)}; password not delivered: {reason}"))
+            refusal = (Refusal("", unreadable[delivery.id]) if delivery.id in unreadable else
+                       refused.get(delivery.push_to) if delivery.push_to in values else
+                       Refusal("", "no password was kept for it"))
+            if refusal:
+                refusals.append((delivery.id, FAILED, f"{_created(delivery)}; password not delivered: {refusal.reason}",
+                                 refusal.code))
+                log.warning("delivery %s: password not delivered to Ortto person %s: %s",
+                            delivery.id, delivery.push_to, refusal.reason)
             else:
-                sent.append((delivery.id, DONE, f"{_created(delivery)}; password sent to Ortto {field}"))
+                sent.append((delivery.id, DONE, f"{_created(delivery)}; password sent to Ortto {field}", ""))
         if sent:
-            self.store.finish_many(sent, forget_secret=True)
+            self.store.finish_many(sent, forget_secret=True, call=PUSH)
+            log.info("Ortto saved %d of %d passwords sent in one call", len(sent), len(values))
         if refusals:
-            self.store.finish_many(refusals)
-        log.info("pushed %d passwords to Ortto in one call", len(values))
+            self.store.finish_many(refusals, call=PUSH)
         return len(batch)
 
     def _later(self, batch: list[Delivery], exc: TransientError) -> None:
         """Ortto could not take the batch: retry with backoff, within the retry horizon."""
         expired = [d for d in batch if past_horizon(d.retry_since, self.settings.retry_horizon)]
         if expired:
-            self.store.finish_many([(d.id, FAILED, f"{_created(d)}; password not delivered, gave up: {exc}") for d in expired])
+            self.store.finish_many([(d.id, FAILED, f"{_created(d)}; password not delivered, gave up: {exc}", exc.code)
+                                    for d in expired], call=PUSH)
         waiting = [d for d in batch if d not in expired]
         if waiting:
             delay = retry_delay(max(d.attempts for d in waiting), exc)
             log.warning("password push for %d deliveries: %s; retry in %.0f s", len(waiting), exc, delay)
-            self.store.push_later({d.id: f"{_created(d)}; {PUSH_WAITS} {exc}; retry in {delay:.0f} s" for d in waiting}, delay)
+            self.store.push_later({d.id: f"{_created(d)}; {PUSH_WAITS} {exc}; retry in {delay:.0f} s" for d in waiting},
+                                  delay, call=PUSH, code=exc.code)
 
     def push_until(self, stopping: threading.Event) -> None:
         """The worker's pusher loop: push whatever is due, gathering for ``GATHER_SECONDS``."""

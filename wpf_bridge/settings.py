@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
-from dotenv import find_dotenv, load_dotenv
+from dotenv import dotenv_values
 from marshmallow import fields as mfields
 from marshmallow import EXCLUDE, Schema, ValidationError, post_load, validate, validates_schema
 
@@ -20,6 +20,12 @@ ORTTO_HOSTS = {
     "au": "https://api.au.ap3api.com",
 }
 DEFAULT_FIELD_MAP = "config/fields.toml"
+ENV_FILE = "WPF_ENV_FILE"  # where the settings file is, when not ./.env (set by --env-file)
+#: Values config/env.example ships with: a bridge still holding one was never configured.
+PLACEHOLDERS = {
+    "WPF_ACCESS_KEY": "change-me", "WPF_SECRET_KEY": "change-me", "WORDPRESS_URL": "wordpress.example.com",
+    "WORDPRESS_APP_PASSWORD": "xxxx xxxx", "ORTTO_API_KEY": "your-ortto-private-api-key",
+}
 
 
 class SettingsError(ValueError):
@@ -43,6 +49,7 @@ class Settings:
     database_url: str
     secret_keys: tuple[str, ...] = field(repr=False)  # the first seals new passwords; all open them
     port: int
+    bind: str  # where the web process listens: host:port (WPF_BIND)
     retry_horizon: float  # seconds after which transient failures stop being retried
     lease_seconds: float  # how long one run may take before a crashed worker's delivery is taken over
     worker_threads: int  # deliveries one worker process applies at once
@@ -51,6 +58,20 @@ class Settings:
     key_failure_limit: int  # wrong access keys a client may send per minute before it gets 429
     trusted_proxies: int  # proxies in front of the web process whose X-Forwarded-For is believed
     keep_seconds: float  # finished deliveries older than this are deleted
+    stall_seconds: float  # /ready fails when deliveries wait this long with nothing applied
+
+    def placeholders(self) -> list[str]:
+        """The settings that still hold config/env.example's placeholder values."""
+        values = {"WPF_ACCESS_KEY": ",".join(self.access_keys), "WPF_SECRET_KEY": ",".join(self.secret_keys),
+                  "WORDPRESS_URL": self.wordpress_url, "WORDPRESS_APP_PASSWORD": self.wordpress_app_password,
+                  "ORTTO_API_KEY": self.ortto_api_key}
+        return [name for name, placeholder in PLACEHOLDERS.items() if placeholder in values[name]]
+
+    def placeholder_warning(self) -> str | None:
+        """What to tell the operator of a service started on the template ``.env``, if it was."""
+        left = self.placeholders()
+        return (f"settings still hold config/env.example's placeholders: {', '.join(left)}; edit {env_file()}, "
+                "then run `wpf-bridge check`") if left else None
 
     def secrets(self) -> list[str]:
         """Values that must never be written to a log line."""
@@ -124,12 +145,18 @@ class _SettingsSchema(Schema):
     )
     secret_keys = mfields.String(data_key="WPF_SECRET_KEY", required=True, validate=_keys(16))
     port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
+    bind = mfields.String(
+        data_key="WPF_BIND", load_default=None,
+        validate=validate.Regexp(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$",
+                                 error="must be host:port, for example 127.0.0.1:8000 (loopback only) or 0.0.0.0:8000"),
+    )
     worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=4, validate=validate.Range(1, 64))
     ortto_rate_limit = mfields.Float(data_key="ORTTO_RATE_LIMIT", load_default=10.0, validate=validate.Range(0.1, 1000))
     same_call_seconds = mfields.Float(data_key="WPF_SAME_CALL_SECONDS", load_default=120.0, validate=validate.Range(0, 86400))
     key_failure_limit = mfields.Integer(data_key="WPF_KEY_FAILURE_LIMIT", load_default=10, validate=validate.Range(1, 10000))
     trusted_proxies = mfields.Integer(data_key="WPF_TRUSTED_PROXIES", load_default=0, validate=validate.Range(0, 5))
     lease_seconds = mfields.Float(data_key="WPF_LEASE_SECONDS", load_default=600.0, validate=validate.Range(min=1))
+    stall_minutes = mfields.Float(data_key="WPF_STALL_MINUTES", load_default=15.0, validate=validate.Range(min=1, max=1440))
     keep_days = mfields.Float(  # at least the 48 h in which Ortto's redeliveries are recognised
         data_key="WPF_KEEP_DAYS", load_default=30.0, validate=validate.Range(min=2, max=3650)
     )
@@ -167,10 +194,12 @@ class _SettingsSchema(Schema):
             database_url=data["database_url"],
             secret_keys=tuple(_csv(data["secret_keys"])),
             port=data["port"],
+            bind=data["bind"] or f"0.0.0.0:{data['port']}",
             retry_horizon=data["retry_hours"] * 3600,
             lease_seconds=data["lease_seconds"],
             trusted_proxies=data["trusted_proxies"],
             keep_seconds=data["keep_days"] * 86400,
+            stall_seconds=data["stall_minutes"] * 60,
             worker_threads=data["worker_threads"],
             ortto_rate_limit=data["ortto_rate_limit"],
             same_call_seconds=data["same_call_seconds"],
@@ -186,11 +215,17 @@ def _field_map(path: str | None) -> FieldMap:
     return load_field_map(Path(path))
 
 
+def env_file() -> Path:
+    """The settings file: ``WPF_ENV_FILE`` if set (``--env-file``), else ``.env`` in the working directory."""
+    return Path(os.environ.get(ENV_FILE) or ".env").absolute()
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Validate settings from ``environ`` (default: the process environment plus ``.env``)."""
+    """Validate settings from ``environ`` (default: the process environment, then the settings
+    file for what the environment does not set)."""
     if environ is None:
-        load_dotenv(find_dotenv(usecwd=True))
-        environ = os.environ
+        from_file = {k: v or "" for k, v in dotenv_values(env_file()).items()} if env_file().is_file() else {}
+        environ = {**from_file, **{key: value for key, value in os.environ.items() if value.strip()}}
     present = {key: value for key, value in environ.items() if value.strip() != ""}
     try:
         return _SettingsSchema().load(present)

@@ -15,7 +15,7 @@ from typing import Any
 
 from .database import Database, StoreUnavailable, connect
 
-__all__ = ["Delivery", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
+__all__ = ["Attempt", "Delivery", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
 
 QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retrying", "done", "skipped", "failed"
 PUSHING = "pushing"  # the user exists; its generated password waits (sealed) for a batched push to Ortto
@@ -58,7 +58,26 @@ create table if not exists key_failures (
     window_start {float} not null,
     failures integer not null
 );
-create index if not exists key_failures_window on key_failures (window_start)
+create index if not exists key_failures_window on key_failures (window_start);
+create table if not exists attempts (
+    delivery_id text not null,
+    at {float} not null,
+    call text not null,
+    status text not null,
+    code text not null default '',
+    message text not null,
+    next_retry {float}
+);
+create index if not exists attempts_delivery on attempts (delivery_id, at);
+create table if not exists refusals (
+    reason text primary key,
+    count integer not null,
+    last_at {float} not null
+);
+create table if not exists heartbeats (
+    worker text primary key,
+    beat_at {float} not null
+)
 """
 
 # Columns added since 0.1 (when Huey held the queue), with what an older row gets.
@@ -84,6 +103,18 @@ where status in {UNFINISHED}
 order by created_at, id
 limit 1
 """
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One step in a delivery's history: a run of its action, a password push, a replay."""
+
+    at: float
+    call: str  # what ran: the action ("add"), "password push", "replay"
+    status: str  # what it left the delivery as
+    message: str
+    code: str = ""  # the peer's own error code (WordPress's, Ortto's), if it refused
+    next_retry: float | None = None
 
 
 @dataclass(frozen=True)
@@ -196,20 +227,23 @@ class Store:
             claimed = tx.execute("select * from deliveries where id = :id", {"id": rows[0]["id"]})
         return _delivery(claimed[0])
 
-    def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None) -> None:
-        """Record how a run ended (``pushing`` included: the push is claimed separately)."""
-        self._finish([(delivery_id, status, result, user_id)], forget_secret=False)
+    def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None, *,
+               call: str = "", code: str = "") -> None:
+        """Record how a run of ``call`` ended (``pushing`` included: the push is claimed separately)."""
+        self._finish([(delivery_id, status, result, user_id, code)], forget_secret=False, call=call)
 
-    def finish_many(self, outcomes: list[tuple[str, str, str]], forget_secret: bool = False) -> None:
-        """Record how several pushes ended (id, status, result) in one write, and erase their sealed
-        passwords in the same write when they have reached Ortto."""
-        self._finish([(delivery_id, status, result, None) for delivery_id, status, result in outcomes], forget_secret)
+    def finish_many(self, outcomes: list[tuple[str, str, str, str]], forget_secret: bool = False, *, call: str = "") -> None:
+        """Record how several pushes ended (id, status, result, code) in one write, and erase their
+        sealed passwords in the same write when they have reached Ortto."""
+        self._finish([(delivery_id, status, result, None, code) for delivery_id, status, result, code in outcomes],
+                     forget_secret, call=call)
 
-    def _finish(self, outcomes: list[tuple[str, str, str, int | None]], forget_secret: bool) -> None:
+    def _finish(self, outcomes: list[tuple[str, str, str, int | None, str]], forget_secret: bool, call: str) -> None:
         """A delivery that fails for good loses its sealed password at once, whatever the caller says."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
-            for delivery_id, status, result, user_id in outcomes:
+            for delivery_id, status, result, user_id, code in outcomes:
+                _record(tx, delivery_id, Attempt(now, call, status, result, code))
                 tx.execute(
                     "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
                     " secret = case when :forget = 1 or :status = 'failed' then null else secret end,"
@@ -234,11 +268,12 @@ class Store:
                            {"lease": now + lease_seconds, "id": row["id"]})
         return [_delivery(row) for row in rows]
 
-    def push_later(self, results: dict[str, str], delay: float) -> None:
+    def push_later(self, results: dict[str, str], delay: float, *, call: str = "", code: str = "") -> None:
         """Ortto could not take a batch now: try those pushes (delivery id: result) again in ``delay`` s."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
             for delivery_id, result in results.items():
+                _record(tx, delivery_id, Attempt(now, call, PUSHING, result, code, now + delay))
                 tx.execute(
                     "update deliveries set run_after = :run_after, lease_until = null, attempts = attempts + 1,"
                     " result = :result, updated_at = :now where id = :id",
@@ -255,10 +290,11 @@ class Store:
         )
         return [(row["contact_id"], float(row["created_at"])) for row in rows]
 
-    def retry_later(self, delivery_id: str, delay: float, result: str) -> None:
+    def retry_later(self, delivery_id: str, delay: float, result: str, *, call: str = "", code: str = "") -> None:
         """Give a claimed delivery back, to be claimed again in ``delay`` seconds."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
+            _record(tx, delivery_id, Attempt(now, call, RETRYING, result, code, now + delay))
             tx.execute(
                 "update deliveries set status = :status, run_after = :run_after, lease_until = null, result = :result,"
                 " updated_at = :now where id = :id",
@@ -298,13 +334,14 @@ class Store:
         return max(0.0, rows[0]["window_start"] + window - time.time())
 
     def prune(self, keep_seconds: float) -> int:
-        """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago;
-        return how many went. Unfinished ones are never deleted, however old."""
+        """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago,
+        with their history; return how many went. Unfinished ones are never deleted, however old."""
+        finished = f"status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before"
         with self.database.transaction() as tx:
-            tx.execute(
-                f"delete from deliveries where status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before",
-                {"before": self.database.now(tx) - keep_seconds},
-            )
+            before = self.database.now(tx) - keep_seconds
+            tx.execute(f"delete from attempts where delivery_id in (select id from deliveries where {finished})",
+                       {"before": before})
+            tx.execute(f"delete from deliveries where {finished}", {"before": before})
             return tx.rowcount
 
     def failed_ids(self) -> list[str]:
@@ -312,15 +349,76 @@ class Store:
         return [row["id"] for row in rows]
 
     def requeue(self, delivery_id: str) -> bool:
-        """Make a failed delivery runnable now, with a fresh retry horizon; ``False`` if it is not failed."""
-        now = time.time()
+        """Make a failed delivery runnable now, with a fresh retry horizon; ``False`` if it is not
+        failed. Its history keeps every earlier attempt, and gains the replay."""
         with self.database.transaction() as tx:
+            now = self.database.now(tx)
             tx.execute(
                 "update deliveries set status = :queued, attempts = 0, result = 'replayed', retry_since = :now,"
                 " run_after = :now, updated_at = :now where id = :id and status = :failed",
                 {"queued": QUEUED, "now": now, "id": delivery_id, "failed": FAILED},
             )
-            return tx.rowcount == 1
+            if tx.rowcount != 1:
+                return False
+            _record(tx, delivery_id, Attempt(now, "replay", QUEUED, "replayed by an operator"))
+            return True
+
+    def history(self, delivery_id: str) -> list[Attempt]:
+        """Every recorded step of a delivery, oldest first."""
+        rows = self.database.query(
+            "select at, call, status, message, code, next_retry from attempts where delivery_id = :id order by at",
+            {"id": delivery_id},
+        )
+        return [Attempt(**row) for row in rows]
+
+    def find(self, *, status: str | None = None, email: str | None = None, contact_id: str | None = None,
+             since: float | None = None, limit: int | None = 20) -> list[Delivery]:
+        """Deliveries matching every filter given, newest first (``limit=None``: all of them)."""
+        filters = {"status = :status": status, "lower(email) = :email": email and email.lower(),
+                   "contact_id = :contact_id": contact_id, "created_at >= :since": since}
+        where = [condition for condition, value in filters.items() if value is not None]
+        params: dict[str, Any] = {condition.split(":")[1]: value for condition, value in filters.items() if value is not None}
+        sql = "select * from deliveries" + (" where " + " and ".join(where) if where else "") + " order by created_at desc"
+        if limit is not None:
+            sql += " limit :limit"
+            params["limit"] = limit
+        return [_delivery(row) for row in self.database.query(sql, params)]
+
+    def count_refusals(self, counts: dict[str, int]) -> None:
+        """Add refused webhooks by reason (which parameter, which rule; never the value sent)."""
+        with self.database.transaction() as tx:
+            now = self.database.now(tx)
+            for reason, count in counts.items():
+                tx.execute(
+                    "insert into refusals (reason, count, last_at) values (:reason, :count, :now) on conflict (reason)"
+                    " do update set count = refusals.count + :count, last_at = :now",
+                    {"reason": reason[:200], "count": count, "now": now},
+                )
+
+    def refusals(self) -> list[tuple[str, int, float]]:
+        """(reason, how many, last time) for every kind of refused webhook, most frequent first."""
+        rows = self.database.query("select reason, count, last_at from refusals order by count desc, reason")
+        return [(row["reason"], int(row["count"]), float(row["last_at"])) for row in rows]
+
+    def beat(self, worker: str) -> None:
+        """A worker process says it is alive."""
+        with self.database.transaction() as tx:
+            tx.execute(
+                "insert into heartbeats (worker, beat_at) values (:worker, :now)"
+                " on conflict (worker) do update set beat_at = :now",
+                {"worker": worker, "now": self.database.now(tx)},
+            )
+
+    def health(self) -> dict[str, float | int | None]:
+        """What readiness is judged on: the latest worker heartbeat, the latest applied delivery,
+        how many deliveries wait and since when (times in seconds since the epoch, or ``None``)."""
+        beat = self.database.query("select max(beat_at) as at from heartbeats")[0]["at"]
+        applied = self.database.query(
+            f"select max(updated_at) as at from deliveries where status in ('{DONE}', '{SKIPPED}')")[0]["at"]
+        waiting = self.database.query(
+            f"select count(*) as n, min(created_at) as oldest from deliveries where status in {UNFINISHED}")[0]
+        return {"now": time.time(), "worker_beat": beat, "last_applied": applied,
+                "waiting": int(waiting["n"]), "oldest_waiting": waiting["oldest"]}
 
     def update(self, delivery_id: str, **values: object) -> None:
         """Set columns of one delivery (``status``, ``result``, ``user_id``, ``secret``, ``push_to``, ``attempts``)."""
@@ -333,6 +431,15 @@ class Store:
                 f"update deliveries set {columns}, updated_at = :updated_at where id = :delivery_id",
                 {**values, "updated_at": time.time(), "delivery_id": delivery_id},
             )
+
+
+def _record(tx: Any, delivery_id: str, attempt: Attempt) -> None:
+    tx.execute(
+        "insert into attempts (delivery_id, at, call, status, code, message, next_retry)"
+        " values (:delivery_id, :at, :call, :status, :code, :message, :next_retry)",
+        {"delivery_id": delivery_id, "at": attempt.at, "call": attempt.call, "status": attempt.status,
+         "code": attempt.code or "", "message": attempt.message, "next_retry": attempt.next_retry},
+    )
 
 
 def _delivery(row: dict[str, Any]) -> Delivery:

@@ -13,6 +13,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import redact
 from .addresses import client_key, looks_proxied
+from .readiness import readiness
+from .refusals import Refusals, named
 from .settings import Settings, load_settings
 from .store import Store, StoreUnavailable
 from .webhook import read_webhook
@@ -35,10 +37,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
     store = Store(settings.database_url)
-    app.extensions["wpf_bridge"] = {"settings": settings, "store": store}
+    refusals = Refusals(store)
+    app.extensions["wpf_bridge"] = {"settings": settings, "store": store, "refusals": refusals}
     redact.install(settings.secrets())
+    if settings.placeholder_warning():
+        log.warning("%s", settings.placeholder_warning())
 
     proxy_warned = []
+
+    def refuse(message: str, status: int, reason: str, read_body: bool = True) -> tuple[Response, int]:
+        """Answer a refused webhook; log and count it with who it named (never the key)."""
+        values = request.values if read_body else request.args
+        refusals.record(status, reason, client_key(request.remote_addr), named(values.get("contact_id"), values.get("email")))
+        return _error(message, status)
 
     @app.route("/", methods=["GET", "POST"])
     @app.route("/webhook", methods=["GET", "POST"])
@@ -50,18 +61,21 @@ def create_app(settings: Settings | None = None) -> Flask:
         client = client_key(request.remote_addr)
         wait = store.key_block(client, KEY_FAILURE_WINDOW, settings.key_failure_limit)
         if wait:
-            response, status = _error("too many wrong access keys; try again later", 429)
+            response, status = refuse("too many wrong access keys; try again later", 429,
+                                      f"access_key: over {settings.key_failure_limit} wrong keys a minute")
             response.headers["Retry-After"] = str(math.ceil(wait))
             return response, status
         if not _key_matches(_given_key(), settings.access_keys):
-            failures = store.key_failure(client, KEY_FAILURE_WINDOW)
-            log.warning("wrong access key from %s (%d in %.0f s)", client, failures, KEY_FAILURE_WINDOW)
-            return _error("wrong or missing access_key", 403)
-        payload = _json_payload()
+            store.key_failure(client, KEY_FAILURE_WINDOW)
+            return refuse("wrong or missing access_key", 403, f"access_key: {'wrong' if _given_key() else 'missing'}")
         try:
+            payload = _json_payload()
             call = read_webhook(request.values, payload, settings.same_call_seconds)
+        except _BadPayload as exc:
+            return refuse(exc.description, 400, f"body: {exc.description}")
         except ValidationError as exc:
-            return _error(_first_message(exc), 400)
+            name, message = _first_error(exc)
+            return refuse(message if name in message else f"{name}: {message}", 400, f"{name}: {message}")
         if call.is_test:
             return jsonify(success=True), 200
         try:
@@ -76,10 +90,19 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
+        """Liveness: the web process answers (reads nothing)."""
         return jsonify(status="ok"), 200
+
+    @app.get("/ready")
+    def ready() -> tuple[Response, int]:
+        """Readiness: the store answers, and deliveries are not stalled (see ``readiness``)."""
+        answer, status = readiness(store, settings.stall_seconds)
+        return jsonify(answer), status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
+        if exc.code == 413:
+            return refuse(f"the body is over {MAX_BODY // 1024} KiB", 413, "body: over 1 MiB", read_body=False)
         return _error(exc.description or exc.name, exc.code or 500)
 
     @app.errorhandler(Exception)
@@ -123,10 +146,10 @@ def _json_payload() -> dict | None:
     return payload
 
 
-def _first_message(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    """The first parameter marshmallow refused, and why."""
     name, messages = next(iter(exc.normalized_messages().items()))
-    message = messages[0] if isinstance(messages, list) else str(messages)
-    return message if name in message else f"{name}: {message}"
+    return name, messages[0] if isinstance(messages, list) else str(messages)
 
 
 def _error(message: str, status: int) -> tuple[Response, int]:

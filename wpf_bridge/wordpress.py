@@ -7,6 +7,7 @@ WordPress silently dropping the meta.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,7 @@ class WordPressError(PermanentError):
     """WordPress refused a request; ``code`` is WordPress's own error code."""
 
     def __init__(self, message: str, code: str = "", status: int = 0):
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code)
         self.status = status
 
 
@@ -101,13 +101,15 @@ class WordPressClient:
         body = json_or_none(response)
         if response.ok and body is not None:
             return body
-        code = body.get("code", "") if isinstance(body, dict) else ""
-        message = body.get("message", "") if isinstance(body, dict) else ""
+        code = str(body.get("code", "")) if isinstance(body, dict) else ""
+        message = _plain(body.get("message", "")) if isinstance(body, dict) else ""
         status = response.status_code
         if code in ("existing_user_login", "existing_user_email") or code.endswith("_too_long"):
             raise WordPressError(f"WordPress refused the user: {message} ({code})", code, status)  # sent as HTTP 500
         if status == 429 or status >= 500 or (response.ok and body is None):
-            raise TransientError(f"WordPress answered HTTP {status} {code}".rstrip(), retry_after=retry_after(response))
+            said = f" {code}: {message}" if code or message else " (no JSON: a PHP fatal error or a proxy's page?)"
+            raise TransientError(f"WordPress answered HTTP {status}{said}".rstrip(": "), retry_after=retry_after(response),
+                                 code=code or f"HTTP {status}")
         if code == "rest_no_route" and route.startswith("/wpf-bridge/"):
             raise WordPressError(PLUGIN_MISSING, code, status)
         if status == 401:
@@ -119,3 +121,9 @@ class WordPressClient:
                 status,
             )
         raise WordPressError(f"WordPress answered HTTP {status} {code}: {message}".strip(), code, status)
+
+
+def _plain(message: object, limit: int = 300) -> str:
+    """WordPress's message as one line of plain text (its fatal-error page sends HTML)."""
+    text = re.sub(r"<[^>]+>", " ", str(message))
+    return " ".join(text.split())[:limit]

@@ -3,8 +3,11 @@ and decide whether to retry."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
+import time
 from dataclasses import dataclass
 
 from .actions import ACTIONS, Context, Outcome
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL = 0.25  # seconds between looks at the store when nothing is runnable
 PRUNE_EVERY = 3600.0  # seconds between deletions of deliveries older than WPF_KEEP_DAYS
+HEARTBEAT_EVERY = 10.0  # seconds between the worker's "alive" marks in the store (read by /ready)
 STORE_DOWN_PAUSE = 2.0  # seconds to wait after the store could not be read or written
 
 
@@ -79,22 +83,24 @@ class Runner:
         """Apply one claimed delivery and record how it ended, or when to try it again."""
         journal = StoreJournal(self.store, self.vault, delivery.id)
         ctx = Context(self.settings, self.wordpress, self.shared.contacts, journal, self.shared.roles.get)
+        code = ""
         try:
             outcome = ACTIONS[delivery.action](delivery, ctx)
         except TransientError as exc:
             if past_horizon(delivery.retry_since, self.settings.retry_horizon):
-                self._finish(delivery.id, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"))
+                self._finish(delivery, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"), exc.code)
                 return
             delay = retry_delay(delivery.attempts, exc)
-            self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s")
+            self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s",
+                                   call=delivery.action, code=exc.code)
             log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery.id, delivery.attempts, exc, delay)
             return
         except PermanentError as exc:
-            outcome = Outcome(FAILED, str(exc))
+            outcome, code = Outcome(FAILED, str(exc)), exc.code
         except Exception as exc:
             log.exception("delivery %s: unexpected error", delivery.id)
             outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
-        self._finish(delivery.id, outcome)
+        self._finish(delivery, outcome, code)
 
     def run_next(self) -> bool:
         """Claim the oldest runnable delivery and apply it; ``False`` when none was runnable."""
@@ -104,9 +110,10 @@ class Runner:
         self.run(delivery)
         return True
 
-    def _finish(self, delivery_id: str, outcome: Outcome) -> None:
-        self.store.finish(delivery_id, outcome.status, outcome.message, outcome.user_id)
-        log.info("delivery %s %s: %s", delivery_id, outcome.status, outcome.message)
+    def _finish(self, delivery: Delivery, outcome: Outcome, code: str = "") -> None:
+        self.store.finish(delivery.id, outcome.status, outcome.message, outcome.user_id, call=delivery.action, code=code)
+        level = logging.WARNING if outcome.status == FAILED else logging.INFO
+        log.log(level, "delivery %s %s: %s", delivery.id, outcome.status, outcome.message)
 
 
 class Worker:
@@ -127,7 +134,7 @@ class Worker:
             signal.signal(signum, self._stop)
         loops = [threading.Thread(target=self._loop, name=f"wpf-worker-{n}") for n in range(self.threads)]
         loops.append(threading.Thread(target=self.shared.pusher.push_until, args=(self.stopping,), name="wpf-pusher"))
-        loops.append(threading.Thread(target=self._prune_loop, name="wpf-pruner"))
+        loops.append(threading.Thread(target=self._housekeeping, name="wpf-housekeeping"))
         for loop in loops:
             loop.start()
         log.info("worker started with %d thread(s)", self.threads)
@@ -139,17 +146,23 @@ class Worker:
         log.info("%s: finishing running deliveries, then stopping", signal.Signals(signum).name)
         self.stopping.set()
 
-    def _prune_loop(self) -> None:
-        """Delete finished deliveries older than ``WPF_KEEP_DAYS``, at start and then hourly, so
-        the store does not grow without end (several workers doing it at once is harmless)."""
+    def _housekeeping(self) -> None:
+        """Mark the worker alive every ``HEARTBEAT_EVERY`` s, and delete finished deliveries older
+        than ``WPF_KEEP_DAYS`` at start and then hourly, so the store does not grow without end
+        (several workers doing it at once is harmless)."""
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        pruned_at = None
         while not self.stopping.is_set():
             try:
-                pruned = self.store.prune(self.settings.keep_seconds)
-                if pruned:
-                    log.info("deleted %d finished deliveries older than %g days", pruned, self.settings.keep_seconds / 86400)
+                self.store.beat(name)
+                if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY:
+                    pruned_at = time.monotonic()
+                    pruned = self.store.prune(self.settings.keep_seconds)
+                    if pruned:
+                        log.info("deleted %d finished deliveries older than %g days", pruned, self.settings.keep_seconds / 86400)
             except Exception:  # the store is down, or a bug: try again at the next round
-                log.exception("pruning old deliveries failed")
-            self.stopping.wait(PRUNE_EVERY)
+                log.exception("housekeeping failed")
+            self.stopping.wait(HEARTBEAT_EVERY)
 
     def _loop(self) -> None:
         runner = Runner(self.settings, self.store, self.shared)

@@ -1,0 +1,63 @@
+"""Deliveries and their history as an operator reads them: one line each, one delivery whole, or JSON."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .store import Attempt, Delivery
+
+_AGE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(text: str) -> float:
+    """``--since``: an age (``30m``, ``2h``, ``7d``) or a date/time (``2026-11-28``, ``2026-11-28T13:00``)."""
+    age = _AGE.match(text)
+    if age:
+        return (datetime.now(timezone.utc) - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})).timestamp()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--since {text!r}: give an age like 30m, 2h, 7d or a date like 2026-11-28") from None
+    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+
+
+def when(timestamp: float | None) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "-"
+
+
+def line(delivery: Delivery) -> str:
+    """One delivery on one line: when, id, action, status, attempts, contact id and email, outcome."""
+    who = " ".join(filter(None, [delivery.contact_id, delivery.email])) or "-"
+    return (f"{when(delivery.created_at)}  {delivery.id}  {delivery.action:11} {delivery.status:8} "
+            f"x{delivery.attempts:<2} {who}  {delivery.result or ''}").rstrip()
+
+
+def whole(delivery: Delivery, attempts: list[Attempt]) -> str:
+    """One delivery with every field an operator needs and its history, oldest step first."""
+    rows = [
+        ("delivery", delivery.id), ("action", delivery.action), ("status", delivery.status),
+        ("contact id", delivery.contact_id or "-"), ("email", delivery.email or "-"),
+        ("role asked", delivery.role or "-"), ("welcome email", "asked" if delivery.send_notification else "not asked"),
+        ("arrived", when(delivery.created_at)), ("last change", when(delivery.updated_at)),
+        ("attempts", str(delivery.attempts)), ("WordPress user", str(delivery.user_id or "-")),
+        ("outcome", delivery.result or "-"),
+    ]
+    if delivery.status in ("queued", "retrying", "pushing"):
+        rows.append(("next run", when(delivery.run_after)))
+    text = "\n".join(f"{name:15} {value}" for name, value in rows)
+    steps = [f"  {when(a.at)}  {a.call or '-':13} {a.status:8} {a.message}"
+             + (f" [{a.code}]" if a.code else "") + (f" (next try {when(a.next_retry)})" if a.next_retry else "")
+             for a in attempts]
+    return text + "\nhistory\n" + ("\n".join(steps) if steps else "  (nothing recorded yet)")
+
+
+def as_json(delivery: Delivery, attempts: list[Attempt] | None = None) -> dict[str, Any]:
+    """A delivery (and its history) for ``--json``; the sealed password and lease are left out."""
+    data = {key: value for key, value in dataclasses.asdict(delivery).items()
+            if key not in ("secret", "lease_until", "dedupe_key", "push_to")}
+    if attempts is not None:
+        data["history"] = [dataclasses.asdict(attempt) for attempt in attempts]
+    return data

@@ -1,0 +1,53 @@
+"""Refused webhooks: each logged with its reason and who it was for, and counted in the store.
+
+Counts are kept in the process and written at most once per ``FLUSH_SECONDS``, so a flood of
+refused requests costs the store one small write a second, not one per request.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections import Counter
+
+from .store import Store, StoreUnavailable
+
+FLUSH_SECONDS = 1.0
+log = logging.getLogger(__name__)
+
+
+class Refusals:
+    def __init__(self, store: Store):
+        self.store = store
+        self._pending: Counter[str] = Counter()
+        self._flushed_at = 0.0
+        self._lock = threading.Lock()
+        atexit.register(self.flush)  # a web process that stops writes what it has not yet
+
+    def record(self, status: int, reason: str, client: str, who: str) -> None:
+        """Log one refused webhook (``reason``: which parameter, which rule) and count it."""
+        log.warning("refused webhook: %d %s; from %s, for %s", status, reason, client, who or "nobody named")
+        with self._lock:
+            self._pending[reason] += 1
+            due = time.monotonic() - self._flushed_at >= FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the counts not yet in the store."""
+        with self._lock:
+            counts, self._pending, self._flushed_at = self._pending, Counter(), time.monotonic()
+        if not counts:
+            return
+        try:
+            self.store.count_refusals(dict(counts))
+        except StoreUnavailable as exc:  # the counts are lost; the refusal was logged
+            log.error("%s", exc)
+
+
+def named(*values: object) -> str:
+    """Who a request says it is for (contact id, email), fit for one log line: the values come
+    from whoever sent it, so control characters go and the length is capped."""
+    text = " ".join(str(v) for v in values if v not in (None, ""))
+    return "".join(c if c.isprintable() else "?" for c in text)[:120]
