@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 ## run: web and worker together (Procfile), on SQLite; the Procfile's commands come from the venv
 run: $(STAMP) .env
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start web worker
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start web worker
 
 ## system-deps: what the tests need besides Python: PHP, Debian's WordPress, MariaDB and PostgreSQL (running)
 system-deps:

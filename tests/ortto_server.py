@@ -180,7 +180,7 @@ def create_app(state: OrttoState) -> Flask:
             for f, v in fields.items():
                 if f != "str::person_id" and not (body.get("merge_strategy") == 3 and target.get(f)):
                     target[f] = v
-            target["tags"] = sorted(set(target["tags"]) | set(person.get("tags") or []) - set(person.get("unset_tags") or []))
+            target["tags"] = sorted((set(target["tags"]) | set(person.get("tags") or [])) - set(person.get("unset_tags") or []))
             results.append({"person_id": pid, "status": "created" if created else "merged"})
         if all(r["status"] == "invalid" for r in results):
             raise Refused(400, {"request_id": secrets.token_hex(8), "code": 400,

@@ -512,7 +512,10 @@ def test_a_query_that_fails_mid_write_saves_nothing_and_is_retried(bridge, ortto
 
     waiting = bridge.deliver("update", contact_id=contact_id, role="customer")
 
-    assert waiting.status == RETRYING and "WordPress answered HTTP 503 wpf_bridge_database_error" in waiting.result
+    assert waiting.status == RETRYING
+    assert "WordPress answered HTTP 503 wpf_bridge_database_error: A database query failed during the write" in waiting.result
+    [step] = bridge.store.history(waiting.id)
+    assert (step.call, step.status, step.code) == ("update", RETRYING, "wpf_bridge_database_error") and step.next_retry
     after = wordpress.user_by_email(email)
     assert (after["first_name"], after["roles"]) == ("Jane", ["subscriber"]), "nothing of the write was kept"
     assert wordpress.user_meta(user["id"], "ortto_tags") == ["old"]
@@ -558,3 +561,18 @@ def test_a_display_name_too_long_for_wordpress_is_cut_so_the_rest_still_applies(
     assert bridge.deliver("update", contact_id=contact_id).status == DONE
     user = wordpress.user_by_email(moved)
     assert user is not None and user["name"] == "N" * 250
+
+
+def test_a_password_field_ortto_does_not_have_fails_each_delivery_with_ortto_s_reason(settings, ortto, wordpress, caplog):
+    bridge = Bridge(dataclasses.replace(settings, ortto_password_field="str:cm:no-such-field"))
+    contact_id, email = person(ortto)
+
+    failed = bridge.deliver("add", contact_id=contact_id)
+
+    assert failed.status == FAILED and failed.secret is None
+    assert failed.result.endswith("password not delivered: Ortto did not save str:cm:no-such-field: invalid "
+                                  "(unknown field str:cm:no-such-field)")
+    assert [(a.call, a.status, a.code) for a in bridge.store.history(failed.id)][-1] == ("password push", FAILED, "invalid")
+    logs = [r.getMessage() for r in caplog.records]
+    assert any(f"password not delivered to Ortto person {contact_id}" in line for line in logs)
+    assert not any("Ortto saved" in line for line in logs), "no line claims a push that failed"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from wpf_bridge.errors import TransientError
 from wpf_bridge.ortto import OrttoClient, OrttoError
@@ -78,3 +79,31 @@ def test_server_errors_are_transient_and_bad_key_is_not(client, ortto_server, or
         client.check_key()
     with pytest.raises(OrttoError, match="refused the API key"):
         OrttoClient(ortto_server.url, "wrong").check_key()
+
+
+def test_custom_fields_lists_the_accounts_fields_with_their_type(client, ortto):
+    ortto.declare("str:cm:plan", display_type="single_select")
+    fields = client.custom_fields()
+    assert fields["str:cm:wp-password"] == "text" and fields["str:cm:plan"] == "single_select"
+    assert "str::email" not in fields
+
+
+def test_the_test_server_refuses_undeclared_fields_and_honours_unset_tags(ortto_server, ortto):
+    with pytest.raises(ValueError, match="declare the custom field str:cm:nope first"):
+        ortto.add_person({"str::email": "x@example.test", "str:cm:nope": "1"})
+    pid = ortto.add_person({"str::email": "t@example.test"}, ["a", "b"])
+    answer = requests.post(ortto_server.url + "/v1/person/merge", headers={"X-Api-Key": ortto.api_key}, json={
+        "people": [{"fields": {"str::person_id": pid}, "tags": ["c"], "unset_tags": ["a"]},
+                   {"fields": {"str::person_id": pid, "str:cm:nope": "1"}}],
+        "merge_by": ["str::person_id"]})
+    assert answer.json()["people"] == [{"person_id": pid, "status": "merged"},
+                                       {"status": "invalid", "error": "unknown field str:cm:nope"}]
+    assert ortto.people[pid]["tags"] == ["b", "c"]
+
+
+def test_the_test_servers_admin_page_lists_people_read_only(ortto_server, ortto):
+    pid = ortto.add_person({"str::email": "admin-view@example.test", "str::first": "<b>Jo</b>"}, ["vip"])
+    page = requests.get(ortto_server.url + "/admin", timeout=10)
+    assert page.status_code == 200 and pid in page.text and "admin-view@example.test" in page.text
+    assert "&lt;b&gt;Jo&lt;/b&gt;" in page.text and "<b>Jo</b>" not in page.text
+    assert not requests.post(ortto_server.url + "/admin", timeout=10).ok, "nothing but GET"

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import base64
+import os
+import shutil
+import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
 from conftest import PASSWORD_FIELD, unique_email
-from procfile import process_env, procfile
+from procfile import ROOT, process_env, procfile
 from waiting import wait_for
 from wordpress_site import free_port
 
@@ -47,6 +52,9 @@ def test_procfile_processes_apply_every_action_in_both_payload_shapes(processes,
     test_event = {"activity": {"field_id": "act::test_webhook"}, "contact": {}}
     assert requests.post(f"{processes.url}/?wpf_action=add&access_key={key}", json=test_event).json() == {"success": True}
     assert requests.post(f"{processes.url}/?wpf_action=add&access_key=nope", json=flat).status_code == 403
+
+    ready = requests.get(f"{processes.url}/ready").json()
+    assert ready["status"] == "ok" and ready["waiting"] == 0 and ready["worker_heartbeat_seconds_ago"] < 15
 
     assert set(processes.stop().values()) == {0}, processes.output()
     logs = processes.output()
@@ -96,3 +104,47 @@ def test_bad_setting_stops_start_up_with_one_line(env, tmp_path, process):
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == ["wpf-bridge: setting WORDPRESS_URL: must be an http:// or https:// URL"]
+
+
+def test_make_run_on_a_fresh_clone_starts_serves_health_and_stops_cleanly(tmp_path):
+    """The README's first command, in a copy of the project with no .env: it writes one with fresh
+    keys, starts web and worker through honcho (the Procfile's commands found in the venv), serves
+    /health, warns that the template still needs editing, and stops both on SIGTERM."""
+    clone = tmp_path / "clone"
+    for name in subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split():
+        if (ROOT / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, clone / name)
+    port = free_port()
+    log = tmp_path / "make-run.log"
+    # the project's venv stands in for the one `make run` would install (CI's `make test` installs it in its clone)
+    make = subprocess.Popen(["make", "run", f"VENV={Path(sys.executable).parent.parent}", "STAMP="], cwd=clone,
+                            env={**os.environ, "WPF_BIND": f"127.0.0.1:{port}"}, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), 60, "make run to serve /health")
+        wait_for(lambda: "worker started" in log.read_text(), 30, "the worker to start")
+    finally:
+        os.killpg(make.pid, signal.SIGTERM)
+        make.wait(30)
+        wait_for(lambda: not _group_alive(make.pid), 30, "web and worker to stop")
+    output = log.read_text()
+    assert (clone / ".env").stat().st_mode & 0o777 == 0o600
+    assert "settings still hold config/env.example's placeholders: WORDPRESS_URL, WORDPRESS_APP_PASSWORD, ORTTO_API_KEY" in output
+    assert "worker stopped" in output and "Shutting down: Master" in output, output
+    assert "not found" not in output
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.ConnectionError:
+        return False

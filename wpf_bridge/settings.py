@@ -24,7 +24,7 @@ ENV_FILE = "WPF_ENV_FILE"  # where the settings file is, when not ./.env (set by
 #: Values config/env.example ships with: a bridge still holding one was never configured.
 PLACEHOLDERS = {
     "WPF_ACCESS_KEY": "change-me", "WPF_SECRET_KEY": "change-me", "WORDPRESS_URL": "wordpress.example.com",
-    "WORDPRESS_APP_PASSWORD": "xxxx xxxx", "ORTTO_API_KEY": "your-ortto-private-api-key",
+    "WORDPRESS_APP_PASSWORD": "xxxxxxxx", "ORTTO_API_KEY": "your-ortto-private-api-key",
 }
 
 
@@ -65,7 +65,8 @@ class Settings:
         values = {"WPF_ACCESS_KEY": ",".join(self.access_keys), "WPF_SECRET_KEY": ",".join(self.secret_keys),
                   "WORDPRESS_URL": self.wordpress_url, "WORDPRESS_APP_PASSWORD": self.wordpress_app_password,
                   "ORTTO_API_KEY": self.ortto_api_key}
-        return [name for name, placeholder in PLACEHOLDERS.items() if placeholder in values[name]]
+        # honcho, which `make run` uses, drops the spaces from unquoted values
+        return [name for name, placeholder in PLACEHOLDERS.items() if placeholder in values[name].replace(" ", "")]
 
     def placeholder_warning(self) -> str | None:
         """What to tell the operator of a service started on the template ``.env``, if it was."""
