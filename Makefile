@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test faults bench system-deps clean
+.PHONY: install run test faults bench system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): setup.cfg pyproject.toml
 	umask 077; sed -e "s/^WPF_ACCESS_KEY=.*/WPF_ACCESS_KEY=$$(openssl rand -hex 16)/" \
 	    -e "s/^WPF_SECRET_KEY=.*/WPF_SECRET_KEY=$$(openssl rand -hex 32)/" config/env.example > $@
 	@echo "Created .env with fresh keys: set WORDPRESS_* and ORTTO_* in it, then run '$(VENV)/bin/wpf-bridge check'."
+
+## install: the venv, a .env with fresh keys and var/ (for the SQLite files), without starting anything
+install: $(STAMP) .env
+	mkdir -p var
 
 ## run: web and worker together (Procfile), on SQLite; the Procfile's commands come from the venv
 run: $(STAMP) .env
