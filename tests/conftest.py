@@ -90,7 +90,7 @@ def database_url(tmp_path: Path, postgres_database: str | None) -> Iterator[str]
     import psycopg
 
     with psycopg.connect(postgres_database, autocommit=True) as db:
-        db.execute("drop table if exists deliveries, key_failures")
+        db.execute("drop table if exists deliveries, key_failures, attempts, refusals, heartbeats")
     yield postgres_database
 
 

@@ -65,7 +65,7 @@ class Processes:
                 pytest.fail(f"{name} exited: {self.logs[name].read_text()}")
         try:
             return all(requests.get(url + "/health", timeout=1).ok for url in self.urls)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting its workers
             return False
 
     def wait_until_applied(self, delivery_ids: list[str]) -> None:

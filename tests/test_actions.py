@@ -501,6 +501,16 @@ def test_a_password_whose_push_failed_for_good_is_erased_and_a_replay_says_so(br
     assert len(wordpress.users_with_email(email)) == 1
 
 
+def test_php_dying_mid_write_saves_nothing_and_says_why(bridge, ortto, wordpress):
+    contact_id, email = person(ortto)
+    wordpress.crash_next_write()
+    waiting = bridge.deliver("add", contact_id=contact_id, role="customer")
+    assert waiting.status == RETRYING
+    assert "HTTP 503 wpf_bridge_database_error: WordPress failed during the write" in waiting.result
+    assert wordpress.accounts([email])[email] == [], "the connection closed with the transaction open: rolled back"
+    assert bridge.rerun(waiting).status == DONE and len(wordpress.accounts([email])[email]) == 1
+
+
 def test_a_query_that_fails_mid_write_saves_nothing_and_is_retried(bridge, ortto, wordpress):
     """WordPress ignores a failed query (a deadlock victim's, say) and would answer 200 with half
     the user written; the companion plugin rolls the whole write back and answers 503."""

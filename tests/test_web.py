@@ -5,6 +5,7 @@ import json
 
 import pytest
 from conftest import run_sql, store_locked
+from waiting import wait_for
 
 from wpf_bridge import database
 from wpf_bridge.web import create_app
@@ -288,10 +289,7 @@ def test_a_public_client_with_x_forwarded_for_or_a_set_trusted_proxies_is_not_wa
     assert not [r for r in caplog.records if "X-Forwarded-For" in r.getMessage()]
 
 
-def test_refused_webhooks_are_logged_with_reason_and_who_and_counted(app, key, caplog, monkeypatch):
-    from wpf_bridge import refusals as refusals_module
-
-    monkeypatch.setattr(refusals_module, "FLUSH_SECONDS", 0.0)
+def test_refused_webhooks_are_logged_with_reason_and_who_and_counted(app, key, caplog):
     client = app.test_client()
     client.get("/?wpf_action=add&access_key=wrong-key&contact_id=abc123")
     client.get(f"/?wpf_action=add&access_key={key}&email=not-an-email")
@@ -305,7 +303,9 @@ def test_refused_webhooks_are_logged_with_reason_and_who_and_counted(app, key, c
     assert "400 body: the body is not valid JSON" in logged[3]
     assert logged[4].endswith("for abc?123"), "control characters from the sender never reach the log as such"
     assert all(key not in line and "wrong-key" not in line for line in logged)
-    counts = {reason: count for reason, count, _ in app.extensions["wpf_bridge"]["store"].refusals()}
+    store = app.extensions["wpf_bridge"]["store"]
+    wait_for(lambda: sum(count for _, count, _ in store.refusals()) == 5, 10, "the counts to be written")
+    counts = {reason: count for reason, count, _ in store.refusals()}
     assert counts == {"access_key: wrong": 1, "email: Not a valid email address.": 2,
                       "body: the body is not valid JSON": 1, "contact_id: not an Ortto contact id": 1}
 

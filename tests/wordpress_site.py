@@ -61,6 +61,11 @@ add_action('rest_insert_user', function ($user, $request, $creating) {
         unlink($flag);
         $GLOBALS['wpdb']->query('SELECT wpf_test_no_such_column FROM ' . $GLOBALS['wpdb']->users);
     }
+    $flag = WPF_TEST_FAULT_DIR . '/crash';
+    if (file_exists($flag)) {  // PHP dies mid-write, as core's create does when a deadlock took its user
+        unlink($flag);
+        wpf_test_no_such_function();
+    }
 }, 10, 3);
 add_action('retrieve_password_key', function () {
     wpf_test_hold('before-email');
@@ -176,6 +181,10 @@ class WordPressSite:
     def fail_next_query(self) -> None:
         """Make one database query fail in the next REST user write, after core wrote the user."""
         (self.root / "fail-query").touch()
+
+    def crash_next_write(self) -> None:
+        """Make PHP die of a fatal error in the next REST user write, after core wrote the user."""
+        (self.root / "crash").touch()
 
     def stop(self) -> None:
         self.kill_server()

@@ -53,6 +53,9 @@ def _check_store(report: Report, settings: Settings) -> None:
 
 
 def _check_wordpress(report: Report, settings: Settings) -> None:
+    if {"WORDPRESS_URL", "WORDPRESS_APP_PASSWORD"} & set(settings.placeholders()):
+        report.note("WordPress not checked until WORDPRESS_URL and WORDPRESS_APP_PASSWORD are set")
+        return
     wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
     try:
         status = wordpress.status()
@@ -86,7 +89,7 @@ def _check_plugin(report: Report, installed: str) -> bool:
     elif _version(installed) < _version(shipped):
         report.check(False, f"companion plugin {installed} is outdated and unsafe: any logged-in user of the site "
                             f"could grant themselves capabilities through it; install {shipped} now "
-                            "(`wpf-bridge wordpress-plugin > wp-content/mu-plugins/wpf-bridge.php`)")
+                            "(`wpf-bridge wordpress-plugin --install /path/to/wordpress`)")
     else:
         report.check(False, f"companion plugin {installed} is newer than this bridge's {shipped}: upgrade the bridge")
     return installed == shipped
@@ -113,6 +116,9 @@ def _check_roles(report: Report, settings: Settings, roles: SiteRoles) -> None:
 
 def _check_ortto(report: Report, settings: Settings) -> None:
     """The key, then every Ortto field the bridge reads or writes, against the account's own list."""
+    if "ORTTO_API_KEY" in settings.placeholders():
+        report.note("Ortto not checked until ORTTO_API_KEY is set")
+        return
     ortto = OrttoClient(settings.ortto_api_url, settings.ortto_api_key)
     try:
         custom = ortto.custom_fields()

@@ -123,20 +123,23 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     found = store.find(**_filters(args), limit=args.limit)
     if args.json:
         print(json.dumps([history.as_json(d) for d in found], indent=2))
-    else:
+    elif found:
+        print(history.HEADER)
         for delivery in found:
             print(history.line(delivery))
-        if not found:
-            print("no deliveries match", file=sys.stderr)
+    else:
+        print("no deliveries match", file=sys.stderr)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     store = _open_store()
-    delivery = store.get(args.id)
-    if delivery is None:
-        print(f"wpf-bridge: no delivery {args.id}", file=sys.stderr)
+    matches = store.with_id_prefix(args.id)
+    if len(matches) != 1:
+        print(f"wpf-bridge: {'no delivery' if not matches else f'{len(matches)} deliveries'} with an id starting "
+              f"{args.id!r}", file=sys.stderr)
         return 1
+    delivery = matches[0]
     attempts = store.history(delivery.id)
     print(json.dumps(history.as_json(delivery, attempts), indent=2) if args.json else history.whole(delivery, attempts))
     return 0
@@ -162,7 +165,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         elif store.requeue(delivery.id):
             print(f"replayed {history.line(delivery)}")
             replayed += 1
-    print(f"{'would replay' if args.dry_run else 'replayed'} {replayed} deliveries")
+    print(f"{'would replay' if args.dry_run else 'replayed'} {replayed} {'delivery' if replayed == 1 else 'deliveries'}")
     return 0
 
 
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     deliveries.add_argument("--limit", type=int, default=20)
     deliveries.add_argument("--json", action="store_true")
     show = command("show", cmd_show, "one delivery whole, with the history of its attempts")
-    show.add_argument("id")
+    show.add_argument("id", help="a delivery id, or its first characters (at least 6)")
     show.add_argument("--json", action="store_true")
     replay = command("replay", cmd_replay, "run failed deliveries again (the ids given, or every failed one that matches)")
     replay.add_argument("ids", nargs="*", help="delivery ids (default: every failed delivery matching the filters)")

@@ -1,7 +1,8 @@
 """Refused webhooks: each logged with its reason and who it was for, and counted in the store.
 
-Counts are kept in the process and written at most once per ``FLUSH_SECONDS``, so a flood of
-refused requests costs the store one small write a second, not one per request.
+Counts gather in the process and are written about once per ``FLUSH_SECONDS`` (on a timer, and
+when the process exits), so a flood of refused requests costs the store one small write a
+second, not one per request; each reason keeps the time it was last seen.
 """
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import atexit
 import logging
 import threading
 import time
-from collections import Counter
 
 from .store import Store, StoreUnavailable
 
@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 class Refusals:
     def __init__(self, store: Store):
         self.store = store
-        self._pending: Counter[str] = Counter()
-        self._flushed_at = 0.0
+        self._pending: dict[str, tuple[int, float]] = {}  # reason: (count, last seen)
+        self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         atexit.register(self.flush)  # a web process that stops writes what it has not yet
 
@@ -29,20 +29,22 @@ class Refusals:
         """Log one refused webhook (``reason``: which parameter, which rule) and count it."""
         log.warning("refused webhook: %d %s; from %s, for %s", status, reason, client, who or "nobody named")
         with self._lock:
-            self._pending[reason] += 1
-            due = time.monotonic() - self._flushed_at >= FLUSH_SECONDS
-        if due:
-            self.flush()
+            count, _ = self._pending.get(reason, (0, 0.0))
+            self._pending[reason] = (count + 1, time.time())
+            if self._timer is None:
+                self._timer = threading.Timer(FLUSH_SECONDS, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
 
     def flush(self) -> None:
         """Write the counts not yet in the store."""
         with self._lock:
-            counts, self._pending, self._flushed_at = self._pending, Counter(), time.monotonic()
+            counts, self._pending, self._timer = self._pending, {}, None
         if not counts:
             return
         try:
-            self.store.count_refusals(dict(counts))
-        except StoreUnavailable as exc:  # the counts are lost; the refusal was logged
+            self.store.count_refusals(counts)
+        except StoreUnavailable as exc:  # the counts are lost; the refusals were logged
             log.error("%s", exc)
 
 

@@ -195,6 +195,14 @@ class Store:
         rows = self.database.query("select * from deliveries where id = :id", {"id": delivery_id})
         return _delivery(rows[0]) if rows else None
 
+    def with_id_prefix(self, prefix: str) -> list[Delivery]:
+        """The deliveries whose id starts with ``prefix`` (6 characters at least; at most two returned)."""
+        if len(prefix) < 6 or not prefix.isalnum():
+            return [found for found in [self.get(prefix)] if found]
+        rows = self.database.query("select * from deliveries where id >= :low and id < :high order by id limit 2",
+                                   {"low": prefix.lower(), "high": prefix.lower() + "~"})
+        return [_delivery(row) for row in rows]
+
     def recent(self, limit: int = 20) -> list[Delivery]:
         rows = self.database.query("select * from deliveries order by created_at desc limit :limit", {"limit": limit})
         return [_delivery(row) for row in rows]
@@ -228,9 +236,10 @@ class Store:
         return _delivery(claimed[0])
 
     def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None, *,
-               call: str = "", code: str = "") -> None:
-        """Record how a run of ``call`` ended (``pushing`` included: the push is claimed separately)."""
-        self._finish([(delivery_id, status, result, user_id, code)], forget_secret=False, call=call)
+               call: str = "", code: str = "", email: str | None = None) -> None:
+        """Record how a run of ``call`` ended (``pushing`` included: the push is claimed separately),
+        and the contact's ``email`` when the webhook did not carry one."""
+        self._finish([(delivery_id, status, result, user_id, code)], forget_secret=False, call=call, email=email)
 
     def finish_many(self, outcomes: list[tuple[str, str, str, str]], forget_secret: bool = False, *, call: str = "") -> None:
         """Record how several pushes ended (id, status, result, code) in one write, and erase their
@@ -238,7 +247,8 @@ class Store:
         self._finish([(delivery_id, status, result, None, code) for delivery_id, status, result, code in outcomes],
                      forget_secret, call=call)
 
-    def _finish(self, outcomes: list[tuple[str, str, str, int | None, str]], forget_secret: bool, call: str) -> None:
+    def _finish(self, outcomes: list[tuple[str, str, str, int | None, str]], forget_secret: bool, call: str,
+                email: str | None = None) -> None:
         """A delivery that fails for good loses its sealed password at once, whatever the caller says."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
@@ -246,10 +256,11 @@ class Store:
                 _record(tx, delivery_id, Attempt(now, call, status, result, code))
                 tx.execute(
                     "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
+                    " email = coalesce(email, :email),"
                     " secret = case when :forget = 1 or :status = 'failed' then null else secret end,"
                     " lease_until = null, updated_at = :now"
                     " where id = :id",
-                    {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret),
+                    {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret), "email": email,
                      "now": now, "id": delivery_id},
                 )
 
@@ -290,15 +301,17 @@ class Store:
         )
         return [(row["contact_id"], float(row["created_at"])) for row in rows]
 
-    def retry_later(self, delivery_id: str, delay: float, result: str, *, call: str = "", code: str = "") -> None:
+    def retry_later(self, delivery_id: str, delay: float, result: str, *, call: str = "", code: str = "",
+                    email: str | None = None) -> None:
         """Give a claimed delivery back, to be claimed again in ``delay`` seconds."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
             _record(tx, delivery_id, Attempt(now, call, RETRYING, result, code, now + delay))
             tx.execute(
                 "update deliveries set status = :status, run_after = :run_after, lease_until = null, result = :result,"
-                " updated_at = :now where id = :id",
-                {"status": RETRYING, "run_after": now + delay, "result": result, "now": now, "id": delivery_id},
+                " email = coalesce(email, :email), updated_at = :now where id = :id",
+                {"status": RETRYING, "run_after": now + delay, "result": result, "now": now, "id": delivery_id,
+                 "email": email},
             )
 
     def key_failure(self, client: str, window: float) -> int:
@@ -384,15 +397,15 @@ class Store:
             params["limit"] = limit
         return [_delivery(row) for row in self.database.query(sql, params)]
 
-    def count_refusals(self, counts: dict[str, int]) -> None:
-        """Add refused webhooks by reason (which parameter, which rule; never the value sent)."""
+    def count_refusals(self, counts: dict[str, tuple[int, float]]) -> None:
+        """Add refused webhooks by reason (which parameter, which rule; never the value sent):
+        how many, and when the last one came."""
         with self.database.transaction() as tx:
-            now = self.database.now(tx)
-            for reason, count in counts.items():
+            for reason, (count, last) in counts.items():
                 tx.execute(
-                    "insert into refusals (reason, count, last_at) values (:reason, :count, :now) on conflict (reason)"
-                    " do update set count = refusals.count + :count, last_at = :now",
-                    {"reason": reason[:200], "count": count, "now": now},
+                    "insert into refusals (reason, count, last_at) values (:reason, :count, :last) on conflict (reason)"
+                    " do update set count = refusals.count + :count, last_at = case when refusals.last_at > :last then refusals.last_at else :last end",
+                    {"reason": reason[:200], "count": count, "last": last},
                 )
 
     def refusals(self) -> list[tuple[str, int, float]]:

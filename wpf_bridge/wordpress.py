@@ -18,7 +18,7 @@ from .http import json_or_none, new_session, retry_after, send
 
 PLUGIN_MISSING = (
     "the wpf-bridge companion plugin is not installed on WordPress "
-    "(run `wpf-bridge wordpress-plugin > wp-content/mu-plugins/wpf-bridge.php`)"
+    "(run `wpf-bridge wordpress-plugin --install /path/to/wordpress`)"
 )
 
 

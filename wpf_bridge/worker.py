@@ -38,6 +38,10 @@ class StoreJournal:
     store: Store
     vault: Vault
     delivery_id: str
+    email: str | None = None  # the contact's email, recorded with the outcome
+
+    def learn_email(self, email: str | None) -> None:
+        self.email = email
 
     def pending_password(self) -> str | None:
         delivery = self.store.get(self.delivery_id)
@@ -88,11 +92,11 @@ class Runner:
             outcome = ACTIONS[delivery.action](delivery, ctx)
         except TransientError as exc:
             if past_horizon(delivery.retry_since, self.settings.retry_horizon):
-                self._finish(delivery, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"), exc.code)
+                self._finish(delivery, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"), journal, exc.code)
                 return
             delay = retry_delay(delivery.attempts, exc)
             self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s",
-                                   call=delivery.action, code=exc.code)
+                                   call=delivery.action, code=exc.code, email=journal.email)
             log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery.id, delivery.attempts, exc, delay)
             return
         except PermanentError as exc:
@@ -100,7 +104,7 @@ class Runner:
         except Exception as exc:
             log.exception("delivery %s: unexpected error", delivery.id)
             outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
-        self._finish(delivery, outcome, code)
+        self._finish(delivery, outcome, journal, code)
 
     def run_next(self) -> bool:
         """Claim the oldest runnable delivery and apply it; ``False`` when none was runnable."""
@@ -110,8 +114,9 @@ class Runner:
         self.run(delivery)
         return True
 
-    def _finish(self, delivery: Delivery, outcome: Outcome, code: str = "") -> None:
-        self.store.finish(delivery.id, outcome.status, outcome.message, outcome.user_id, call=delivery.action, code=code)
+    def _finish(self, delivery: Delivery, outcome: Outcome, journal: StoreJournal, code: str = "") -> None:
+        self.store.finish(delivery.id, outcome.status, outcome.message, outcome.user_id, call=delivery.action, code=code,
+                          email=journal.email)
         level = logging.WARNING if outcome.status == FAILED else logging.INFO
         log.log(level, "delivery %s %s: %s", delivery.id, outcome.status, outcome.message)
 

@@ -12,11 +12,11 @@ from ..ortto import Contact
 from ..passwords import generate_password, username_candidates
 from ..store import DONE, PUSHING, Delivery
 from ..wordpress import User, WordPressError
-from .common import MAX_EMAIL, Context, Outcome, find_user, new_user_role, refusal, tags_meta, update_user
+from .common import MAX_EMAIL, Context, Outcome, find_user, load_contact, new_user_role, refusal, tags_meta, update_user
 
 
 def add(delivery: Delivery, ctx: Context) -> Outcome:
-    contact = ctx.contacts.load(delivery)
+    contact = load_contact(ctx, delivery)
     match = find_user(ctx, contact)
     if match is None:
         return _create(ctx, contact, delivery)

@@ -24,6 +24,7 @@ MAX_EMAIL = 100  # the wp_users column; WordPress drops a longer one without an 
 class Journal(Protocol):
     """Where an action records progress that must survive a crash and a retry."""
 
+    def learn_email(self, email: str | None) -> None: ...
     def pending_password(self) -> str | None: ...
     def keep_password(self, password: str, person_id: str) -> None: ...
     def forget_password(self) -> None: ...
@@ -54,6 +55,14 @@ class Match:
 
     user: User
     by_contact_id: bool
+
+
+def load_contact(ctx: Context, delivery: Delivery) -> Contact:
+    """The delivery's Ortto contact; its email is recorded on the delivery, so that an operator
+    finds it by email even when the webhook named only a contact id."""
+    contact = ctx.contacts.load(delivery)
+    ctx.journal.learn_email(contact.email)
+    return contact
 
 
 def find_user(ctx: Context, contact: Contact) -> Match | None:

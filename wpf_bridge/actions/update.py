@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ..store import Delivery
-from .common import Context, Outcome, find_user, refusal, update_user
+from .common import Context, Outcome, find_user, load_contact, refusal, update_user
 
 
 def update(delivery: Delivery, ctx: Context) -> Outcome:
     """No user for the contact is not an error (WP Fusion: "no matching user"): nothing is created."""
-    contact = ctx.contacts.load(delivery)
+    contact = load_contact(ctx, delivery)
     match = find_user(ctx, contact)
     return refusal(match, contact) or update_user(ctx, match, contact, delivery)

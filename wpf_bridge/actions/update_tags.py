@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ..store import DONE, Delivery
-from .common import Context, Outcome, find_user, refusal, tags_meta
+from .common import Context, Outcome, find_user, load_contact, refusal, tags_meta
 
 
 def update_tags(delivery: Delivery, ctx: Context) -> Outcome:
-    contact = ctx.contacts.load(delivery)
+    contact = load_contact(ctx, delivery)
     match = find_user(ctx, contact)
     stop = refusal(match, contact)
     if stop:

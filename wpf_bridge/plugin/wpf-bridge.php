@@ -334,6 +334,28 @@ add_filter(
 );
 
 /**
+ * A write that dies of a PHP error (core's create crashes when a deadlock rolled its new user
+ * back) is rolled back by MariaDB as the connection closes; say so, as for a failed query,
+ * instead of WordPress's "critical error" page.
+ */
+add_filter(
+	'wp_php_error_args',
+	function ( $args ) {
+		if ( $GLOBALS['wpf_bridge_transaction']['open'] ) {
+			$args['response'] = 503;
+			$args['code']     = 'wpf_bridge_database_error';
+		}
+		return $args;
+	}
+);
+add_filter(
+	'wp_php_error_message',
+	function ( $message ) {
+		return $GLOBALS['wpf_bridge_transaction']['open'] ? 'WordPress failed during the write (after a database deadlock, say), so nothing was saved; try again.' : $message;
+	}
+);
+
+/**
  * The new-user email, at most once per user. The mark is written as late as possible, when the
  * message is built and about to be handed to the mailer (phpmailer_init), so a retry after a
  * crash sends it unless that last step had begun: a crash there loses the email, never doubles it.
