@@ -82,16 +82,18 @@ def postgres_database() -> Iterator[str | None]:
 
 @pytest.fixture
 def database_url(tmp_path: Path, postgres_database: str | None) -> Iterator[str]:
-    """An empty store for one test: a new SQLite file, or the session's PostgreSQL database
-    without its tables (the bridge creates them again, as on a first start)."""
+    """An empty store for one test: a new SQLite file, or a new schema in the session's PostgreSQL
+    database (the bridge creates its tables there, as on a first start; what a process of an
+    earlier test still writes lands in that test's schema)."""
     if postgres_database is None:
         yield f"sqlite:///{tmp_path / 'bridge.db'}"
         return
     import psycopg
 
+    schema = "t_" + secrets.token_hex(6)
     with psycopg.connect(postgres_database, autocommit=True) as db:
-        db.execute("drop table if exists deliveries, key_failures, attempts, refusals, heartbeats")
-    yield postgres_database
+        db.execute(f"create schema {schema}")
+    yield f"{postgres_database}?options=-csearch_path%3D{schema}"
 
 
 @contextmanager

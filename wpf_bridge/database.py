@@ -86,7 +86,11 @@ class SqliteDatabase:
         if db is None:
             db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
+            # Turning a new file to WAL takes an exclusive lock that processes starting together
+            # compete for: wait for it here; writes wait in ``_begin`` instead (busy timeout 0).
+            db.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
             db.execute("pragma journal_mode=wal")
+            db.execute("pragma busy_timeout = 0")
             db.execute("pragma synchronous=full")
             self._local.db = db
         return db
@@ -182,12 +186,14 @@ class PostgresDatabase:
 
     def _connection(self):
         import psycopg
+        from psycopg.conninfo import conninfo_to_dict
         from psycopg.rows import dict_row
 
         db = getattr(self._local, "db", None)
         if db is None or db.closed or db.broken:
+            given = conninfo_to_dict(self.url).get("options") or ""  # e.g. ?options=-csearch_path%3Dbridge
             db = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10,
-                                 options=f"-c lock_timeout={int(BUSY_TIMEOUT * 1000)}")
+                                 options=f"{given} -c lock_timeout={int(BUSY_TIMEOUT * 1000)}".strip())
             self._local.db = db
         return db
 

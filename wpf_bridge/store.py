@@ -253,7 +253,6 @@ class Store:
         with self.database.transaction() as tx:
             now = self.database.now(tx)
             for delivery_id, status, result, user_id, code in outcomes:
-                _record(tx, delivery_id, Attempt(now, call, status, result, code))
                 tx.execute(
                     "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
                     " email = coalesce(email, :email),"
@@ -263,6 +262,8 @@ class Store:
                     {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret), "email": email,
                      "now": now, "id": delivery_id},
                 )
+            _record(tx, [(delivery_id, Attempt(now, call, status, result, code))
+                         for delivery_id, status, result, _, code in outcomes])
 
     def claim_pushes(self, limit: int, lease_seconds: float) -> list[Delivery]:
         """Take up to ``limit`` deliveries whose password is due to go to Ortto, oldest first."""
@@ -284,12 +285,13 @@ class Store:
         with self.database.transaction() as tx:
             now = self.database.now(tx)
             for delivery_id, result in results.items():
-                _record(tx, delivery_id, Attempt(now, call, PUSHING, result, code, now + delay))
                 tx.execute(
                     "update deliveries set run_after = :run_after, lease_until = null, attempts = attempts + 1,"
                     " result = :result, updated_at = :now where id = :id",
                     {"run_after": now + delay, "result": result, "now": now, "id": delivery_id},
                 )
+            _record(tx, [(delivery_id, Attempt(now, call, PUSHING, result, code, now + delay))
+                         for delivery_id, result in results.items()])
 
     def upcoming_contacts(self, limit: int) -> list[tuple[str, float]]:
         """Contact ids of the next deliveries to run, with their latest arrival (for batched loads)."""
@@ -306,13 +308,13 @@ class Store:
         """Give a claimed delivery back, to be claimed again in ``delay`` seconds."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
-            _record(tx, delivery_id, Attempt(now, call, RETRYING, result, code, now + delay))
             tx.execute(
                 "update deliveries set status = :status, run_after = :run_after, lease_until = null, result = :result,"
                 " email = coalesce(email, :email), updated_at = :now where id = :id",
                 {"status": RETRYING, "run_after": now + delay, "result": result, "now": now, "id": delivery_id,
                  "email": email},
             )
+            _record(tx, [(delivery_id, Attempt(now, call, RETRYING, result, code, now + delay))])
 
     def key_failure(self, client: str, window: float) -> int:
         """Count one wrong access key from ``client``; return its failures in the current window.
@@ -349,13 +351,13 @@ class Store:
     def prune(self, keep_seconds: float) -> int:
         """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago,
         with their history; return how many went. Unfinished ones are never deleted, however old."""
-        finished = f"status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before"
         with self.database.transaction() as tx:
-            before = self.database.now(tx) - keep_seconds
-            tx.execute(f"delete from attempts where delivery_id in (select id from deliveries where {finished})",
-                       {"before": before})
-            tx.execute(f"delete from deliveries where {finished}", {"before": before})
-            return tx.rowcount
+            tx.execute(f"delete from deliveries where status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before",
+                       {"before": self.database.now(tx) - keep_seconds})
+            pruned = tx.rowcount
+            if pruned:  # deliveries first, then attempts: the order every transaction keeps
+                tx.execute("delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)")
+            return pruned
 
     def failed_ids(self) -> list[str]:
         rows = self.database.query("select id from deliveries where status = :status order by created_at", {"status": FAILED})
@@ -373,7 +375,7 @@ class Store:
             )
             if tx.rowcount != 1:
                 return False
-            _record(tx, delivery_id, Attempt(now, "replay", QUEUED, "replayed by an operator"))
+            _record(tx, [(delivery_id, Attempt(now, "replay", QUEUED, "replayed by an operator"))])
             return True
 
     def history(self, delivery_id: str) -> list[Attempt]:
@@ -446,13 +448,16 @@ class Store:
             )
 
 
-def _record(tx: Any, delivery_id: str, attempt: Attempt) -> None:
-    tx.execute(
-        "insert into attempts (delivery_id, at, call, status, code, message, next_retry)"
-        " values (:delivery_id, :at, :call, :status, :code, :message, :next_retry)",
-        {"delivery_id": delivery_id, "at": attempt.at, "call": attempt.call, "status": attempt.status,
-         "code": attempt.code or "", "message": attempt.message, "next_retry": attempt.next_retry},
-    )
+def _record(tx: Any, steps: list[tuple[str, Attempt]]) -> None:
+    """Add steps to deliveries' histories. Every transaction writes ``deliveries`` before
+    ``attempts`` (and the schema is created in that order), so none waits on the other in a cycle."""
+    for delivery_id, attempt in steps:
+        tx.execute(
+            "insert into attempts (delivery_id, at, call, status, code, message, next_retry)"
+            " values (:delivery_id, :at, :call, :status, :code, :message, :next_retry)",
+            {"delivery_id": delivery_id, "at": attempt.at, "call": attempt.call, "status": attempt.status,
+             "code": attempt.code or "", "message": attempt.message, "next_retry": attempt.next_retry},
+        )
 
 
 def _delivery(row: dict[str, Any]) -> Delivery:
