@@ -95,7 +95,7 @@ class Bench:
         port = free_port()
         env = self.env(database_url, PORT=str(port))
         Store(database_url)  # schema first, as the release step would
-        web = self.start([str(BIN / "gunicorn"), "-c", "python:wpf_bridge.gunicorn_conf", app], env, f"ingest-{label}")
+        web = self.start([str(BIN / "gunicorn"), "-c", "python:wpf_bridge.web.gunicorn_conf", app], env, f"ingest-{label}")
         try:
             wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health") or _answers(f"http://127.0.0.1:{port}/"), 30)
             url = f"http://127.0.0.1:{port}/?wpf_action=add&access_key={self.key}"

@@ -14,7 +14,7 @@ from waiting import wait_for
 
 from wpf_bridge.settings import load_settings
 from wpf_bridge.store import DONE, FAILED, PUSHING, RETRYING, RUNNING, SKIPPED
-from wpf_bridge.wordpress import Lookup
+from wpf_bridge.clients.wordpress import Lookup
 
 from inprocess import Bridge, can_log_in, person
 
@@ -412,7 +412,7 @@ def test_a_contact_loaded_before_a_delivery_arrived_is_loaded_again(bridge, ortt
 
 
 def test_a_password_sealed_under_another_key_fails_its_delivery_only(bridge, ortto, wordpress):
-    from wpf_bridge.vault import Vault
+    from wpf_bridge.worker.vault import Vault
 
     (first, _), (second, email) = person(ortto), person(ortto)
     deliveries = [bridge.store.add("add", contact_id, None, None, False)[0] for contact_id in (first, second)]

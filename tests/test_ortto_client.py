@@ -5,7 +5,7 @@ import pytest
 import requests
 
 from wpf_bridge.errors import TransientError
-from wpf_bridge.ortto import OrttoClient, OrttoError
+from wpf_bridge.clients.ortto import OrttoClient, OrttoError
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_other_refusals_carry_ortto_s_reason(client, ortto):
 def test_a_shared_rate_limiter_paces_requests(ortto_server, ortto):
     import time
 
-    from wpf_bridge.http import RateLimiter
+    from wpf_bridge.clients.http import RateLimiter
 
     client = OrttoClient(ortto_server.url, ortto_server.state.api_key, limiter=RateLimiter(20, burst=2))
     started = time.monotonic()

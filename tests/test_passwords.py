@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from wpf_bridge.passwords import generate_password, username_candidates
+from wpf_bridge.actions.passwords import generate_password, username_candidates
 
 
 def test_generated_passwords_are_strong_and_distinct():
@@ -40,7 +40,7 @@ def test_usernames_fit_wordpress_limit():
 
 def test_secret_keys_rotate_without_losing_waiting_passwords():
     from wpf_bridge.errors import PermanentError
-    from wpf_bridge.vault import Vault
+    from wpf_bridge.worker.vault import Vault
 
     old = Vault(["the-old-secret-key-0001"]).seal("waiting password")
     rotated = Vault(["the-new-secret-key-0002", "the-old-secret-key-0001"])

@@ -83,7 +83,7 @@ def test_default_field_map_file_is_used_when_present(env, tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("url", ["postgres://u:p@db.example.com:5432/d1", "postgresql://u:p@db.example.com:5432/d1"])
 def test_database_url_takes_herokus_postgres_spelling(env, url):
-    from wpf_bridge.database import connect
+    from wpf_bridge.store.database import connect
 
     settings = load_settings({**env, "DATABASE_URL": url})
     assert connect(settings.database_url).url == "postgresql://u:p@db.example.com:5432/d1"

@@ -7,7 +7,7 @@ import pytest
 from conftest import run_sql, store_locked
 from waiting import wait_for
 
-from wpf_bridge import database
+from wpf_bridge.store import database
 from wpf_bridge.web import create_app
 
 FLAT = {  # journey "send to webhook" shape

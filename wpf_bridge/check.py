@@ -4,12 +4,12 @@ from __future__ import annotations
 from typing import Callable
 
 from . import companion, redact
+from .clients.ortto import BUILT_IN_FIELDS, OrttoClient
+from .clients.wordpress import WordPressClient, WordPressError
 from .errors import BridgeError
-from .ortto import BUILT_IN_FIELDS, OrttoClient
 from .roles import SiteRoles
 from .settings import DEFAULT_FIELD_MAP, Settings, env_file
 from .store import Store
-from .wordpress import WordPressClient, WordPressError
 
 NEEDED_CAPABILITIES = ("list_users", "create_users", "edit_users", "promote_users")
 CREDENTIAL = "wpf-bridge"  # the application password name the companion plugin trusts with the bridge's own meta

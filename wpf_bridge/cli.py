@@ -48,7 +48,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     from gunicorn.app.wsgiapp import run
 
     settings_or_exit()
-    sys.argv = ["gunicorn", "-c", "python:wpf_bridge.gunicorn_conf", "wpf_bridge.web:create_app()", *args.gunicorn_args]
+    sys.argv = ["gunicorn", "-c", "python:wpf_bridge.web.gunicorn_conf", "wpf_bridge.web:create_app()", *args.gunicorn_args]
     run()
     return 0
 

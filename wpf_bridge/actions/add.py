@@ -7,12 +7,12 @@ fields, meta and tags, and the welcome email when asked, all in one WordPress ca
 """
 from __future__ import annotations
 
+from ..clients.ortto import Contact
+from ..clients.wordpress import User, WordPressError
 from ..errors import PermanentError
-from ..ortto import Contact
-from ..passwords import generate_password, username_candidates
 from ..store import DONE, PUSHING, Delivery
-from ..wordpress import User, WordPressError
 from .common import MAX_EMAIL, Context, Outcome, find_user, load_contact, new_user_role, refusal, tags_meta, update_user
+from .passwords import generate_password, username_candidates
 
 
 def add(delivery: Delivery, ctx: Context) -> Outcome:

@@ -7,18 +7,19 @@ power is ever granted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
-from ..contacts import ContactLoader
+from ..clients.ortto import Contact
+from ..clients.wordpress import User, WordPressClient
 from ..errors import PermanentError
-from ..ortto import Contact
 from ..roles import NEVER_GRANTED, PRIVILEGED_CAPABILITIES, SiteRoles
 from ..settings import Settings
 from ..store import DONE, FAILED, SKIPPED, Delivery
-from ..wordpress import User, WordPressClient
-
 
 MAX_EMAIL = 100  # the wp_users column; WordPress drops a longer one without an error
+
+if TYPE_CHECKING:  # the worker's batched loader; the worker imports the actions
+    from ..worker.contacts import ContactLoader
 
 
 class Journal(Protocol):

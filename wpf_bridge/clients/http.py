@@ -8,8 +8,8 @@ from email.utils import parsedate_to_datetime
 
 import requests
 
-from . import __version__
-from .errors import PermanentError, TransientError
+from .. import __version__
+from ..errors import PermanentError, TransientError
 
 TIMEOUT = (5, 30)  # connect, read (seconds)
 USER_AGENT = f"wpf-bridge/{__version__}"

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from .errors import PermanentError, TransientError
-from .ortto import MAX_PEOPLE, OrttoClient, Refusal
-from .settings import Settings
-from .store import DONE, FAILED, Delivery, Store
+from ..clients.ortto import MAX_PEOPLE, OrttoClient, Refusal
+from ..errors import PermanentError, TransientError
+from ..settings import Settings
+from ..store import DONE, FAILED, Delivery, Store
 from .retry import past_horizon, retry_delay
 from .vault import Vault
 

@@ -1,4 +1,4 @@
-"""Gunicorn settings for the web process (``gunicorn -c python:wpf_bridge.gunicorn_conf``).
+"""Gunicorn settings for the web process (``gunicorn -c python:wpf_bridge.web.gunicorn_conf``).
 
 Settings are validated here, in the master, so a bad setting stops start-up with one line.
 The access log leaves out the query string: it carries the access key.

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from .store import Store, StoreUnavailable
+from ..store import Store, StoreUnavailable
 
 FLUSH_SECONDS = 1.0
 log = logging.getLogger(__name__)

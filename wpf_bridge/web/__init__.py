@@ -11,12 +11,12 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import redact
+from .. import redact
+from ..settings import Settings, load_settings
+from ..store import Store, StoreUnavailable
 from .addresses import client_key, looks_proxied
 from .readiness import readiness
 from .refusals import Refusals, named
-from .settings import Settings, load_settings
-from .store import Store, StoreUnavailable
 from .webhook import read_webhook
 
 MAX_BODY = 1024 * 1024

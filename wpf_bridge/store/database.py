@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from .errors import TransientError
+from ..errors import TransientError
 
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another writer before the store counts as unavailable
 CLAIM_LOCK = 0x77706662  # PostgreSQL advisory lock that serialises claims ("wpfb")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .store import Store, StoreUnavailable
+from ..store import Store, StoreUnavailable
 
 
 def readiness(store: Store, stall_seconds: float) -> tuple[dict[str, Any], int]:

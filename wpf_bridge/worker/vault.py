@@ -11,7 +11,7 @@ from typing import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from .errors import PermanentError
+from ..errors import PermanentError
 
 
 class Vault:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 
-from .errors import TransientError
+from ..errors import TransientError
 
 FIRST_RETRY = 5.0  # seconds
 MAX_RETRY_DELAY = 3600.0

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 import time
 
-from .errors import PermanentError
-from .ortto import MAX_PEOPLE, Contact, OrttoClient
-from .store import Delivery, Store
+from ..clients.ortto import MAX_PEOPLE, Contact, OrttoClient
+from ..errors import PermanentError
+from ..store import Delivery, Store
 
 KEEP_SECONDS = 600.0  # cached contacts older than this are dropped when the cache is trimmed
 TRIM_ABOVE = 5000

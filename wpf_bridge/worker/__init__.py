@@ -10,18 +10,18 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .actions import ACTIONS, Context, Outcome
+from ..actions import ACTIONS, Context, Outcome
+from ..clients.http import RateLimiter
+from ..clients.ortto import OrttoClient
+from ..clients.wordpress import WordPressClient
+from ..errors import PermanentError, TransientError
+from ..roles import RoleCache
+from ..settings import Settings
+from ..store import FAILED, Delivery, Store, StoreUnavailable
 from .contacts import ContactLoader
-from .errors import PermanentError, TransientError
-from .http import RateLimiter
-from .ortto import OrttoClient
 from .pusher import PasswordPusher
 from .retry import past_horizon, retry_delay
-from .roles import RoleCache
-from .settings import Settings
-from .store import FAILED, Delivery, Store, StoreUnavailable
 from .vault import Vault
-from .wordpress import WordPressClient
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from .errors import PermanentError, TransientError
+from ..errors import PermanentError, TransientError
 from .http import RateLimiter, json_or_none, new_session, retry_after, send
 
 DEFAULT_RETRY_SECONDS = 10.0

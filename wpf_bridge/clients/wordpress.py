@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from .errors import PermanentError, TransientError
+from ..errors import PermanentError, TransientError
 from .http import json_or_none, new_session, retry_after, send
 
 PLUGIN_MISSING = (
