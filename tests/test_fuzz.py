@@ -47,7 +47,7 @@ def fuzz_app(tmp_path_factory, wordpress, ortto_server):
 
 
 def _count(app) -> int:
-    return len(app.extensions["wpf_bridge"]["store"].recent(100000))
+    return len(app.extensions["wpf_bridge"]["store"].find(limit=100000))
 
 
 @hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

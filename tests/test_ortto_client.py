@@ -50,7 +50,7 @@ def test_a_merge_ortto_refuses_whole_reports_its_reason_for_each_person(client, 
 def test_other_refusals_carry_ortto_s_reason(client, ortto):
     ortto.fail_next(400, {"request_id": "r", "code": 400, "error": "bad request", "details": [{"error": "limit"}]})
     with pytest.raises(OrttoError, match="HTTP 400: bad request: limit"):
-        client.check_key()
+        client.custom_fields()
 
 
 def test_a_shared_rate_limiter_paces_requests(ortto_server, ortto):
@@ -61,24 +61,24 @@ def test_a_shared_rate_limiter_paces_requests(ortto_server, ortto):
     client = OrttoClient(ortto_server.url, ortto_server.state.api_key, limiter=RateLimiter(20, burst=2))
     started = time.monotonic()
     for _ in range(12):
-        client.check_key()
+        client.custom_fields()
     assert time.monotonic() - started >= 10 / 20 * 0.95, "two at once, then 20 a second"
-    assert len(ortto.calls_to("/v1/tags/get")) == 12
+    assert len(ortto.calls_to("/v1/person/custom-field/get")) == 12
 
 
 def test_rate_limit_carries_try_in_seconds(client, ortto):
     ortto.fail_next(429, {"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 7}})
     with pytest.raises(TransientError) as error:
-        client.check_key()
+        client.custom_fields()
     assert error.value.retry_after == 7
 
 
 def test_server_errors_are_transient_and_bad_key_is_not(client, ortto_server, ortto):
     ortto.fail_next(502)
     with pytest.raises(TransientError):
-        client.check_key()
+        client.custom_fields()
     with pytest.raises(OrttoError, match="refused the API key"):
-        OrttoClient(ortto_server.url, "wrong").check_key()
+        OrttoClient(ortto_server.url, "wrong").custom_fields()
 
 
 def test_custom_fields_lists_the_accounts_fields_with_their_type(client, ortto):

@@ -38,7 +38,7 @@ def key(settings):
 
 
 def stored(app):
-    return app.extensions["wpf_bridge"]["store"].recent(100)
+    return app.extensions["wpf_bridge"]["store"].find(limit=100)
 
 
 def test_flat_payload_is_stored_runnable(client, app, key):

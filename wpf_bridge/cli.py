@@ -60,8 +60,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     redact.install(settings.secrets())
-    if settings.placeholder_warning():
-        log.warning("%s", settings.placeholder_warning())
+    if warning := settings.placeholder_warning():
+        log.warning("%s", warning)
     store = Store(settings.database_url)
     Worker(settings, store, threads=args.threads or settings.worker_threads).run()
     return 0

@@ -116,10 +116,6 @@ class OrttoClient:
                 fields[str(field["id"])] = str(field.get("display_type") or "")
         return fields
 
-    def check_key(self) -> None:
-        """Raise unless Ortto accepts the key (the cheapest authenticated call)."""
-        self._post("/v1/tags/get", {})
-
     def _post(self, path: str, payload: dict) -> Any:
         if self.limiter is not None:
             self.limiter.acquire()

@@ -92,16 +92,11 @@ function wpf_bridge_field_refusal( $target_id ) {
 	return null;
 }
 
-/** The users-controller request this is, if it carries our fields: 'create', 'update' or null. */
+/** Is this a users-controller request that carries our fields? */
 function wpf_bridge_users_write( $handler, $request ) {
 	$callback = isset( $handler['callback'] ) ? $handler['callback'] : null;
-	if ( ! is_array( $callback ) || ! ( $callback[0] instanceof WP_REST_Users_Controller ) ) {
-		return null;
-	}
-	if ( ! $request->has_param( 'wpf_meta' ) && ! $request->has_param( 'wpf_send_notification' ) ) {
-		return null;
-	}
-	return 'create_item' === $callback[1] ? 'create' : 'update';
+	return is_array( $callback ) && $callback[0] instanceof WP_REST_Users_Controller
+		&& ( $request->has_param( 'wpf_meta' ) || $request->has_param( 'wpf_send_notification' ) );
 }
 
 /** The user a users-controller request acts on: its id, the current user for /users/me, 0 for a create. */
@@ -122,10 +117,11 @@ function wpf_bridge_check_request( $handler, $request ) {
 	if ( $refusal ) {
 		return $refusal;
 	}
-	if ( ! $request->has_param( 'wpf_meta' ) ) {
-		return null;
-	}
-	$meta = $request['wpf_meta'];
+	return $request->has_param( 'wpf_meta' ) ? wpf_bridge_meta_error( $request['wpf_meta'] ) : null;
+}
+
+/** Why this wpf_meta may not be written (a WP_Error), or null when every key and value may. */
+function wpf_bridge_meta_error( $meta ) {
 	if ( ! is_array( $meta ) ) {
 		return new WP_Error( 'wpf_bridge_bad_meta', 'wpf_meta must be an object.', array( 'status' => 400 ) );
 	}
@@ -269,17 +265,22 @@ function wpf_bridge_user_by_contact_id( $contact_id ) {
  * back with the rest), and any database error during the write ($EZSQL_ERROR, where wpdb records
  * each one) rolls everything back and answers 503, for the bridge to try again.
  */
-$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array(), 'errors' => 0, 'row' => null );
-
 function wpf_bridge_database_errors() {
 	return isset( $GLOBALS['EZSQL_ERROR'] ) ? count( (array) $GLOBALS['EZSQL_ERROR'] ) : 0;
 }
+
+/** A transaction's state: open or not, emails to send after the commit, errors seen before it, users row asked for. */
+function wpf_bridge_transaction( $open ) {
+	return array( 'open' => $open, 'notify' => array(), 'errors' => wpf_bridge_database_errors(), 'row' => null );
+}
+
+$GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( false );
 
 add_filter(
 	'rest_request_before_callbacks',
 	function ( $response, $handler, $request ) {
 		global $wpdb;
-		if ( is_wp_error( $response ) || null === wpf_bridge_users_write( $handler, $request ) ) {
+		if ( is_wp_error( $response ) || ! wpf_bridge_users_write( $handler, $request ) ) {
 			return $response;
 		}
 		$refusal = wpf_bridge_check_request( $handler, $request );
@@ -288,7 +289,7 @@ add_filter(
 		}
 		$wpdb->query( 'SET autocommit = 0' );
 		$wpdb->query( 'START TRANSACTION' );
-		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => true, 'notify' => array(), 'errors' => wpf_bridge_database_errors(), 'row' => null );
+		$GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( true );
 		return $response;
 	},
 	10,
@@ -303,7 +304,7 @@ add_filter(
 		if ( ! $transaction['open'] ) {
 			return $response;
 		}
-		$GLOBALS['wpf_bridge_transaction'] = array( 'open' => false, 'notify' => array(), 'errors' => 0, 'row' => null );
+		$GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( false );
 		$failed_query = wpf_bridge_database_errors() > $transaction['errors'];
 		$refused      = is_wp_error( $response ) || ( $response instanceof WP_HTTP_Response && $response->is_error() );
 		$unsaved      = $failed_query || $refused ? array() : wpf_bridge_unsaved_columns( $response, $transaction['row'] );
@@ -445,12 +446,11 @@ add_action(
 					if ( $refusal ) {
 						return $refusal;
 					}
-					foreach ( (array) $meta as $key => $value ) {
-						if ( '' !== wpf_bridge_meta_refusal( $key ) || ! wpf_bridge_meta_value_ok( $value ) ) {
-							return new WP_Error( 'wpf_bridge_forbidden_meta', 'This meta may not be written.', array( 'status' => 400 ) );
-						}
+					$refusal = wpf_bridge_meta_error( $meta );
+					if ( $refusal ) {
+						return $refusal;
 					}
-					foreach ( (array) $meta as $key => $value ) {
+					foreach ( $meta as $key => $value ) {
 						if ( null === $value ) {
 							delete_user_meta( $user->ID, $key );
 						} else {

@@ -203,10 +203,6 @@ class Store:
                                    {"low": prefix.lower(), "high": prefix.lower() + "~"})
         return [_delivery(row) for row in rows]
 
-    def recent(self, limit: int = 20) -> list[Delivery]:
-        rows = self.database.query("select * from deliveries order by created_at desc limit :limit", {"limit": limit})
-        return [_delivery(row) for row in rows]
-
     def counts(self) -> dict[str, int]:
         """How many deliveries are in each status."""
         rows = self.database.query("select status, count(*) as n from deliveries group by status")
@@ -358,10 +354,6 @@ class Store:
             if pruned:  # deliveries first, then attempts: the order every transaction keeps
                 tx.execute("delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)")
             return pruned
-
-    def failed_ids(self) -> list[str]:
-        rows = self.database.query("select id from deliveries where status = :status order by created_at", {"status": FAILED})
-        return [row["id"] for row in rows]
 
     def requeue(self, delivery_id: str) -> bool:
         """Make a failed delivery runnable now, with a fresh retry horizon; ``False`` if it is not

@@ -40,8 +40,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     refusals = Refusals(store)
     app.extensions["wpf_bridge"] = {"settings": settings, "store": store, "refusals": refusals}
     redact.install(settings.secrets())
-    if settings.placeholder_warning():
-        log.warning("%s", settings.placeholder_warning())
+    if warning := settings.placeholder_warning():
+        log.warning("%s", warning)
 
     proxy_warned = []
 
