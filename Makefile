@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test faults bench system-deps clean
+.PHONY: install run demo test faults bench system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,18 @@ install: $(STAMP) .env
 run: $(STAMP) .env
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start web worker
 
-## system-deps: what the tests need besides Python: PHP, Debian's WordPress, MariaDB and PostgreSQL (running)
+## demo: a throwaway WordPress, the Ortto test server with sample people, the bridge and its console,
+## a small journey of webhooks (one fails); prints where to look; Ctrl-C removes it all
+demo: $(STAMP) system-deps
+	$(VENV)/bin/python demo/run.py
+
+## system-deps: what the tests need besides Python: PHP, Debian's WordPress, MariaDB and PostgreSQL (running),
+## and Debian's Chromium for the console's browser tests (Playwright drives it; no browser download)
 system-deps:
 	@if ! command -v php >/dev/null || ! [ -f /usr/share/wordpress/wp-settings.php ] || ! command -v mariadb >/dev/null \
-	    || ! php -m | grep -qi mysqli; then \
+	    || ! php -m | grep -qi mysqli || ! [ -x /usr/bin/chromium ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    php-cli php-mysql wordpress mariadb-server mariadb-client >/dev/null; fi
+	    php-cli php-mysql wordpress mariadb-server mariadb-client chromium >/dev/null; fi
 	@mariadb -uroot -h127.0.0.1 -e 'select 1' >/dev/null 2>&1 || { \
 	  $(SUDO) mkdir -p /run/mysqld && $(SUDO) chown mysql:mysql /run/mysqld; \
 	  $(SUDO) start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql; \

@@ -2,27 +2,36 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+from contextlib import contextmanager
 
-from wpf_bridge import redact
+from wpf_bridge import logs
 
 
-def test_formatter_scrubs_secrets_and_secret_parameters():
+@contextmanager
+def captured(name: str):
+    """A logger of its own writing into a string."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("test-redact")
+    logger = logging.getLogger(name)
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        redact.install(["app-pass-1234", "ortto-key-5678"], loggers=["test-redact"])
-        redact.install(["app-pass-1234", "ortto-key-5678"], loggers=["test-redact"])  # idempotent
+        yield logger, stream
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_formatter_scrubs_secrets_and_secret_parameters():
+    with captured("test-redact") as (logger, stream):
+        logs.install(["app-pass-1234", "ortto-key-5678"], loggers=["test-redact"])
+        logs.install(["app-pass-1234", "ortto-key-5678"], loggers=["test-redact"])  # idempotent
         logger.error("GET /?wpf_action=add&access_key=abcdef123456&x=1 password=hunter22 with app-pass-1234")
         try:
             raise ValueError("token ortto-key-5678")
         except ValueError:
             logger.exception("failed")
-    finally:
-        logger.removeHandler(handler)
     text = stream.getvalue()
     for secret in ("abcdef123456", "hunter22", "app-pass-1234", "ortto-key-5678"):
         assert secret not in text
@@ -37,3 +46,19 @@ def test_database_url_password_is_masked_and_kept_out_of_logs(env):
     assert url("sqlite:///var/wpf-bridge.db") == "sqlite:///var/wpf-bridge.db"
     settings = load_settings({**env, "DATABASE_URL": "postgres://u1:s%40cret@db.example.com:5432/d1"})
     assert "s@cret" in settings.secrets()
+
+
+def test_json_lines_redact_secrets_that_json_would_escape():
+    secret = 'pa"ss\\word-é'
+    with captured("test-json-lines") as (logger, stream):
+        logs.install([secret], json_lines=True, loggers=["test-json-lines"])
+        with logs.log_context("d-123"):
+            logger.warning("tried %s", secret)
+        try:
+            raise ValueError(f"boom {secret}")
+        except ValueError:
+            logger.exception("failed")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "tried [redacted]" and first["delivery_id"] == "d-123"
+    assert "delivery_id" not in second and "ValueError: boom [redacted]" in second["exception"]
+    assert "word" not in stream.getvalue()

@@ -10,11 +10,17 @@ import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
-from . import __version__, companion, history, redact
+from . import __version__, companion, history, logs, redact
 from .settings import ENV_FILE, Settings, SettingsError, env_file, load_settings
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 log = logging.getLogger("wpf_bridge")
+
+
+def metrics_directory(settings: Settings) -> None:
+    """Share this process's Prometheus figures with the other processes of this host."""
+    from . import metrics_folder
+
+    metrics_folder.prepare(metrics_folder.directory(settings.database_url, settings.metrics_dir))
 
 
 def settings_or_exit() -> Settings:
@@ -47,19 +53,22 @@ def use_env_file(path: str | None) -> None:
 def cmd_web(args: argparse.Namespace) -> int:
     from gunicorn.app.wsgiapp import run
 
-    settings_or_exit()
+    settings = settings_or_exit()
+    if settings.metrics_token:  # before gunicorn imports wpf_bridge.web, which defines the figures
+        metrics_directory(settings)
     sys.argv = ["gunicorn", "-c", "python:wpf_bridge.web.gunicorn_conf", "wpf_bridge.web:create_app()", *args.gunicorn_args]
     run()
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    settings = settings_or_exit()
+    if settings.metrics_token:  # before the figures are defined (by the imports below)
+        metrics_directory(settings)
     from .store import Store
     from .worker import Worker
 
-    settings = settings_or_exit()
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    redact.install(settings.secrets())
+    logs.configure(settings.secrets(), settings.json_logs)
     if warning := settings.placeholder_warning():
         log.warning("%s", warning)
     store = Store(settings.database_url)

@@ -31,13 +31,3 @@ class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(self.inner.format(record), self.secrets)
 
-
-def install(secrets: Iterable[str], loggers: Iterable[str] = ("", "gunicorn.error", "gunicorn.access")) -> None:
-    """Put a redacting formatter on every handler of these loggers (idempotent)."""
-    secrets = list(secrets)
-    for name in loggers:
-        for handler in logging.getLogger(name).handlers:
-            current = handler.formatter
-            if isinstance(current, RedactingFormatter):
-                current = current.inner
-            handler.setFormatter(RedactingFormatter(current, secrets))

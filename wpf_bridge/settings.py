@@ -59,6 +59,12 @@ class Settings:
     trusted_proxies: int  # proxies in front of the web process whose X-Forwarded-For is believed
     keep_seconds: float  # finished deliveries older than this are deleted
     stall_seconds: float  # /ready fails when deliveries wait this long with nothing applied
+    console_password: str | None = field(default=None, repr=False)  # the operator console is off without one
+    console_session_seconds: float = 8 * 3600.0  # a console login lasts this long
+    metrics_token: str | None = field(default=None, repr=False)  # /metrics is off without one
+    metrics_dir: str | None = None  # where this host's processes share their figures (see metrics.directory)
+    json_logs: bool = False  # WPF_LOG_FORMAT=json
+    alert_webhook: str | None = field(default=None, repr=False)  # Slack-compatible incoming webhook URL
 
     def placeholders(self) -> list[str]:
         """The settings that still hold config/env.example's placeholder values."""
@@ -78,7 +84,8 @@ class Settings:
         """Values that must never be written to a log line."""
         database_password = urlsplit(self.database_url).password
         return [*self.access_keys, self.wordpress_app_password, self.ortto_api_key, *self.secret_keys,
-                *([unquote(database_password)] if database_password else [])]
+                *([unquote(database_password)] if database_password else []),
+                *[value for value in (self.console_password, self.metrics_token, self.alert_webhook) if value]]
 
 
 def _csv(value: str) -> list[str]:
@@ -161,6 +168,15 @@ class _SettingsSchema(Schema):
     keep_days = mfields.Float(  # at least the 48 h in which Ortto's redeliveries are recognised
         data_key="WPF_KEEP_DAYS", load_default=30.0, validate=validate.Range(min=2, max=3650)
     )
+    console_password = mfields.String(data_key="WPF_CONSOLE_PASSWORD", load_default=None,
+                                      validate=validate.Length(min=12, error="must be at least 12 characters"))
+    console_session_hours = mfields.Float(data_key="WPF_CONSOLE_SESSION_HOURS", load_default=8.0,
+                                          validate=validate.Range(min=0.01, max=24 * 30))
+    metrics_token = mfields.String(data_key="WPF_METRICS_TOKEN", load_default=None,
+                                   validate=validate.Length(min=16, error="must be at least 16 characters"))
+    metrics_dir = mfields.String(data_key="WPF_METRICS_DIR", load_default=None)
+    log_format = mfields.String(data_key="WPF_LOG_FORMAT", load_default="text", validate=validate.OneOf(["text", "json"]))
+    alert_webhook = mfields.String(data_key="WPF_ALERT_WEBHOOK", load_default=None, validate=_http_url)
     retry_hours = mfields.Float(
         data_key="WPF_RETRY_HOURS", load_default=24.0, validate=validate.Range(min=0, min_inclusive=False, max=24 * 30)
     )
@@ -205,6 +221,12 @@ class _SettingsSchema(Schema):
             ortto_rate_limit=data["ortto_rate_limit"],
             same_call_seconds=data["same_call_seconds"],
             key_failure_limit=data["key_failure_limit"],
+            console_password=data["console_password"],
+            console_session_seconds=data["console_session_hours"] * 3600,
+            metrics_token=data["metrics_token"],
+            metrics_dir=data["metrics_dir"],
+            json_logs=data["log_format"] == "json",
+            alert_webhook=data["alert_webhook"],
         )
 
 

@@ -5,14 +5,17 @@ import threading
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import requests
 
 from .. import __version__
 from ..errors import PermanentError, TransientError
+from ..metrics import PEER_SECONDS, status_class
 
 TIMEOUT = (5, 30)  # connect, read (seconds)
 USER_AGENT = f"wpf-bridge/{__version__}"
+_thread = threading.local()
 
 
 def new_session() -> requests.Session:
@@ -26,14 +29,31 @@ def send(session: requests.Session, peer: str, method: str, url: str, **kwargs) 
 
     The URL is left out of the message on purpose: query strings may carry an email address.
     """
+    started = time.monotonic()
+    status = None
     try:
-        return session.request(method, url, timeout=TIMEOUT, **kwargs)
+        response = session.request(method, url, timeout=TIMEOUT, **kwargs)
+        status = response.status_code
+        return response
     except requests.Timeout:
         raise TransientError(f"{peer} did not answer within {TIMEOUT[1]} s") from None
     except requests.ConnectionError:
         raise TransientError(f"{peer} cannot be reached") from None
     except requests.RequestException as exc:
         raise PermanentError(f"{peer} request failed: {type(exc).__name__}") from None
+    finally:
+        seconds = time.monotonic() - started
+        PEER_SECONDS.labels(peer.lower(), status_class(status)).observe(seconds)
+        calls = getattr(_thread, "calls", None)
+        if calls is not None:
+            calls.append(f"{peer} {method} {urlsplit(url).path} {status or 'no answer'} {seconds:.3f} s")
+
+
+def record_calls() -> list[str]:
+    """Start listing the requests this thread sends (peer, method, path, status, seconds; never the
+    query string, which may carry an email), for a delivery's history."""
+    _thread.calls = []
+    return _thread.calls
 
 
 def retry_after(response: requests.Response) -> float | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .database import Database, StoreUnavailable, connect
+from .search import Search
 
-__all__ = ["Attempt", "Delivery", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
+__all__ = ["Attempt", "Delivery", "RECENT_REFUSALS", "Run", "Search", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
 
 QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retrying", "done", "skipped", "failed"
 PUSHING = "pushing"  # the user exists; its generated password waits (sealed) for a batched push to Ortto
@@ -77,11 +78,37 @@ create table if not exists refusals (
 create table if not exists heartbeats (
     worker text primary key,
     beat_at {float} not null
+);
+create table if not exists refused_recent (
+    at {float} not null,
+    status integer not null,
+    reason text not null,
+    client text not null
+);
+create index if not exists refused_recent_at on refused_recent (at);
+create table if not exists operator_actions (
+    id text primary key,
+    at {float} not null,
+    who text not null,
+    what text not null,
+    matched integer not null default 0,
+    done integer not null default 0,
+    finished_at {float},
+    updated_at {float} not null
+);
+create index if not exists operator_actions_at on operator_actions (at);
+create table if not exists marks (
+    name text primary key,
+    value {float} not null
 )
 """
 
 # Columns added since 0.1 (when Huey held the queue), with what an older row gets.
-_ADDED_COLUMNS = {"run_after": "{float} not null default 0", "push_to": "text"}
+_ADDED_COLUMNS = {
+    "deliveries": {"run_after": "{float} not null default 0", "push_to": "text", "shape": "text"},
+    "attempts": {"duration": "{float}", "calls": "text not null default ''"},
+}
+RECENT_REFUSALS = 200  # refused webhooks kept one by one (time, reason, client) for the console
 
 # Another delivery for the same person that must end first: an earlier unfinished one, or one
 # running under a live lease whatever its order (with several web processes, a delivery can
@@ -115,6 +142,16 @@ class Attempt:
     message: str
     code: str = ""  # the peer's own error code (WordPress's, Ortto's), if it refused
     next_retry: float | None = None
+    duration: float | None = None  # seconds the run took
+    calls: str = ""  # the WordPress and Ortto requests it made, one per line ("WordPress POST /path 201 0.120 s")
+
+
+@dataclass(frozen=True)
+class Run:
+    """How long a run took and the requests it made, for its history."""
+
+    duration: float
+    calls: list[str]
 
 
 @dataclass(frozen=True)
@@ -137,6 +174,7 @@ class Delivery:
     dedupe_key: str | None = None  # what identifies a redelivery of the same webhook call
     run_after: float = 0.0  # not claimed before this time (arrival, or the next retry)
     push_to: str | None = None  # the Ortto person whose Return Password field gets ``secret``
+    shape: str | None = None  # how the call came: method, body type, parameter and JSON key names (no values)
 
 
 class Store:
@@ -148,12 +186,17 @@ class Store:
             float_type = self.database.float_type
             statements = _SCHEMA.format(float=float_type, unfinished=UNFINISHED).split(";")
             tx.execute(statements[0])  # the deliveries table
-            columns = self.database.columns(tx, "deliveries")
-            for name, definition in _ADDED_COLUMNS.items():  # a store written by an earlier version
-                if name not in columns:
-                    tx.execute(f"alter table deliveries add column {name} {definition.format(float=float_type)}")
+            self._add_columns(tx, "deliveries")
             for statement in statements[1:]:
                 tx.execute(statement)
+            self._add_columns(tx, "attempts")
+
+    def _add_columns(self, tx: Any, table: str) -> None:
+        """Bring a table written by an earlier version up to date."""
+        columns = self.database.columns(tx, table)
+        for name, definition in _ADDED_COLUMNS[table].items():
+            if name not in columns:
+                tx.execute(f"alter table {table} add column {name} {definition.format(float=self.database.float_type)}")
 
     def add(
         self,
@@ -165,6 +208,7 @@ class Store:
         *,
         dedupe_key: str | None = None,
         window: float = 0.0,
+        shape: str | None = None,
     ) -> tuple[Delivery, bool]:
         """Insert a delivery, runnable at once, and return it with ``True``. If a delivery with
         ``dedupe_key`` arrived within ``window`` seconds, that one is returned with ``False`` and
@@ -181,13 +225,15 @@ class Store:
                 if rows:
                     return _delivery(rows[0]), False
             delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification,
-                                created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key, run_after=now)
+                                created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key, run_after=now,
+                                shape=shape)
             tx.execute(
                 "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
-                " created_at, updated_at, retry_since, dedupe_key, run_after) values (:id, :action, :contact_id,"
-                " :email, :role, :send_notification, :status, :now, :now, :now, :dedupe_key, :now)",
+                " created_at, updated_at, retry_since, dedupe_key, run_after, shape) values (:id, :action, :contact_id,"
+                " :email, :role, :send_notification, :status, :now, :now, :now, :dedupe_key, :now, :shape)",
                 {"id": delivery.id, "action": action, "contact_id": contact_id, "email": email, "role": role,
-                 "send_notification": int(send_notification), "status": QUEUED, "now": now, "dedupe_key": dedupe_key},
+                 "send_notification": int(send_notification), "status": QUEUED, "now": now, "dedupe_key": dedupe_key,
+                 "shape": shape},
             )
         return delivery, True
 
@@ -232,19 +278,20 @@ class Store:
         return _delivery(claimed[0])
 
     def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None, *,
-               call: str = "", code: str = "", email: str | None = None) -> None:
+               call: str = "", code: str = "", email: str | None = None, run: Run | None = None) -> None:
         """Record how a run of ``call`` ended (``pushing`` included: the push is claimed separately),
         and the contact's ``email`` when the webhook did not carry one."""
-        self._finish([(delivery_id, status, result, user_id, code)], forget_secret=False, call=call, email=email)
+        self._finish([(delivery_id, status, result, user_id, code)], forget_secret=False, call=call, email=email, run=run)
 
-    def finish_many(self, outcomes: list[tuple[str, str, str, str]], forget_secret: bool = False, *, call: str = "") -> None:
+    def finish_many(self, outcomes: list[tuple[str, str, str, str]], forget_secret: bool = False, *, call: str = "",
+                    run: Run | None = None) -> None:
         """Record how several pushes ended (id, status, result, code) in one write, and erase their
         sealed passwords in the same write when they have reached Ortto."""
         self._finish([(delivery_id, status, result, None, code) for delivery_id, status, result, code in outcomes],
-                     forget_secret, call=call)
+                     forget_secret, call=call, run=run)
 
     def _finish(self, outcomes: list[tuple[str, str, str, int | None, str]], forget_secret: bool, call: str,
-                email: str | None = None) -> None:
+                email: str | None = None, run: Run | None = None) -> None:
         """A delivery that fails for good loses its sealed password at once, whatever the caller says."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
@@ -258,7 +305,7 @@ class Store:
                     {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret), "email": email,
                      "now": now, "id": delivery_id},
                 )
-            _record(tx, [(delivery_id, Attempt(now, call, status, result, code))
+            _record(tx, [(delivery_id, Attempt(now, call, status, result, code, **_timing(run)))
                          for delivery_id, status, result, _, code in outcomes])
 
     def claim_pushes(self, limit: int, lease_seconds: float) -> list[Delivery]:
@@ -276,7 +323,8 @@ class Store:
                            {"lease": now + lease_seconds, "id": row["id"]})
         return [_delivery(row) for row in rows]
 
-    def push_later(self, results: dict[str, str], delay: float, *, call: str = "", code: str = "") -> None:
+    def push_later(self, results: dict[str, str], delay: float, *, call: str = "", code: str = "",
+                   run: Run | None = None) -> None:
         """Ortto could not take a batch now: try those pushes (delivery id: result) again in ``delay`` s."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
@@ -286,13 +334,13 @@ class Store:
                     " result = :result, updated_at = :now where id = :id",
                     {"run_after": now + delay, "result": result, "now": now, "id": delivery_id},
                 )
-            _record(tx, [(delivery_id, Attempt(now, call, PUSHING, result, code, now + delay))
+            _record(tx, [(delivery_id, Attempt(now, call, PUSHING, result, code, now + delay, **_timing(run)))
                          for delivery_id, result in results.items()])
 
     def upcoming_contacts(self, limit: int) -> list[tuple[str, float]]:
-        """Contact ids of the next deliveries to run, with their latest arrival (for batched loads)."""
+        """Contact ids of the next deliveries to run, with their latest arrival or replay (for batched loads)."""
         rows = self.database.query(
-            f"select contact_id, max(created_at) as created_at from deliveries"
+            f"select contact_id, max(retry_since) as created_at from deliveries"
             f" where status in ('{QUEUED}', '{RETRYING}') and contact_id is not null"
             " group by contact_id order by min(created_at) limit :limit",
             {"limit": limit},
@@ -300,7 +348,7 @@ class Store:
         return [(row["contact_id"], float(row["created_at"])) for row in rows]
 
     def retry_later(self, delivery_id: str, delay: float, result: str, *, call: str = "", code: str = "",
-                    email: str | None = None) -> None:
+                    email: str | None = None, run: Run | None = None) -> None:
         """Give a claimed delivery back, to be claimed again in ``delay`` seconds."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
@@ -310,7 +358,7 @@ class Store:
                 {"status": RETRYING, "run_after": now + delay, "result": result, "now": now, "id": delivery_id,
                  "email": email},
             )
-            _record(tx, [(delivery_id, Attempt(now, call, RETRYING, result, code, now + delay))])
+            _record(tx, [(delivery_id, Attempt(now, call, RETRYING, result, code, now + delay, **_timing(run)))])
 
     def key_failure(self, client: str, window: float) -> int:
         """Count one wrong access key from ``client``; return its failures in the current window.
@@ -353,47 +401,90 @@ class Store:
             pruned = tx.rowcount
             if pruned:  # deliveries first, then attempts: the order every transaction keeps
                 tx.execute("delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)")
+            tx.execute("delete from operator_actions where at < :before", {"before": self.database.now(tx) - keep_seconds})
             return pruned
 
-    def requeue(self, delivery_id: str) -> bool:
-        """Make a failed delivery runnable now, with a fresh retry horizon; ``False`` if it is not
-        failed. Its history keeps every earlier attempt, and gains the replay."""
+    def requeue(self, delivery_id: str, who: str = "an operator") -> bool:
+        """Make a failed delivery, or one waiting for a retry, runnable now with a fresh retry
+        horizon; ``False`` if it is neither. Its history keeps every earlier attempt, and gains the replay."""
         with self.database.transaction() as tx:
-            now = self.database.now(tx)
+            return self._requeue(tx, [delivery_id], who, self.database.now(tx)) == 1
+
+    def requeue_matching(self, search: Search, who: str, action_id: str, chunk: int = 200) -> int:
+        """Replay every failed or retrying delivery matching ``search`` that last changed before
+        now, ``chunk`` at a time (each chunk one transaction, so each delivery is replayed whole
+        or not at all), counting progress in the operator action ``action_id``."""
+        started = time.time()
+        done = 0
+        replayable = replace(search, status=None, replayable=True)
+        while True:
+            with self.database.transaction() as tx:
+                where, params = replayable.where()
+                rows = tx.execute(f"select id from deliveries where {where} and updated_at < :started"
+                                  " order by created_at limit :chunk", {**params, "started": started, "chunk": chunk})
+                now = self.database.now(tx)
+                done += self._requeue(tx, [row["id"] for row in rows], who, now)
+                tx.execute("update operator_actions set done = :done, updated_at = :now,"
+                           " finished_at = case when :last = 1 then :now else null end where id = :id",
+                           {"done": done, "now": now, "last": int(len(rows) < chunk), "id": action_id})
+            if len(rows) < chunk:
+                return done
+
+    @staticmethod
+    def _requeue(tx: Any, ids: list[str], who: str, now: float) -> int:
+        replayed = []
+        for delivery_id in ids:
             tx.execute(
                 "update deliveries set status = :queued, attempts = 0, result = 'replayed', retry_since = :now,"
-                " run_after = :now, updated_at = :now where id = :id and status = :failed",
-                {"queued": QUEUED, "now": now, "id": delivery_id, "failed": FAILED},
+                f" run_after = :now, updated_at = :now where id = :id and status in ('{FAILED}', '{RETRYING}')",
+                {"queued": QUEUED, "now": now, "id": delivery_id},
             )
-            if tx.rowcount != 1:
-                return False
-            _record(tx, [(delivery_id, Attempt(now, "replay", QUEUED, "replayed by an operator"))])
-            return True
+            if tx.rowcount == 1:
+                replayed.append(delivery_id)
+        _record(tx, [(delivery_id, Attempt(now, "replay", QUEUED, f"replayed by {who}")) for delivery_id in replayed])
+        return len(replayed)
 
     def history(self, delivery_id: str) -> list[Attempt]:
         """Every recorded step of a delivery, oldest first."""
         rows = self.database.query(
-            "select at, call, status, message, code, next_retry from attempts where delivery_id = :id order by at",
+            "select at, call, status, message, code, next_retry, duration, calls from attempts where delivery_id = :id"
+            " order by at",
             {"id": delivery_id},
         )
         return [Attempt(**row) for row in rows]
 
     def find(self, *, status: str | None = None, email: str | None = None, contact_id: str | None = None,
-             since: float | None = None, limit: int | None = 20) -> list[Delivery]:
+             since: float | None = None, limit: int | None = 20, search: Search | None = None,
+             offset: int = 0) -> list[Delivery]:
         """Deliveries matching every filter given, newest first (``limit=None``: all of them)."""
-        filters = {"status = :status": status, "lower(email) = :email": email and email.lower(),
-                   "contact_id = :contact_id": contact_id, "created_at >= :since": since}
-        where = [condition for condition, value in filters.items() if value is not None]
-        params: dict[str, Any] = {condition.split(":")[1]: value for condition, value in filters.items() if value is not None}
-        sql = "select * from deliveries" + (" where " + " and ".join(where) if where else "") + " order by created_at desc"
+        search = search or Search(status=status, email=email, contact_id=contact_id, since=since)
+        where, params = search.where()
+        sql = f"select * from deliveries where {where} order by created_at desc, id"
         if limit is not None:
-            sql += " limit :limit"
-            params["limit"] = limit
+            sql += " limit :limit offset :offset"
+            params.update(limit=limit, offset=offset)
         return [_delivery(row) for row in self.database.query(sql, params)]
 
-    def count_refusals(self, counts: dict[str, tuple[int, float]]) -> None:
+    def count(self, search: Search) -> int:
+        where, params = search.where()
+        return int(self.database.query(f"select count(*) as n from deliveries where {where}", params)[0]["n"])
+
+    def overview(self) -> dict[str, Any]:
+        """The console's first page: deliveries by status, the oldest waiting, what was applied in
+        the last hour and failed in the last day, and each worker's latest heartbeat."""
+        now = time.time()
+        figures = self.health()
+        figures["counts"] = self.counts()
+        figures["applied_hour"] = self.count(Search(statuses=(DONE, SKIPPED), changed_since=now - 3600))
+        figures["failed_day"] = self.count(Search(status=FAILED, changed_since=now - 86400))
+        figures["workers"] = [(row["worker"], float(row["beat_at"])) for row in self.database.query(
+            "select worker, beat_at from heartbeats where beat_at > :since order by worker", {"since": now - 86400})]
+        return figures
+
+    def count_refusals(self, counts: dict[str, tuple[int, float]], recent: list[tuple[float, int, str, str]] = ()) -> None:
         """Add refused webhooks by reason (which parameter, which rule; never the value sent):
-        how many, and when the last one came."""
+        how many, and when the last one came; and keep the ``RECENT_REFUSALS`` latest one by one
+        (time, HTTP status, reason, client address)."""
         with self.database.transaction() as tx:
             for reason, (count, last) in counts.items():
                 tx.execute(
@@ -401,11 +492,62 @@ class Store:
                     " do update set count = refusals.count + :count, last_at = case when refusals.last_at > :last then refusals.last_at else :last end",
                     {"reason": reason[:200], "count": count, "last": last},
                 )
+            for at, status, reason, client in recent[-RECENT_REFUSALS:]:
+                tx.execute("insert into refused_recent (at, status, reason, client) values (:at, :status, :reason, :client)",
+                           {"at": at, "status": status, "reason": reason[:200], "client": client[:64]})
+            if recent:
+                tx.execute("delete from refused_recent where at < (select at from refused_recent order by at desc"
+                           " limit 1 offset :keep)", {"keep": RECENT_REFUSALS - 1})
 
     def refusals(self) -> list[tuple[str, int, float]]:
         """(reason, how many, last time) for every kind of refused webhook, most frequent first."""
         rows = self.database.query("select reason, count, last_at from refusals order by count desc, reason")
         return [(row["reason"], int(row["count"]), float(row["last_at"])) for row in rows]
+
+    def recent_refusals(self) -> list[dict[str, Any]]:
+        """The latest refused webhooks, newest first: at, status, reason, client."""
+        return self.database.query("select at, status, reason, client from refused_recent order by at desc limit :n",
+                                   {"n": RECENT_REFUSALS})
+
+    def start_action(self, who: str, what: str, matched: int = 0, finished: bool = True) -> str:
+        """Record what an operator did (or started: ``finished=False``, for a replay in the background)."""
+        action_id = uuid.uuid4().hex
+        with self.database.transaction() as tx:
+            now = self.database.now(tx)
+            tx.execute("insert into operator_actions (id, at, who, what, matched, done, finished_at, updated_at)"
+                       " values (:id, :now, :who, :what, :matched, :done, :finished, :now)",
+                       {"id": action_id, "now": now, "who": who[:100], "what": what[:500], "matched": matched,
+                        "done": matched if finished else 0, "finished": now if finished else None})
+        return action_id
+
+    def operator_actions(self, limit: int = 50) -> list[dict[str, Any]]:
+        """What operators did, newest first."""
+        return self.database.query("select * from operator_actions order by at desc limit :limit", {"limit": limit})
+
+    def operator_action(self, action_id: str) -> dict[str, Any] | None:
+        rows = self.database.query("select * from operator_actions where id = :id", {"id": action_id})
+        return rows[0] if rows else None
+
+    def failures_since(self, since: float, until: float) -> list[Delivery]:
+        """Deliveries that failed for good in (since, until], oldest first (for alerts)."""
+        rows = self.database.query(f"select * from deliveries where status = '{FAILED}' and updated_at > :since"
+                                   " and updated_at <= :until order by updated_at", {"since": since, "until": until})
+        return [_delivery(row) for row in rows]
+
+    def mark(self, name: str) -> float | None:
+        rows = self.database.query("select value from marks where name = :name", {"name": name})
+        return float(rows[0]["value"]) if rows else None
+
+    def move_mark(self, name: str, old: float | None, new: float) -> bool:
+        """Set a mark from ``old`` to ``new`` if nobody moved it meanwhile: one process of many wins."""
+        with self.database.transaction() as tx:
+            if old is None:
+                tx.execute("insert into marks (name, value) values (:name, :new) on conflict (name) do nothing",
+                           {"name": name, "new": new})
+            else:
+                tx.execute("update marks set value = :new where name = :name and value = :old",
+                           {"name": name, "new": new, "old": old})
+            return tx.rowcount == 1
 
     def beat(self, worker: str) -> None:
         """A worker process says it is alive."""
@@ -445,11 +587,16 @@ def _record(tx: Any, steps: list[tuple[str, Attempt]]) -> None:
     ``attempts`` (and the schema is created in that order), so none waits on the other in a cycle."""
     for delivery_id, attempt in steps:
         tx.execute(
-            "insert into attempts (delivery_id, at, call, status, code, message, next_retry)"
-            " values (:delivery_id, :at, :call, :status, :code, :message, :next_retry)",
+            "insert into attempts (delivery_id, at, call, status, code, message, next_retry, duration, calls)"
+            " values (:delivery_id, :at, :call, :status, :code, :message, :next_retry, :duration, :calls)",
             {"delivery_id": delivery_id, "at": attempt.at, "call": attempt.call, "status": attempt.status,
-             "code": attempt.code or "", "message": attempt.message, "next_retry": attempt.next_retry},
+             "code": attempt.code or "", "message": attempt.message, "next_retry": attempt.next_retry,
+             "duration": attempt.duration, "calls": attempt.calls},
         )
+
+
+def _timing(run: Run | None) -> dict[str, Any]:
+    return {"duration": run.duration, "calls": "\n".join(run.calls)} if run else {}
 
 
 def _delivery(row: dict[str, Any]) -> Delivery:

@@ -241,7 +241,7 @@ class PostgresDatabase:
         return {row["column_name"] for row in rows}
 
 
-_PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
 def _pyformat(sql: str) -> str:

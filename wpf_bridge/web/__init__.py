@@ -11,15 +11,19 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .. import redact
+from .. import logs
 from ..settings import Settings, load_settings
 from ..store import Store, StoreUnavailable
+from ..metrics import WEBHOOKS
 from .addresses import client_key, looks_proxied
+from .console import init_console
+from .metrics import metrics_blueprint
 from .readiness import readiness
 from .refusals import Refusals, named
-from .webhook import read_webhook
+from .webhook import describe, read_webhook
 
 MAX_BODY = 1024 * 1024
+REFUSED = {400: "invalid", 403: "wrong_key", 413: "too_large", 429: "rate_limited"}  # metric label by status
 KEY_FAILURE_WINDOW = 60.0  # seconds; WPF_KEY_FAILURE_LIMIT wrong keys per window, then 429
 log = logging.getLogger(__name__)
 PROXY_WARNING = (
@@ -35,19 +39,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     store = Store(settings.database_url)
     refusals = Refusals(store)
     app.extensions["wpf_bridge"] = {"settings": settings, "store": store, "refusals": refusals}
-    redact.install(settings.secrets())
+    logs.configure(settings.secrets(), settings.json_logs)
     if warning := settings.placeholder_warning():
         log.warning("%s", warning)
 
+    if settings.console_password:
+        init_console(app, settings, store)
+    if settings.metrics_token:
+        app.register_blueprint(metrics_blueprint(settings, store))
     proxy_warned = []
 
     def refuse(message: str, status: int, reason: str, read_body: bool = True) -> tuple[Response, int]:
         """Answer a refused webhook; log and count it with who it named (never the key)."""
         values = request.values if read_body else request.args
+        WEBHOOKS.labels(REFUSED.get(status, "refused")).inc()
         refusals.record(status, reason, client_key(request.remote_addr), named(values.get("contact_id"), values.get("email")))
         return _error(message, status)
 
@@ -77,15 +86,19 @@ def create_app(settings: Settings | None = None) -> Flask:
             name, message = _first_error(exc)
             return refuse(message if name in message else f"{name}: {message}", 400, f"{name}: {message}")
         if call.is_test:
+            WEBHOOKS.labels("test").inc()
             return jsonify(success=True), 200
         try:
             delivery, new = store.add(
                 call.action, call.contact_id, call.email, call.role, call.send_notification,
                 dedupe_key=call.dedupe_key, window=call.dedupe_window,
+                shape=describe(request.method, request.mimetype, list(request.values), payload),
             )
         except StoreUnavailable as exc:
             log.error("%s", exc)
+            WEBHOOKS.labels("unavailable").inc()
             return _error("the delivery could not be stored; try again", 503)
+        WEBHOOKS.labels("accepted" if new else "redelivery").inc()
         return jsonify(success=True, delivery_id=delivery.id, action=call.action, duplicate=not new), 202
 
     @app.get("/health")

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from ..store import Store, StoreUnavailable
+from ..store import RECENT_REFUSALS, Store, StoreUnavailable
 
 FLUSH_SECONDS = 1.0
 log = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ class Refusals:
     def __init__(self, store: Store):
         self.store = store
         self._pending: dict[str, tuple[int, float]] = {}  # reason: (count, last seen)
+        self._recent: list[tuple[float, int, str, str]] = []  # (time, status, reason, client), the latest few
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         atexit.register(self.flush)  # a web process that stops writes what it has not yet
@@ -31,6 +32,7 @@ class Refusals:
         with self._lock:
             count, _ = self._pending.get(reason, (0, 0.0))
             self._pending[reason] = (count + 1, time.time())
+            self._recent = [*self._recent[-(RECENT_REFUSALS - 1):], (time.time(), status, reason, client)]
             if self._timer is None:
                 self._timer = threading.Timer(FLUSH_SECONDS, self.flush)
                 self._timer.daemon = True
@@ -39,11 +41,11 @@ class Refusals:
     def flush(self) -> None:
         """Write the counts not yet in the store."""
         with self._lock:
-            counts, self._pending, self._timer = self._pending, {}, None
+            counts, recent, self._pending, self._recent, self._timer = self._pending, self._recent, {}, [], None
         if not counts:
             return
         try:
-            self.store.count_refusals(counts)
+            self.store.count_refusals(counts, recent)
         except StoreUnavailable as exc:  # the counts are lost; the refusals were logged
             log.error("%s", exc)
 

@@ -121,3 +121,18 @@ def _digest(kind: str, *parts: Any) -> str:
 
 def _first(*values: Any) -> Any:
     return next((value for value in values if value not in (None, "")), None)
+
+
+def describe(method: str, mimetype: str, names: list[str], payload: dict[str, Any] | None) -> str:
+    """How a call came, for the console: method, body type, parameter names and the JSON body's
+    keys (one level down for ``contact``), never a value; the access key's name only."""
+    def listed(keys: Any) -> str:
+        shown = ["".join(c if c.isprintable() else "?" for c in str(key))[:40] for key in list(keys)[:20]]
+        return ", ".join(shown) + (", …" if len(keys) > 20 else "")
+
+    parts = [f"{method} {mimetype or 'no body'}", f"parameters: {listed(sorted(set(names))) or '-'}"]
+    if payload is not None:
+        keys = [f"{key} {{{listed(value)}}}" if key == "contact" and isinstance(value, dict) else key
+                for key, value in payload.items()]
+        parts.append(f"JSON keys: {listed(keys) or '-'}")
+    return "; ".join(parts)[:1000]

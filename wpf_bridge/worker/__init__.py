@@ -11,16 +11,20 @@ import time
 from dataclasses import dataclass
 
 from ..actions import ACTIONS, Context, Outcome
+from ..clients.alerts import AlertClient
 from ..clients.http import RateLimiter
 from ..clients.ortto import OrttoClient
 from ..clients.wordpress import WordPressClient
 from ..errors import PermanentError, TransientError
 from ..roles import RoleCache
 from ..settings import Settings
-from ..store import FAILED, Delivery, Store, StoreUnavailable
+from ..logs import log_context
+from ..store import FAILED, RETRYING, Delivery, Store, StoreUnavailable
+from .alerts import Alerts
 from .contacts import ContactLoader
 from .pusher import PasswordPusher
 from .retry import past_horizon, retry_delay
+from .timer import Timer
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -88,23 +92,26 @@ class Runner:
         journal = StoreJournal(self.store, self.vault, delivery.id)
         ctx = Context(self.settings, self.wordpress, self.shared.contacts, journal, self.shared.roles.get)
         code = ""
-        try:
-            outcome = ACTIONS[delivery.action](delivery, ctx)
-        except TransientError as exc:
-            if past_horizon(delivery.retry_since, self.settings.retry_horizon):
-                self._finish(delivery, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"), journal, exc.code)
+        timer = Timer(delivery.action)
+        with log_context(delivery.id):
+            try:
+                outcome = ACTIONS[delivery.action](delivery, ctx)
+            except TransientError as exc:
+                if past_horizon(delivery.retry_since, self.settings.retry_horizon):
+                    self._finish(delivery, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"), journal,
+                                 timer, exc.code)
+                    return
+                delay = retry_delay(delivery.attempts, exc)
+                self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s",
+                                       call=delivery.action, code=exc.code, email=journal.email, run=timer.stop(RETRYING))
+                log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery.id, delivery.attempts, exc, delay)
                 return
-            delay = retry_delay(delivery.attempts, exc)
-            self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s",
-                                   call=delivery.action, code=exc.code, email=journal.email)
-            log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery.id, delivery.attempts, exc, delay)
-            return
-        except PermanentError as exc:
-            outcome, code = Outcome(FAILED, str(exc)), exc.code
-        except Exception as exc:
-            log.exception("delivery %s: unexpected error", delivery.id)
-            outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
-        self._finish(delivery, outcome, journal, code)
+            except PermanentError as exc:
+                outcome, code = Outcome(FAILED, str(exc)), exc.code
+            except Exception as exc:
+                log.exception("delivery %s: unexpected error", delivery.id)
+                outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
+            self._finish(delivery, outcome, journal, timer, code)
 
     def run_next(self) -> bool:
         """Claim the oldest runnable delivery and apply it; ``False`` when none was runnable."""
@@ -114,9 +121,9 @@ class Runner:
         self.run(delivery)
         return True
 
-    def _finish(self, delivery: Delivery, outcome: Outcome, journal: StoreJournal, code: str = "") -> None:
+    def _finish(self, delivery: Delivery, outcome: Outcome, journal: StoreJournal, timer: Timer, code: str = "") -> None:
         self.store.finish(delivery.id, outcome.status, outcome.message, outcome.user_id, call=delivery.action, code=code,
-                          email=journal.email)
+                          email=journal.email, run=timer.stop(outcome.status))
         level = logging.WARNING if outcome.status == FAILED else logging.INFO
         log.log(level, "delivery %s %s: %s", delivery.id, outcome.status, outcome.message)
 
@@ -133,6 +140,8 @@ class Worker:
         self.threads = threads
         self.shared = Shared.build(settings, store)
         self.stopping = threading.Event()
+        self.alerts = (Alerts(store, AlertClient(settings.alert_webhook), settings.secrets())
+                       if settings.alert_webhook else None)
 
     def run(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -152,14 +161,16 @@ class Worker:
         self.stopping.set()
 
     def _housekeeping(self) -> None:
-        """Mark the worker alive every ``HEARTBEAT_EVERY`` s, and delete finished deliveries older
-        than ``WPF_KEEP_DAYS`` at start and then hourly, so the store does not grow without end
-        (several workers doing it at once is harmless)."""
+        """Mark the worker alive every ``HEARTBEAT_EVERY`` s, report failures to the alert webhook,
+        and delete finished deliveries older than ``WPF_KEEP_DAYS`` at start and then hourly, so
+        the store does not grow without end (several workers doing it at once is harmless)."""
         name = f"{socket.gethostname()}:{os.getpid()}"
         pruned_at = None
         while not self.stopping.is_set():
             try:
                 self.store.beat(name)
+                if self.alerts:
+                    self.alerts.check()
                 if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY:
                     pruned_at = time.monotonic()
                     pruned = self.store.prune(self.settings.keep_seconds)

@@ -28,7 +28,8 @@ class ContactLoader:
 
     def load(self, delivery: Delivery) -> Contact:
         """The Ortto person behind a delivery: by contact id, else by email; ``PermanentError`` if none."""
-        contact = self._by_id(delivery.contact_id, delivery.created_at) if delivery.contact_id else None
+        # fetched since it arrived, or since an operator replayed it (a replay must see Ortto's current data)
+        contact = self._by_id(delivery.contact_id, delivery.retry_since) if delivery.contact_id else None
         if contact is None and delivery.email:
             contact = self.ortto.find_by_email(delivery.email, self.fields)
         if contact is None:

@@ -14,8 +14,9 @@ import threading
 from ..clients.ortto import MAX_PEOPLE, OrttoClient, Refusal
 from ..errors import PermanentError, TransientError
 from ..settings import Settings
-from ..store import DONE, FAILED, Delivery, Store
+from ..store import DONE, FAILED, PUSHING, Delivery, Store
 from .retry import past_horizon, retry_delay
+from .timer import Timer
 from .vault import Vault
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class PasswordPusher:
         batch = self.store.claim_pushes(MAX_PEOPLE, self.settings.lease_seconds)
         if not batch:
             return 0
+        timer = Timer(PUSH)
         field = self.settings.ortto_password_field
         values, unreadable = {}, {}
         for delivery in batch:
@@ -47,7 +49,7 @@ class PasswordPusher:
         try:
             refused = self.ortto.set_field(field, values) if values else {}
         except TransientError as exc:
-            self._later(batch, exc)
+            self._later(batch, exc, timer)
             return len(batch)
         except PermanentError as exc:
             refused = {person_id: Refusal(exc.code, str(exc)) for person_id in values}
@@ -63,25 +65,29 @@ class PasswordPusher:
                             delivery.id, delivery.push_to, refusal.reason)
             else:
                 sent.append((delivery.id, DONE, f"{_created(delivery)}; password sent to Ortto {field}", ""))
+        run = timer.stop(DONE, len(sent))
+        timer.count(FAILED, len(refusals))
         if sent:
-            self.store.finish_many(sent, forget_secret=True, call=PUSH)
+            self.store.finish_many(sent, forget_secret=True, call=PUSH, run=run)
             log.info("Ortto saved %d of %d passwords sent in one call", len(sent), len(values))
         if refusals:
-            self.store.finish_many(refusals, call=PUSH)
+            self.store.finish_many(refusals, call=PUSH, run=run)
         return len(batch)
 
-    def _later(self, batch: list[Delivery], exc: TransientError) -> None:
+    def _later(self, batch: list[Delivery], exc: TransientError, timer: Timer) -> None:
         """Ortto could not take the batch: retry with backoff, within the retry horizon."""
         expired = [d for d in batch if past_horizon(d.retry_since, self.settings.retry_horizon)]
+        waiting = [d for d in batch if d not in expired]
+        run = timer.stop(FAILED, len(expired))
+        timer.count(PUSHING, len(waiting))
         if expired:
             self.store.finish_many([(d.id, FAILED, f"{_created(d)}; password not delivered, gave up: {exc}", exc.code)
-                                    for d in expired], call=PUSH)
-        waiting = [d for d in batch if d not in expired]
+                                    for d in expired], call=PUSH, run=run)
         if waiting:
             delay = retry_delay(max(d.attempts for d in waiting), exc)
             log.warning("password push for %d deliveries: %s; retry in %.0f s", len(waiting), exc, delay)
             self.store.push_later({d.id: f"{_created(d)}; {PUSH_WAITS} {exc}; retry in {delay:.0f} s" for d in waiting},
-                                  delay, call=PUSH, code=exc.code)
+                                  delay, call=PUSH, code=exc.code, run=run)
 
     def push_until(self, stopping: threading.Event) -> None:
         """The worker's pusher loop: push whatever is due, gathering for ``GATHER_SECONDS``."""

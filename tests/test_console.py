@@ -1,0 +1,315 @@
+"""The operator console: in a real browser (Debian's Chromium, driven by Playwright) against the
+Procfile processes, the real WordPress and the Ortto test server; and its guards (sign-in,
+sessions, CSRF, rate limit, no secret on any page) through Flask's test client."""
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import PASSWORD_FIELD, run_sql, unique_email
+from inprocess import Bridge, can_log_in
+from waiting import wait_for
+
+from wpf_bridge.settings import load_settings
+from wpf_bridge.store import DONE, FAILED, QUEUED
+from wpf_bridge.web import create_app
+
+CONSOLE_PASSWORD = "console-" + secrets.token_hex(8)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000  # a rendered page, not an empty one
+    return path
+
+
+def test_operator_finds_a_failed_person_replays_and_watches_it_done(start_processes, env, ortto, wordpress, page):
+    from playwright.sync_api import expect
+
+    procs = start_processes(WPF_CONSOLE_PASSWORD=CONSOLE_PASSWORD)
+    key = env["WPF_ACCESS_KEY"].split(",")[0]
+    email, missing_id = unique_email("late"), "0069" + secrets.token_hex(10)
+    answer = requests.post(f"{procs.url}/?wpf_action=add&access_key={key}&send_notification=true",
+                           json={"contact_id": missing_id, "email": email})
+    delivery_id = answer.json()["delivery_id"]
+    wait_for(lambda: procs.store.get(delivery_id).status == FAILED, 30, "the delivery to fail: Ortto has no such contact")
+
+    page.goto(f"{procs.url}/console/")
+    expect(page).to_have_url(re.compile(r"/console/login"))
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_have_text("Wrong password.")
+
+    page.fill("input[name=name]", "Ann")
+    page.fill("input[name=password]", CONSOLE_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#count-failed")).to_have_text(re.compile(r"[1-9]"))
+    expect(page.locator("#check")).to_contain_text("companion plugin", timeout=30_000)
+    expect(page.locator("#workers")).to_contain_text("1 worker process alive" if len(procs.names["worker"]) == 1
+                                                     else "2 worker processes alive")
+    screenshot(page, "console-overview")
+
+    page.click("text=Deliveries")
+    page.fill("input[name=q]", email.upper().split("@")[0])  # part of the email, another case
+    page.click("button:has-text('Filter')")
+    row = page.locator(f"tr.delivery[data-id='{delivery_id}']")
+    expect(row).to_contain_text("failed")
+    expect(page.locator("tr.delivery")).to_have_count(1)
+    row.locator("a").click()
+    expect(page.locator("#status")).to_have_text("failed")
+    expect(page.locator("#outcome")).to_contain_text(f"Ortto has no contact with id {missing_id}")
+    expect(page.locator("#timeline")).to_contain_text("Ortto POST /v1/person/get-by-ids 200")
+    screenshot(page, "console-failed-delivery")
+
+    ortto.add_person({"str::email": email, "str::first": "Late", "str::last": "Comer"}, [], person_id=missing_id)
+    page.click("#replay")
+    expect(page.locator("#status")).to_have_text("done", timeout=30_000)  # the page refreshes itself
+    expect(page.locator("#timeline")).to_contain_text("replayed by Ann")
+    screenshot(page, "console-replayed-delivery")
+
+    user = wordpress.user_by_email(email)
+    assert can_log_in(wordpress, user["username"], ortto.people[missing_id][PASSWORD_FIELD])
+    assert len(wordpress.emails_to(email)) == 1
+    page.click("text=Operator actions")
+    expect(page.locator("table")).to_contain_text(f"replay delivery {delivery_id}")
+    expect(page.locator("table")).to_contain_text("Ann (127.0.0.1)")
+    html = page.content()
+    for secret in load_settings(env).secrets() + [ortto.people[missing_id][PASSWORD_FIELD]]:
+        assert secret not in html
+
+
+def test_bulk_replay_shows_the_count_asks_and_reports_progress(start_processes, env, ortto, wordpress, page):
+    from playwright.sync_api import expect
+
+    procs = start_processes(WPF_CONSOLE_PASSWORD=CONSOLE_PASSWORD)
+    key = env["WPF_ACCESS_KEY"].split(",")[0]
+    people = [("0069" + secrets.token_hex(10), unique_email("bulk")) for _ in range(3)]
+    ids = [requests.post(f"{procs.url}/?wpf_action=add&access_key={key}", json={"contact_id": cid, "email": email}
+                         ).json()["delivery_id"] for cid, email in people]
+    wait_for(lambda: all(procs.store.get(i).status == FAILED for i in ids), 30, "the three to fail")
+
+    page.goto(f"{procs.url}/console/login")
+    page.fill("input[name=password]", CONSOLE_PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{procs.url}/console/deliveries?status=failed&q=bulk-")
+    page.click("#replay-matching")
+    expect(page.locator("#replay-count")).to_have_text("3")
+    for cid, email in people:
+        ortto.add_person({"str::email": email}, [], person_id=cid)
+    page.click("#confirm")
+    expect(page.locator(".progress-text")).to_have_text("3 of 3 replayed (finished)")
+    procs.wait_until_applied(ids)
+    assert all(wordpress.user_by_email(email) for _, email in people)
+    page.goto(f"{procs.url}/console/actions")
+    expect(page.locator("table")).to_contain_text("replay every failed or retrying delivery matching status='failed', q='bulk-'")
+
+
+def test_wordpress_down_shows_who_waits_and_why_then_one_replay_once_it_is_back(start_processes, env, ortto, wordpress,
+                                                                                page):
+    from playwright.sync_api import expect
+
+    procs = start_processes(WPF_CONSOLE_PASSWORD=CONSOLE_PASSWORD)
+    key = env["WPF_ACCESS_KEY"].split(",")[0]
+    people = {}
+    for _ in range(3):
+        email = unique_email("outage")
+        people[ortto.add_person({"str::email": email, "str::first": "Out"}, [])] = email
+    wordpress.kill_server()
+    try:
+        ids = [requests.post(f"{procs.url}/?wpf_action=add&access_key={key}&send_notification=true",
+                             json={"contact_id": cid}).json()["delivery_id"] for cid in people]
+        wait_for(lambda: all(procs.store.get(i).status == "retrying" for i in ids), 30, "the three to wait for WordPress")
+        # hours into an outage, the next retry is an hour away: the operator does not want to wait for it
+        run_sql(procs.store, "update deliveries set run_after = run_after + 3600 where status = 'retrying'")
+
+        page.goto(f"{procs.url}/console/login")
+        page.fill("input[name=password]", CONSOLE_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("#count-retrying")).to_have_text("3")
+        page.goto(f"{procs.url}/console/deliveries?status=retrying")
+        rows = page.locator("tr.delivery")
+        expect(rows).to_have_count(3)
+        for n in range(3):
+            expect(rows.nth(n)).to_contain_text("WordPress cannot be reached; retry in")
+        screenshot(page, "console-wordpress-down")
+    finally:
+        wordpress.start_server()
+    page.click("#replay-matching")
+    expect(page.locator("#replay-count")).to_have_text("3")
+    page.click("#confirm")
+    expect(page.locator(".progress-text")).to_have_text("3 of 3 replayed (finished)")
+    page.goto(f"{procs.url}/console/deliveries?status=done")
+    expect(page.locator("tr.delivery")).to_have_count(3, timeout=30_000)  # the list refreshes itself
+    assert all(len(wordpress.emails_to(email)) == 1 for email in people.values())
+
+
+# The guards, through Flask's test client against the real store, WordPress and Ortto test server.
+
+@pytest.fixture
+def console_settings(env):
+    return load_settings({**env, "WPF_CONSOLE_PASSWORD": CONSOLE_PASSWORD})
+
+
+@pytest.fixture
+def client(console_settings):
+    return create_app(console_settings).test_client()
+
+
+def token(client, path: str = "/console/login") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text).group(1)
+
+
+def sign_in(client, password: str = CONSOLE_PASSWORD, name: str = "Bob"):
+    return client.post("/console/login", data={"password": password, "name": name, "csrf_token": token(client)})
+
+
+def test_console_is_off_without_a_password(settings):
+    client = create_app(settings).test_client()
+    assert client.get("/console/").status_code == 404
+    assert client.get("/console/login").status_code == 404
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_ends_it(client):
+    assert client.get("/console/deliveries").status_code == 302
+    answer = sign_in(client)
+    assert answer.status_code == 302
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; over HTTPS it is Secure (next test)
+    assert client.get("/console/deliveries").status_code == 200
+    client.post("/console/logout", data={"csrf_token": token(client, "/console/")})
+    assert client.get("/console/deliveries").status_code == 302
+
+
+def test_cookie_is_secure_over_https(client):
+    client.get("/console/login", base_url="https://bridge.example")
+    tok = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/console/login", base_url="https://bridge.example").text)
+    answer = client.post("/console/login", base_url="https://bridge.example", headers={"Referer": "https://bridge.example/"},
+                         data={"password": CONSOLE_PASSWORD, "csrf_token": tok.group(1)})
+    assert answer.status_code == 302 and "Secure" in answer.headers["Set-Cookie"]
+
+
+def test_sign_in_without_csrf_token_is_refused(client):
+    client.get("/console/login")
+    answer = client.post("/console/login", data={"password": CONSOLE_PASSWORD})
+    assert answer.status_code == 400 and "CSRF" in answer.text
+    assert client.get("/console/deliveries").status_code == 302
+
+
+def test_replay_without_csrf_token_is_refused_and_changes_nothing(client, console_settings, ortto):
+    bridge = Bridge(console_settings)
+    failed = bridge.deliver("add", contact_id="0069" + secrets.token_hex(10))
+    assert failed.status == FAILED
+    sign_in(client)
+    for data in ({}, {"csrf_token": "forged"}):
+        answer = client.post(f"/console/deliveries/{failed.id}/replay", data=data)
+        assert answer.status_code == 400 and "CSRF" in answer.text
+    assert bridge.store.get(failed.id).status == FAILED
+    assert bridge.store.operator_actions() == []
+    answer = client.post(f"/console/deliveries/{failed.id}/replay", data={"csrf_token": token(client, "/console/")})
+    assert answer.status_code == 302 and bridge.store.get(failed.id).status == QUEUED
+
+
+def test_session_expires_after_the_configured_hours_and_with_a_new_password(client, console_settings, env, monkeypatch):
+    from wpf_bridge.web.console import auth
+
+    sign_in(client)
+    assert client.get("/console/").status_code == 200
+    later = time.time() + console_settings.console_session_seconds + 1
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    assert client.get("/console/").status_code == 302
+    monkeypatch.undo()
+
+    sign_in(client)
+    other = create_app(load_settings({**env, "WPF_CONSOLE_PASSWORD": "another-password-42"})).test_client()
+    other.set_cookie("wpf_console", client.get_cookie("wpf_console", path="/console").value, path="/console")
+    assert other.get("/console/").status_code == 302, "a session opened with the old password ends with it"
+
+
+def test_wrong_passwords_are_limited_per_client_and_logged(client, caplog):
+    for _ in range(5):
+        assert "Wrong password." in sign_in(client, "wrong-password-1").text
+    answer = sign_in(client)  # the right one, too late
+    assert answer.status_code == 401 and "Too many wrong passwords" in answer.text
+    assert client.get("/console/").status_code == 302
+    assert caplog.text.count("console sign-in refused from 127.0.0.1") == 6
+    assert "wrong-password-1" not in caplog.text and CONSOLE_PASSWORD not in caplog.text
+
+
+def test_no_page_shows_a_secret(client, console_settings, env, ortto, wordpress):
+    bridge = Bridge(console_settings)
+    person_id = ortto.add_person({"str::email": unique_email("shown"), "str::first": "Shown"}, [])
+    done = bridge.deliver("add", contact_id=person_id, send_notification=True)
+    assert done.status == DONE
+    password = ortto.people[person_id][PASSWORD_FIELD]
+    key = console_settings.access_keys[0]
+    client.post(f"/?wpf_action=add&access_key={key}x&email=x@example.com")  # refused: wrong key
+    client.post(f"/?wpf_action=nope&access_key={key}&email=x@example.com")  # refused: unknown action
+    client.application.extensions["wpf_bridge"]["refusals"].flush()  # written once a second otherwise
+    sign_in(client)
+    pages = ["/console/", "/console/?partial=1", "/console/check", f"/console/deliveries/{done.id}",
+             "/console/deliveries", "/console/deliveries?status=failed&partial=1", "/console/refused",
+             "/console/actions", "/console/replay"]
+    texts = {path: client.get(path).text for path in pages}
+    for path, text in texts.items():
+        for secret in [*console_settings.secrets(), password, CONSOLE_PASSWORD]:
+            assert secret not in text, f"{path} shows a secret"
+    assert "access_key: wrong" in texts["/console/refused"] and "wpf_action: unknown action" in texts["/console/refused"]
+    assert "127.0.0.1" in texts["/console/refused"]
+    assert f"wpf_action=add&amp;role={console_settings.default_role}" in texts["/console/"]
+    assert "Return Password" in texts["/console/check"]
+    assert f"user-edit.php?user_id={done.user_id}" in texts[f"/console/deliveries/{done.id}"]
+    assert "WordPress POST /wp-json/wpf-bridge/v1/" in texts[f"/console/deliveries/{done.id}"] or \
+        "WordPress POST" in texts[f"/console/deliveries/{done.id}"]
+
+
+def test_pages_forbid_framing_and_inline_script(client):
+    answer = client.get("/console/login")
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert "default-src 'self'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_filters_search_and_pages(client, console_settings):
+    bridge = Bridge(console_settings)
+    for n in range(55):
+        bridge.store.add("update", f"c{n:03}", f"person{n:03}@example.com", None, False)
+    bridge.store.add("update_tags", "other", "someone@example.com", None, False)
+    sign_in(client)
+    first = client.get("/console/deliveries?action=update&partial=1").text
+    assert first.count('class="delivery"') == 50 and "older" in first
+    second = client.get("/console/deliveries?action=update&page=1&partial=1").text
+    assert second.count('class="delivery"') == 5 and "newer" in second
+    assert client.get("/console/deliveries?q=PERSON01&partial=1").text.count('class="delivery"') == 10
+    assert client.get("/console/deliveries?q=c007&partial=1").text.count('class="delivery"') == 1
+    assert client.get("/console/deliveries?q=%25&partial=1").text.count('class="delivery"') == 0  # % is a character
+    odd = client.get("/console/deliveries?status=weird&since=yesterday")
+    assert odd.status_code == 200 and "unknown status" in odd.text and "is not a date and time" in odd.text
+    future = client.get("/console/deliveries?since=2999-01-01T00:00&partial=1").text
+    assert "No delivery matches." in future

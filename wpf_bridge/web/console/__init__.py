@@ -1,0 +1,184 @@
+"""The operator console (``/console``): what happened to whom, and replay what failed, without a
+shell. Off unless ``WPF_CONSOLE_PASSWORD`` is set. Pages are rendered on the server; a small
+script refreshes the live parts. Nothing secret is ever rendered: the access keys, the
+application password, the Ortto key and generated passwords never reach a template."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flask import Blueprint, Flask, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from ... import history
+from ...settings import Settings
+from ...store import FAILED, RETRYING, Store, StoreUnavailable
+from .auth import configure_sessions, login_required, operator, signed_in, try_login
+from .filters import PAGE_SIZE, ACTIONS, STATUSES, read_filters
+from .overview import CheckCache, webhook_urls
+
+log = logging.getLogger(__name__)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def init_console(app: Flask, settings: Settings, store: Store) -> None:
+    """Mount the console on ``app`` (only when a console password is set)."""
+    configure_sessions(app, settings)
+    csrf = CSRFProtect(app)  # checked only on the console's own forms (WTF_CSRF_CHECK_DEFAULT is off)
+    app.register_blueprint(_blueprint(settings, store, csrf))
+
+
+def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint:
+    console = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+                        static_folder="static")
+    checks = CheckCache(settings)
+    signed = login_required(settings)
+
+    @console.before_request
+    def protect() -> None:
+        if request.method == "POST":
+            csrf.protect()
+
+    @console.after_request
+    def headers(response: Response) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @console.errorhandler(CSRFError)
+    def csrf_refused(exc: CSRFError) -> tuple[str, int]:
+        log.warning("console: %s %s refused: %s", request.method, request.path, exc.description)
+        return render_template("console/error.html", message="This form has expired or did not come from this "
+                               "console (CSRF check failed). Go back, reload the page and try again."), 400
+
+    @console.errorhandler(StoreUnavailable)
+    def store_down(exc: StoreUnavailable) -> tuple[str, int]:
+        log.error("%s", exc)
+        return render_template("console/error.html", message="The delivery store cannot be read now; try again "
+                               "in a moment."), 503
+
+    @console.context_processor
+    def helpers() -> dict:
+        return {"when": history.when, "ago": _ago, "signed_in": signed_in(settings), "operator": operator}
+
+    @console.route("/login", methods=["GET", "POST"])
+    def login():
+        error = ""
+        if request.method == "POST":
+            ok, error = try_login(settings, store, request.form.get("password", ""), request.form.get("name", ""))
+            if ok:
+                target = request.args.get("next", "")
+                return redirect(target if target.startswith("/console/") and "//" not in target else url_for(".overview"))
+        return render_template("console/login.html", error=error), 401 if error else 200
+
+    @console.post("/logout")
+    def logout():
+        from flask import session
+
+        log.info("console sign-out by %s", operator())
+        session.clear()
+        return redirect(url_for(".login"))
+
+    @console.get("/")
+    @signed
+    def overview():
+        figures = store.overview()
+        template = "console/_figures.html" if request.args.get("partial") else "console/overview.html"
+        return render_template(template, figures=figures, statuses=STATUSES, urls=webhook_urls(settings, request.url_root))
+
+    @console.get("/check")
+    @signed
+    def check():
+        return render_template("console/_check.html", check=checks.get(force=bool(request.args.get("again"))))
+
+    @console.get("/deliveries")
+    @signed
+    def deliveries():
+        filters = read_filters(request.args)
+        found = store.find(search=filters.search, limit=PAGE_SIZE + 1, offset=filters.page * PAGE_SIZE)
+        replayable = store.count(filters.replayable)
+        context = dict(filters=filters, deliveries=found[:PAGE_SIZE], more=len(found) > PAGE_SIZE,
+                       replayable=replayable, statuses=STATUSES, actions=ACTIONS)
+        if request.args.get("partial"):
+            return render_template("console/_rows.html", **context)
+        return render_template("console/deliveries.html", **context)
+
+    @console.get("/deliveries/<delivery_id>")
+    @signed
+    def delivery(delivery_id: str):
+        found = store.get(delivery_id) or abort(404)
+        template = "console/_delivery.html" if request.args.get("partial") else "console/delivery.html"
+        return render_template(template, d=found, steps=store.history(found.id), wordpress_url=settings.wordpress_url,
+                               replayable=found.status in (FAILED, RETRYING))
+
+    @console.post("/deliveries/<delivery_id>/replay")
+    @signed
+    def replay_one(delivery_id: str):
+        found = store.get(delivery_id) or abort(404)
+        replayed = store.requeue(found.id, operator())
+        store.start_action(operator(), f"replay delivery {found.id} ({found.action}, {found.email or found.contact_id})"
+                           + ("" if replayed else f": left alone, it was {found.status}"), matched=int(replayed))
+        log.info("console: %s replayed delivery %s", operator(), found.id)
+        return redirect(url_for(".delivery", delivery_id=found.id))
+
+    @console.get("/replay")
+    @signed
+    def replay_confirm():
+        filters = read_filters(request.args)
+        return render_template("console/replay.html", filters=filters, count=store.count(filters.replayable))
+
+    @console.post("/replay")
+    @signed
+    def replay_matching():
+        filters = read_filters(request.form)
+        count = store.count(filters.replayable)
+        who = operator()
+        action_id = store.start_action(who, f"replay every failed or retrying delivery matching {filters.describe()}",
+                                       matched=count, finished=False)
+        threading.Thread(target=_replay_in_background, args=(store, filters, who, action_id),
+                         name="wpf-console-replay", daemon=True).start()
+        return redirect(url_for(".action", action_id=action_id))
+
+    @console.get("/actions")
+    @signed
+    def actions():
+        return render_template("console/actions.html", actions=store.operator_actions(), now=time.time())
+
+    @console.get("/actions/<action_id>")
+    @signed
+    def action(action_id: str):
+        found = store.operator_action(action_id) or abort(404)
+        if request.args.get("progress"):
+            return jsonify(matched=found["matched"], done=found["done"], finished=found["finished_at"] is not None)
+        return render_template("console/action.html", a=found, now=time.time())
+
+    @console.get("/refused")
+    @signed
+    def refused():
+        return render_template("console/refused.html", recent=store.recent_refusals(), reasons=store.refusals())
+
+    return console
+
+
+def _replay_in_background(store: Store, filters, who: str, action_id: str) -> None:
+    try:
+        replayed = store.requeue_matching(filters.replayable, who, action_id)
+        log.info("console: %s replayed %d deliveries", who, replayed)
+    except StoreUnavailable as exc:  # the action shows where it stopped; running it again continues
+        log.error("console replay stopped: %s", exc)
+
+
+def _ago(timestamp: float | None, now: float | None = None) -> str:
+    """``3 min ago``, for an operator's eye."""
+    if not timestamp:
+        return "never"
+    seconds = max(0, int((now or time.time()) - timestamp))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+

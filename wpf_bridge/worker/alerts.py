@@ -1,0 +1,67 @@
+"""Alerts: when deliveries fail for good, one message per burst, not one per delivery.
+
+A burst ends when no delivery has failed for ``QUIET`` seconds (or has lasted ``LONGEST``). The
+store's ``alerted`` mark says up to when failures were reported; a worker moves it before it
+posts, so that with several workers one sends each message, and moves it back if the post fails.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import time
+
+from ..clients.alerts import AlertClient
+from ..errors import BridgeError
+from ..history import when
+from ..redact import redact
+from ..store import Delivery, Store
+
+QUIET = 10.0  # seconds without a new failure that end a burst
+LONGEST = 120.0  # a burst that goes on is reported at least this often
+REASONS = 5  # distinct reasons named in one message
+MARK = "alerted"
+log = logging.getLogger(__name__)
+
+
+class Alerts:
+    def __init__(self, store: Store, client: AlertClient, secrets: list[str]):
+        self.store = store
+        self.client = client
+        self.secrets = secrets
+
+    def check(self, now: float | None = None) -> int:
+        """Report the failures of a burst that has ended; return how many were reported."""
+        now = time.time() if now is None else now
+        mark = self.store.mark(MARK)
+        if mark is None:  # the first start with alerts on: failures from before are not news
+            self.store.move_mark(MARK, None, now)
+            return 0
+        failures = self.store.failures_since(mark, now)
+        if not failures:
+            return 0
+        first, last = failures[0].updated_at, failures[-1].updated_at
+        if now - last < QUIET and now - first < LONGEST:
+            return 0  # the burst goes on
+        if not self.store.move_mark(MARK, mark, last):
+            return 0  # another worker reports it
+        try:
+            self.client.post(redact(message(failures), self.secrets))
+        except BridgeError as exc:
+            log.error("alert not sent: %s; trying again at the next round", exc)
+            self.store.move_mark(MARK, last, mark)
+            return 0
+        log.info("alert sent: %d deliveries failed", len(failures))
+        return len(failures)
+
+
+def message(failures: list[Delivery]) -> str:
+    """How many failed, between when, and the commonest reasons."""
+    reasons = collections.Counter((d.result or "no reason recorded")[:200] for d in failures)
+    count = len(failures)
+    lines = [f"wpf-bridge: {count} deliver{'y' if count == 1 else 'ies'} failed for good between "
+             f"{when(failures[0].updated_at)} and {when(failures[-1].updated_at)}."]
+    lines += [f"• {n}× {reason}" for reason, n in reasons.most_common(REASONS)]
+    if len(reasons) > REASONS:
+        lines.append(f"• and {len(reasons) - REASONS} other reason(s)")
+    lines.append("Open the console's Deliveries page (status: failed) to see each one, and replay them once fixed.")
+    return "\n".join(lines)
