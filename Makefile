@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test faults bench system-deps clean
+.PHONY: install run demo test faults bench bench-console system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ faults: $(STAMP) system-deps
 bench: $(STAMP) system-deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+## bench-console: the console's pages and /metrics on a store of 100,000 deliveries (SQLite, PostgreSQL)
+bench-console: $(STAMP) system-deps
+	$(VENV)/bin/python bench/console.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
