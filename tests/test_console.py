@@ -276,6 +276,7 @@ def test_no_page_shows_a_secret(client, console_settings, env, ortto, wordpress)
     pages = ["/console/", "/console/?partial=1", "/console/check", f"/console/deliveries/{done.id}",
              "/console/deliveries", "/console/deliveries?status=failed&partial=1", "/console/refused",
              "/console/actions", "/console/replay"]
+    wait_for(lambda: "checks passed" in client.get("/console/check").text, 30, "the set-up check to run in the background")
     texts = {path: client.get(path).text for path in pages}
     for path, text in texts.items():
         for secret in [*console_settings.secrets(), password, CONSOLE_PASSWORD]:
@@ -313,3 +314,20 @@ def test_filters_search_and_pages(client, console_settings):
     assert odd.status_code == 200 and "unknown status" in odd.text and "is not a date and time" in odd.text
     future = client.get("/console/deliveries?since=2999-01-01T00:00&partial=1").text
     assert "No delivery matches." in future
+
+
+def test_a_hanging_wordpress_never_holds_a_console_request(env):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers: each check request would wait 30 s
+    try:
+        port = silent.getsockname()[1]
+        client = create_app(load_settings({**env, "WPF_CONSOLE_PASSWORD": CONSOLE_PASSWORD,
+                                           "WORDPRESS_URL": f"http://127.0.0.1:{port}"})).test_client()
+        sign_in(client)
+        for path in ("/console/", "/console/check", "/console/check"):
+            assert "Checking WordPress and Ortto…" in client.get(path).text
+    finally:
+        silent.close()

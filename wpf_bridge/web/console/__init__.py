@@ -88,12 +88,13 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     def overview():
         figures = store.overview()
         template = "console/_figures.html" if request.args.get("partial") else "console/overview.html"
-        return render_template(template, figures=figures, statuses=STATUSES, urls=webhook_urls(settings, request.url_root))
+        return render_template(template, figures=figures, statuses=STATUSES, urls=webhook_urls(settings, request.url_root),
+                               check=checks.get(force=bool(request.args.get("recheck"))))
 
     @console.get("/check")
     @signed
     def check():
-        return render_template("console/_check.html", check=checks.get(force=bool(request.args.get("again"))))
+        return render_template("console/_check.html", check=checks.get())
 
     @console.get("/deliveries")
     @signed

@@ -1,5 +1,5 @@
 // The console's live parts, without a build step: [data-refresh] elements reload their HTML from
-// that URL every few seconds, [data-load] once, [data-progress] follows a background replay.
+// that URL every few seconds, [data-progress] follows a background replay.
 (function () {
   "use strict";
   var EVERY = 3000;
@@ -13,10 +13,6 @@
       .then(function (html) { if (html !== null) { element.innerHTML = html; } })
       .catch(function () { /* the next round tries again */ });
   }
-
-  document.querySelectorAll("[data-load]").forEach(function (element) {
-    load(element, element.getAttribute("data-load"));
-  });
 
   document.querySelectorAll("[data-refresh]").forEach(function (element) {
     window.setInterval(function () {
