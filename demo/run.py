@@ -180,7 +180,7 @@ open her delivery in the console and click Replay.""")
         say("""
 Commands: a = add the missing person to Ortto    s = stop WordPress    w = start WordPress again
           b = send a burst of 5 new people        q = quit (or Ctrl-C: everything started here is removed)""")
-        for line in sys.stdin:
+        for line in _lines(sys.stdin):
             command = line.strip().lower()
             if command == "a":
                 self.add_late_person()
@@ -200,8 +200,20 @@ Commands: a = add the missing person to Ortto    s = stop WordPress    w = start
                 say("a, s, w, b or q")
 
 
+def _lines(stream):
+    """The commands typed, until the input ends or the terminal is gone (closed window: EIO)."""
+    try:
+        yield from stream
+    except OSError:
+        return
+
+
 def say(text: str) -> None:
-    print(text, flush=True)
+    """Print, unless the output is gone (``make demo | tee`` with tee stopped by Ctrl-C first)."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, OSError):
+        pass
 
 
 def main() -> int:
@@ -212,7 +224,8 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the Ortto test server's request lines
     port = args.port if args.port and _free(args.port) else free_port()
     demo = Demo(port)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal cleans up as Ctrl-C does
+        signal.signal(signum, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         demo.start()
         sent = demo.journey()
@@ -223,8 +236,10 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        say("stopping the bridge, WordPress and the Ortto test server…")
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second signal must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
         demo.stop()
+        say("stopped the bridge, WordPress and the Ortto test server, and removed their files")
     return 0
 
 

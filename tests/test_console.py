@@ -93,6 +93,8 @@ def test_operator_finds_a_failed_person_replays_and_watches_it_done(start_proces
     expect(page.locator("#timeline")).to_contain_text("replayed by Ann")
     screenshot(page, "console-replayed-delivery")
 
+    page.click("text=Overview")
+    expect(page.locator("#failed-day")).to_have_text("1")  # it failed today, though it is done now
     user = wordpress.user_by_email(email)
     assert can_log_in(wordpress, user["username"], ortto.people[missing_id][PASSWORD_FIELD])
     assert len(wordpress.emails_to(email)) == 1
@@ -167,6 +169,46 @@ def test_wordpress_down_shows_who_waits_and_why_then_one_replay_once_it_is_back(
     page.goto(f"{procs.url}/console/deliveries?status=done")
     expect(page.locator("tr.delivery")).to_have_count(3, timeout=30_000)  # the list refreshes itself
     assert all(len(wordpress.emails_to(email)) == 1 for email in people.values())
+
+
+def test_sign_in_and_out_over_https(env, tmp_path, browser):
+    """Over HTTPS Flask-WTF wants the form's Referer: the console's referrer policy must send it,
+    and the cookie must be Secure. Gunicorn serves TLS itself here (a self-signed certificate)."""
+    import subprocess
+
+    from playwright.sync_api import expect
+    from procfile import Processes
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    procs = Processes({**env, "WPF_CONSOLE_PASSWORD": CONSOLE_PASSWORD,
+                       "GUNICORN_CMD_ARGS": f"--certfile={tmp_path / 'cert.pem'} --keyfile={tmp_path / 'key.pem'}"}, tmp_path)
+    url = procs.url.replace("http://", "https://")
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    try:
+        wait_for(lambda: _answers(url + "/health", tmp_path / "cert.pem"), 30, "the web process to answer over HTTPS")
+        page.goto(f"{url}/console/login?next=/console/refused")
+        page.fill("input[name=name]", "Tls")
+        page.fill("input[name=password]", CONSOLE_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Refused webhooks")
+        [cookie] = [c for c in context.cookies() if c["name"] == "wpf_console"]
+        assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        page.click("text=Sign out")
+        expect(page).to_have_url(re.compile(r"/console/login$"))
+        page.goto(f"{url}/console/")
+        expect(page).to_have_url(re.compile(r"/console/login"))
+    finally:
+        context.close()
+        procs.stop()
+
+
+def _answers(url: str, certificate: Path) -> bool:
+    try:
+        return requests.get(url, timeout=1, verify=str(certificate)).ok
+    except requests.RequestException:
+        return False
 
 
 # The guards, through Flask's test client against the real store, WordPress and Ortto test server.
@@ -286,8 +328,8 @@ def test_no_page_shows_a_secret(client, console_settings, env, ortto, wordpress)
     assert f"wpf_action=add&amp;role={console_settings.default_role}" in texts["/console/"]
     assert "Return Password" in texts["/console/check"]
     assert f"user-edit.php?user_id={done.user_id}" in texts[f"/console/deliveries/{done.id}"]
-    assert "WordPress POST /wp-json/wpf-bridge/v1/" in texts[f"/console/deliveries/{done.id}"] or \
-        "WordPress POST" in texts[f"/console/deliveries/{done.id}"]
+    assert "WordPress GET /wpf-bridge/v1/users/lookup 200" in texts[f"/console/deliveries/{done.id}"]
+    assert "WordPress POST /wp/v2/users 201" in texts[f"/console/deliveries/{done.id}"]
 
 
 def test_pages_forbid_framing_and_inline_script(client):
@@ -331,3 +373,51 @@ def test_a_hanging_wordpress_never_holds_a_console_request(env):
             assert "Checking WordPress and Ortto…" in client.get(path).text
     finally:
         silent.close()
+
+
+def test_the_cookie_does_not_let_its_holder_test_passwords_offline(client, console_settings):
+    import hashlib
+    import hmac
+
+    sign_in(client)
+    app = client.application
+    session = app.session_interface.get_signing_serializer(app).loads(client.get_cookie("wpf_console", path="/console").value)
+    keyed_by_password = hmac.new(CONSOLE_PASSWORD.encode(), b"console password", hashlib.sha256).hexdigest()[:32]
+    assert session["pw"] and session["pw"] != keyed_by_password and CONSOLE_PASSWORD not in str(session)
+
+
+def test_wrong_passwords_from_many_addresses_close_the_console_for_the_minute(client):
+    from wpf_bridge.web.console.auth import LOGIN_LIMIT, LOGIN_LIMIT_ALL
+
+    for n in range(LOGIN_LIMIT_ALL):
+        address = f"198.51.100.{n // (LOGIN_LIMIT - 1)}"
+        client.environ_base["REMOTE_ADDR"] = address
+        assert "Wrong password." in sign_in(client, "wrong-password-1").text
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.200"
+    assert "Too many wrong passwords" in sign_in(client).text
+
+
+def test_sign_in_goes_back_only_to_a_console_page(client):
+    for target, expected in (("/console/refused", "/console/refused"), ("//evil.example/x", "/console/"),
+                             ("/console/\r\nSet-Cookie:%20x=1", "/console/"), ("https://evil.example/", "/console/"),
+                             ("/console/..\\evil", "/console/")):
+        client.get("/console/login")
+        answer = client.post(f"/console/login?next={target}",
+                             data={"password": CONSOLE_PASSWORD, "csrf_token": token(client)})
+        assert answer.status_code == 302 and answer.headers["Location"] == expected, target
+
+
+def test_bulk_replay_keeps_the_status_filter(console_settings, client):
+    bridge = Bridge(console_settings)
+    failed = bridge.deliver("add", contact_id="0069" + secrets.token_hex(10))
+    waiting = bridge.store.add("update", "c-wait", "wait@example.com", None, False)[0]
+    run_sql(bridge.store, "update deliveries set status = 'retrying' where id = :id", id=waiting.id)
+    sign_in(client)
+    for status, replayed in (("done", set()), ("failed", {failed.id})):
+        answer = client.post("/console/replay", data={"status": status, "csrf_token": token(client, "/console/")})
+        action_id = answer.headers["Location"].split("?")[0].rsplit("/", 1)[1]
+        wait_for(lambda: bridge.store.operator_action(action_id)["finished_at"], 10, "the replay to finish")
+        found = bridge.store.operator_action(action_id)
+        assert (found["matched"], found["done"]) == (len(replayed), len(replayed))
+        assert {d.id for d in bridge.store.find(status=QUEUED)} == replayed
+    assert bridge.store.get(waiting.id).status == "retrying"

@@ -39,6 +39,7 @@ def test_metrics_are_off_without_a_token_and_need_it(settings, env):
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}):
         answer = client.get("/metrics", headers=headers)
         assert answer.status_code == 401 and "wpf_bridge" not in answer.text
+    assert client.get("/metrics", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200  # any case (RFC 7235)
     with pytest.raises(SettingsError, match="WPF_METRICS_TOKEN: must be at least 16"):
         load_settings({**env, "WPF_METRICS_TOKEN": "short"})
 
@@ -140,13 +141,13 @@ def test_one_alert_per_burst_naming_the_count_and_reasons(database_url, receiver
     workers = [Alerts(store, AlertClient(url), [url, "app-pass-99"]) for _ in range(2)]
     assert workers[0].check() == 0  # the first start sets the mark: older failures are not news
     last = [fail(store, "WordPress refused the user: bad (x)") for _ in range(2)][-1]
-    last = fail(store, "Ortto has no contact with app-pass-99")
+    last = fail(store, "Ortto has no contact with app-pass-99 or \"<!channel><https://evil.test|Fix>\"@x.test")
     assert workers[0].check(now=last + 1) == 0, "the burst may go on"
     assert [w.check(now=last + QUIET + 1) for w in workers] in ([3, 0], [0, 3])  # one worker sends it
     [message] = receiver.received
     assert message["text"].startswith("wpf-bridge: 3 deliveries failed for good between")
     assert "• 2× WordPress refused the user: bad (x)" in message["text"]
-    assert "• 1× Ortto has no contact with [redacted]" in message["text"]
+    assert "• 1× Ortto has no contact with [redacted] or &lt;…@x.test" in message["text"]
     assert workers[1].check(now=last + QUIET + 2) == 0 and len(receiver.received) == 1
 
     receiver.answer = 500
@@ -161,3 +162,15 @@ def test_alert_webhook_must_be_a_url(env):
     with pytest.raises(SettingsError, match="WPF_ALERT_WEBHOOK"):
         load_settings({**env, "WPF_ALERT_WEBHOOK": "hooks.slack.com/x"})
     assert "https://hooks.slack.test/T/B/x" in load_settings({**env, "WPF_ALERT_WEBHOOK": "https://hooks.slack.test/T/B/x"}).secrets()
+
+
+def test_metrics_folder_is_private_and_named_without_the_database_password(tmp_path):
+    from wpf_bridge.metrics_folder import directory, prepare
+
+    assert directory("postgresql://u:one@db:5432/bridge", None) == directory("postgresql://u:two@db:5432/bridge", None)
+    assert directory("postgresql://u:one@db:5432/bridge", None) != directory("postgresql://u:one@db:5432/other", None)
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(ValueError, match="must belong to this user and be private"):
+        prepare(shared)

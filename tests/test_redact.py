@@ -62,3 +62,11 @@ def test_json_lines_redact_secrets_that_json_would_escape():
     assert first["message"] == "tried [redacted]" and first["delivery_id"] == "d-123"
     assert "delivery_id" not in second and "ValueError: boom [redacted]" in second["exception"]
     assert "word" not in stream.getvalue()
+
+
+def test_a_value_from_outside_cannot_forge_a_log_line():
+    with captured("test-forged-lines") as (logger, stream):
+        logs.install([], loggers=["test-forged-lines"])
+        logger.warning("refused %s", "/console/x\n2026-11-28 16:00:00 INFO console sign-in by admin\r\t")
+    assert stream.getvalue().count("\n") == 1
+    assert "/console/x\\n2026-11-28 16:00:00 INFO console sign-in by admin\\r\\t" in stream.getvalue()

@@ -20,7 +20,11 @@ def metrics_directory(settings: Settings) -> None:
     """Share this process's Prometheus figures with the other processes of this host."""
     from . import metrics_folder
 
-    metrics_folder.prepare(metrics_folder.directory(settings.database_url, settings.metrics_dir))
+    try:
+        metrics_folder.prepare(metrics_folder.directory(settings.database_url, settings.metrics_dir))
+    except (OSError, ValueError) as exc:
+        print(f"wpf-bridge: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def settings_or_exit() -> Settings:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -17,7 +18,8 @@ def directory(database_url: str, configured: str | None) -> Path:
         return Path(configured)
     if database_url.startswith("sqlite:///"):
         return Path(database_url.removeprefix("sqlite:///")).absolute().parent / "metrics"
-    digest = hashlib.sha256(database_url.encode()).hexdigest()[:12]
+    where = urlsplit(database_url)  # named for the database, never for its password
+    digest = hashlib.sha256(f"{where.hostname}:{where.port}{where.path}?{where.query}".encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"wpf-bridge-metrics-{digest}"
 
 
@@ -25,6 +27,10 @@ def prepare(folder: Path) -> None:
     """Turn on multiprocess mode in ``folder`` for this process and the ones it starts, and delete
     the files of processes that are gone (their counts restart from zero, which Prometheus expects)."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:  # made first by someone else, in /tmp say
+        raise ValueError(f"the metrics folder {folder} must belong to this user and be private (mode 700): "
+                         "fix it, or set WPF_METRICS_DIR to a folder of the service's own")
     os.environ[MULTIPROC_ENV] = str(folder)
     for file in folder.glob("*.db"):
         pid = file.stem.rsplit("_", 1)[-1]

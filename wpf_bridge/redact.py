@@ -29,5 +29,13 @@ class RedactingFormatter(logging.Formatter):
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if not message.isprintable():  # a request path or a value from outside must not forge a second line
+            record = logging.makeLogRecord({**record.__dict__, "msg": printable(message), "args": None})
         return redact(self.inner.format(record), self.secrets)
+
+
+def printable(text: str) -> str:
+    """Control characters (newlines included) escaped, as Python writes them (``\\n``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 

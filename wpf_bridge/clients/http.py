@@ -46,7 +46,8 @@ def send(session: requests.Session, peer: str, method: str, url: str, **kwargs) 
         PEER_SECONDS.labels(peer.lower(), status_class(status)).observe(seconds)
         calls = getattr(_thread, "calls", None)
         if calls is not None:
-            calls.append(f"{peer} {method} {urlsplit(url).path} {status or 'no answer'} {seconds:.3f} s")
+            route = (kwargs.get("params") or {}).get("rest_route") or urlsplit(url).path  # WordPress: ?rest_route=
+            calls.append(f"{peer} {method} {route} {status or 'no answer'} {seconds:.3f} s")
 
 
 def record_calls() -> list[str]:

@@ -414,9 +414,10 @@ class Store:
         """Replay every failed or retrying delivery matching ``search`` that last changed before
         now, ``chunk`` at a time (each chunk one transaction, so each delivery is replayed whole
         or not at all), counting progress in the operator action ``action_id``."""
-        started = time.time()
+        with self.database.transaction() as tx:
+            started = self.database.now(tx)  # the clock updated_at is written with
         done = 0
-        replayable = replace(search, status=None, replayable=True)
+        replayable = replace(search, replayable=True)
         while True:
             with self.database.transaction() as tx:
                 where, params = replayable.where()
@@ -471,12 +472,14 @@ class Store:
 
     def overview(self) -> dict[str, Any]:
         """The console's first page: deliveries by status, the oldest waiting, what was applied in
-        the last hour and failed in the last day, and each worker's latest heartbeat."""
+        the last hour, the deliveries that failed in the last day, and each worker's latest heartbeat."""
         now = time.time()
         figures = self.health()
         figures["counts"] = self.counts()
         figures["applied_hour"] = self.count(Search(statuses=(DONE, SKIPPED), changed_since=now - 3600))
-        figures["failed_day"] = self.count(Search(status=FAILED, changed_since=now - 86400))
+        figures["failed_day"] = int(self.database.query(  # failed then, whether replayed since or not
+            f"select count(distinct delivery_id) as n from attempts where status = '{FAILED}' and at >= :since",
+            {"since": now - 86400})[0]["n"])
         figures["workers"] = [(row["worker"], float(row["beat_at"])) for row in self.database.query(
             "select worker, beat_at from heartbeats where beat_at > :since order by worker", {"since": now - 86400})]
         return figures

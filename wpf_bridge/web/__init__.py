@@ -28,7 +28,8 @@ KEY_FAILURE_WINDOW = 60.0  # seconds; WPF_KEY_FAILURE_LIMIT wrong keys per windo
 log = logging.getLogger(__name__)
 PROXY_WARNING = (
     "requests from %s carry X-Forwarded-For but WPF_TRUSTED_PROXIES=0: behind a reverse proxy every client "
-    "shares the proxy's address, so a few wrong keys from anyone would lock Ortto out too; set "
+    "shares the proxy's address, so a few wrong keys (or console passwords) from anyone would lock Ortto "
+    "(or the operators) out too, and the console's cookie is not marked Secure; set "
     "WPF_TRUSTED_PROXIES to the number of proxies in front of the bridge (see README, Security)"
 )
 
@@ -53,6 +54,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(metrics_blueprint(settings, store))
     proxy_warned = []
 
+    @app.before_request
+    def warn_once_behind_an_unknown_proxy() -> None:
+        """Webhooks and console sign-ins are limited per client address: behind an undeclared
+        proxy every client shares one, so say so once."""
+        if not settings.trusted_proxies and not proxy_warned and looks_proxied(
+                request.remote_addr, request.headers.get("X-Forwarded-For")):
+            proxy_warned.append(True)
+            log.warning(PROXY_WARNING, request.remote_addr)
+
     def refuse(message: str, status: int, reason: str, read_body: bool = True) -> tuple[Response, int]:
         """Answer a refused webhook; log and count it with who it named (never the key)."""
         values = request.values if read_body else request.args
@@ -63,10 +73,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.route("/", methods=["GET", "POST"])
     @app.route("/webhook", methods=["GET", "POST"])
     def webhook() -> tuple[Response, int]:
-        if not settings.trusted_proxies and not proxy_warned and looks_proxied(
-                request.remote_addr, request.headers.get("X-Forwarded-For")):
-            proxy_warned.append(True)
-            log.warning(PROXY_WARNING, request.remote_addr)
         client = client_key(request.remote_addr)
         wait = store.key_block(client, KEY_FAILURE_WINDOW, settings.key_failure_limit)
         if wait:

@@ -17,7 +17,7 @@ from ..store import Store
 
 def metrics_blueprint(settings: Settings, store: Store) -> Blueprint:
     blueprint = Blueprint("metrics", __name__)
-    token = f"Bearer {settings.metrics_token}".encode()
+    token = (settings.metrics_token or "").encode()
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -28,8 +28,8 @@ def metrics_blueprint(settings: Settings, store: Store) -> Blueprint:
 
     @blueprint.get("/metrics")
     def metrics() -> Response:
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, token):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
             return Response("a bearer token is required (WPF_METRICS_TOKEN)\n", 401,
                             {"WWW-Authenticate": 'Bearer realm="metrics"', "Content-Type": "text/plain"})
         return Response(generate_latest(registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})

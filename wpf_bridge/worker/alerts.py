@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import time
 
 from ..clients.alerts import AlertClient
@@ -21,6 +22,7 @@ LONGEST = 120.0  # a burst that goes on is reported at least this often
 REASONS = 5  # distinct reasons named in one message
 MARK = "alerted"
 log = logging.getLogger(__name__)
+EMAIL = re.compile(r"(\"[^\"]*\"|[^\s@\"<>()]+)@([^\s@<>()]+)")
 
 
 class Alerts:
@@ -55,8 +57,10 @@ class Alerts:
 
 
 def message(failures: list[Delivery]) -> str:
-    """How many failed, between when, and the commonest reasons."""
-    reasons = collections.Counter((d.result or "no reason recorded")[:200] for d in failures)
+    """How many failed, between when, and the commonest reasons. Reasons quote what people typed
+    into Ortto forms: emails are masked (a chat channel is no place for customers' addresses) and
+    Slack's control characters escaped (no ``<!channel>`` ping, no disguised link)."""
+    reasons = collections.Counter(_slack_safe((d.result or "no reason recorded")[:200]) for d in failures)
     count = len(failures)
     lines = [f"wpf-bridge: {count} deliver{'y' if count == 1 else 'ies'} failed for good between "
              f"{when(failures[0].updated_at)} and {when(failures[-1].updated_at)}."]
@@ -65,3 +69,8 @@ def message(failures: list[Delivery]) -> str:
         lines.append(f"• and {len(reasons) - REASONS} other reason(s)")
     lines.append("Open the console's Deliveries page (status: failed) to see each one, and replay them once fixed.")
     return "\n".join(lines)
+
+
+def _slack_safe(text: str) -> str:
+    masked = EMAIL.sub(lambda m: f"{m.group(1).strip(chr(34))[:1]}…@{m.group(2)}", text)
+    return masked.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

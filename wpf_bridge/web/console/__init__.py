@@ -5,6 +5,7 @@ application password, the Ortto key and generated passwords never reach a templa
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -19,9 +20,12 @@ from .filters import PAGE_SIZE, ACTIONS, STATUSES, read_filters
 from .overview import CheckCache, webhook_urls
 
 log = logging.getLogger(__name__)
+SAFE_NEXT = re.compile(r"^/console/[A-Za-z0-9/_.?=&%-]*\Z")  # where sign-in may send back to: this console only
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+    # same-origin, not no-referrer: over HTTPS Flask-WTF requires the Referer of the console's own forms
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -63,7 +67,8 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
 
     @console.context_processor
     def helpers() -> dict:
-        return {"when": history.when, "ago": _ago, "signed_in": signed_in(settings), "operator": operator}
+        return {"when": history.when, "ago": _ago, "until": _until, "now": time.time(), "zone": time.strftime("%Z"),
+                "signed_in": signed_in(settings), "operator": operator}
 
     @console.route("/login", methods=["GET", "POST"])
     def login():
@@ -72,7 +77,7 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
             ok, error = try_login(settings, store, request.form.get("password", ""), request.form.get("name", ""))
             if ok:
                 target = request.args.get("next", "")
-                return redirect(target if target.startswith("/console/") and "//" not in target else url_for(".overview"))
+                return redirect(target if SAFE_NEXT.match(target) else url_for(".overview"))
         return render_template("console/login.html", error=error), 401 if error else 200
 
     @console.post("/logout")
@@ -114,7 +119,7 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
         found = store.get(delivery_id) or abort(404)
         template = "console/_delivery.html" if request.args.get("partial") else "console/delivery.html"
         return render_template(template, d=found, steps=store.history(found.id), wordpress_url=settings.wordpress_url,
-                               replayable=found.status in (FAILED, RETRYING))
+                               replayable=found.status in (FAILED, RETRYING), default_role=settings.default_role)
 
     @console.post("/deliveries/<delivery_id>/replay")
     @signed
@@ -142,12 +147,12 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
                                        matched=count, finished=False)
         threading.Thread(target=_replay_in_background, args=(store, filters, who, action_id),
                          name="wpf-console-replay", daemon=True).start()
-        return redirect(url_for(".action", action_id=action_id))
+        return redirect(url_for(".action", action_id=action_id) + "?" + filters.query())
 
     @console.get("/actions")
     @signed
     def actions():
-        return render_template("console/actions.html", actions=store.operator_actions(), now=time.time())
+        return render_template("console/actions.html", actions=store.operator_actions())
 
     @console.get("/actions/<action_id>")
     @signed
@@ -155,7 +160,7 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
         found = store.operator_action(action_id) or abort(404)
         if request.args.get("progress"):
             return jsonify(matched=found["matched"], done=found["done"], finished=found["finished_at"] is not None)
-        return render_template("console/action.html", a=found, now=time.time())
+        return render_template("console/action.html", a=found, filters=read_filters(request.args))
 
     @console.get("/refused")
     @signed
@@ -171,6 +176,12 @@ def _replay_in_background(store: Store, filters, who: str, action_id: str) -> No
         log.info("console: %s replayed %d deliveries", who, replayed)
     except StoreUnavailable as exc:  # the action shows where it stopped; running it again continues
         log.error("console replay stopped: %s", exc)
+
+
+def _until(timestamp: float) -> str:
+    """``in 63 s``, ``in 2 min``."""
+    seconds = max(0, int(timestamp - time.time()))
+    return f"in {seconds // 60} min" if seconds >= 120 else f"in {seconds} s"
 
 
 def _ago(timestamp: float | None, now: float | None = None) -> str:

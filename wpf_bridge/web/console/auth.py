@@ -19,6 +19,8 @@ from ...store import Store
 from ..addresses import client_key
 
 LOGIN_LIMIT = 5  # wrong passwords a client may send per window
+LOGIN_LIMIT_ALL = 30  # wrong passwords from all clients together per window (many addresses, one console)
+EVERYONE = "console (all clients)"
 LOGIN_WINDOW = 60.0  # seconds; the same window as wrong webhook keys, which share the table
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,10 @@ def _derive(key: str, purpose: str) -> str:
 
 
 def _fingerprint(settings: Settings) -> str:
-    """Which password a session was opened with: a new password ends every session."""
-    return _derive(settings.console_password or "", "console password")[:32]
+    """Which password a session was opened with: a new password ends every session. Keyed with
+    ``WPF_SECRET_KEY``: the cookie is signed, not encrypted, and must not let whoever holds one
+    test password guesses offline."""
+    return _derive(settings.secret_keys[0], "console password " + (settings.console_password or ""))[:32]
 
 
 def signed_in(settings: Settings) -> bool:
@@ -79,12 +83,13 @@ def login_required(settings: Settings) -> Callable:
 def try_login(settings: Settings, store: Store, password: str, name: str) -> tuple[bool, str]:
     """Check a password; ``(True, "")`` opens a session, else ``(False, why)``."""
     client = "console " + client_key(request.remote_addr)
-    wait = store.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT)
+    wait = max(store.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT), store.key_block(EVERYONE, LOGIN_WINDOW, LOGIN_LIMIT_ALL))
     if wait:
         log.warning("console sign-in refused from %s: too many wrong passwords", request.remote_addr)
         return False, f"Too many wrong passwords: try again in {math.ceil(wait)} s."
     if not hmac.compare_digest(password.encode(), (settings.console_password or "").encode()):
         store.key_failure(client, LOGIN_WINDOW)
+        store.key_failure(EVERYONE, LOGIN_WINDOW)
         log.warning("console sign-in refused from %s: wrong password", request.remote_addr)
         return False, "Wrong password."
     session.clear()
