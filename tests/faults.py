@@ -31,6 +31,7 @@ class Tally:
     lost: int = 0
     let_in: int = 0  # hostile requests stored, privileged users changed, administrators made
     mail_cut: int = 0  # welcome emails WordPress had begun to hand to its mailer when it was killed
+    recovery: float | None = None  # longest time from a kill to the last person it hit having user, email, password
     problems: list[str] = field(default_factory=list)
 
     def check(self, mail_cut_at_most: int = 0) -> None:
@@ -44,11 +45,12 @@ LEDGER: list[Tally] = []
 
 def ledger_table() -> str:
     header = (f"{'scenario':36} {'sent':>5} {'applied':>7} {'retried':>7} {'dup':>4} {'lost':>4} {'let in':>6} "
-              f"{'mail cut':>8}  what was tried")
+              f"{'mail cut':>8} {'recovery':>8}  what was tried")
     lines = [header, "-" * len(header)]
     for t in LEDGER:
+        recovery = f"{t.recovery:7.1f}s" if t.recovery is not None else ""
         lines.append(f"{t.scenario:36} {t.sent:5} {t.applied:7} {t.retried:7} {t.duplicated:4} {t.lost:4} {t.let_in:6} "
-                     f"{t.mail_cut:8}  {t.tried}")
+                     f"{t.mail_cut:8} {recovery:>8}  {t.tried}")
     return "\n".join(lines)
 
 
@@ -158,3 +160,14 @@ def audit_new_users(tally: Tally, wordpress, ortto, store: Store, people: list[t
     tally.lost = max(tally.lost, len(unfinished))  # an unfinished delivery is lost even if its person looks right
     LEDGER.append(tally)
     return tally
+
+
+def in_flight(store: Store) -> list[str]:
+    """The deliveries a kill would hit now: running, or waiting for their password push."""
+    return [d.id for status in ("running", "pushing") for d in store.find(status=status, limit=None)]
+
+
+def recovery(store: Store, kills: list[tuple[float, list[str]]]) -> float:
+    """The longest time from a kill to the moment the last delivery it hit was done (the person has
+    their user, their email and their password in Ortto)."""
+    return max((max(store.get(i).updated_at for i in hit) - killed_at for killed_at, hit in kills if hit), default=0.0)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import collections
 import os
 import random
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
-from conftest import unique_email
-from faults import LEDGER, Call, Tally, add_burst, add_call, audit_new_users, new_people, send, send_all, settle
+from conftest import ON_POSTGRES, unique_email
+from faults import (LEDGER, Call, Tally, add_burst, add_call, audit_new_users, in_flight, new_people, recovery, send,
+                    send_all, settle)
 from waiting import wait_for
 
 from wpf_bridge.store import DONE, SKIPPED
@@ -30,21 +33,26 @@ def access_key(env) -> str:
 
 
 def test_worker_killed_twice_mid_burst(start_processes, env, ortto, wordpress):
-    processes = start_processes(WPF_WORKER_THREADS="4", WPF_LEASE_SECONDS="3")
+    processes = start_processes(WPF_WORKER_THREADS="4")  # the default lease, 30 s
     people = new_people(ortto, 60, "workerkill")
     ids = add_burst(processes.urls, access_key(env), people)
+    kills = []
     for done_at_least in (15, 35):
         wait_for(lambda n=done_at_least: statuses(processes.store)["done"] >= n and statuses(processes.store)["running"] >= 2,
                  90, f"{done_at_least} deliveries applied and two running")
+        hit = in_flight(processes.store)
         processes.kill("worker")
+        kills.append((time.time(), hit))
         processes.start("worker")
 
     tally = audit_new_users(
-        Tally("kill -9 worker mid-burst", "60 adds, 4 threads per worker, workers killed twice while running deliveries (lease 3 s); "
-              "the interrupted ones are retried by the next worker", sent=60),
+        Tally("kill -9 worker mid-burst", "60 adds, 4 threads per worker, workers killed twice while running deliveries "
+              "(lease 30 s); the restarted worker ends the dead one's leases and takes the interrupted ones over", sent=60),
         wordpress, ortto, processes.store, people, ids, calls=60)
+    tally.recovery = recovery(processes.store, kills)
     tally.check()
     assert tally.retried >= 1, "the kills interrupted running deliveries"
+    assert tally.recovery < 60, f"recovery took {tally.recovery:.1f} s"
     assert "worker started with 4 thread(s)" in processes.output()
 
 
@@ -69,8 +77,12 @@ def test_web_killed_mid_burst(start_processes, env, ortto, wordpress):
     assert retried >= 1, "the kill hit the burst"
 
 
+WORDPRESS_DOWN = float(os.environ.get("WPF_FAULTS_WORDPRESS_DOWN", "20"))
+
+
+@pytest.mark.timeout(300 + 2 * WORDPRESS_DOWN)  # down, then the backoff reached by then, then the audit
 def test_wordpress_down_for_a_while(start_processes, env, ortto, wordpress):
-    down_for = float(os.environ.get("WPF_FAULTS_WORDPRESS_DOWN", "20"))
+    down_for = WORDPRESS_DOWN
     processes = start_processes(WPF_WORKER_THREADS="4")
     before, during = new_people(ortto, 30, "wpdown"), new_people(ortto, 10, "wpdown")
     key = access_key(env)
@@ -97,6 +109,94 @@ def test_wordpress_down_for_a_while(start_processes, env, ortto, wordpress):
               f"({waiting} deliveries retrying, 10 arrived while down); all applied {recovered:.0f} s after restart", sent=40),
         wordpress, ortto, processes.store, before + during, ids, calls=40)
     tally.check(mail_cut_at_most=4)  # only the requests in WordPress's 4 PHP workers at the kill
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL is a server that can go away; SQLite is a file (see test_web)")
+def test_database_goes_away_mid_burst(start_processes, env, ortto, wordpress, postgres_database):
+    """Connections cut twice (pg_terminate_backend, as a failover or restart does), then the
+    database refusing connections for a few seconds: the web answers 503 only while it cannot
+    commit, the worker carries on by itself, nothing answered 202 is lost."""
+    import psycopg
+
+    processes = start_processes(WPF_WORKER_THREADS="4")
+    people = new_people(ortto, 60, "dbgone")
+    database = postgres_database.rsplit("/", 1)[1]
+    admin = psycopg.connect(postgres_database.rsplit("/", 1)[0] + "/postgres", autocommit=True)
+
+    def cut() -> int:
+        return admin.execute("select count(pg_terminate_backend(pid)) from pg_stat_activity"
+                             " where datname = %s and pid <> pg_backend_pid()", (database,)).fetchone()[0]
+
+    def probe() -> int:
+        return requests.post(f"{processes.url}/?wpf_action=update&access_key={access_key(env)}&contact_id=probe"
+                             f"{time.monotonic_ns()}", timeout=10).status_code
+
+    calls = [add_call(cid) for cid, _ in people]
+    try:
+        with ThreadPoolExecutor(max_workers=1) as burst:
+            sending = burst.submit(send_all, processes.urls, access_key(env), calls, 4)
+            cuts = []
+            for done_at_least in (10, 25):
+                wait_for(lambda n=done_at_least: statuses(processes.store).get("done", 0) >= n, 90, f"{done_at_least} applied")
+                cuts.append(cut())
+                assert probe() == 202, "a cut connection is replaced before the next commit"
+            admin.execute(f"alter database {database} with allow_connections false")
+            cuts.append(cut())
+            assert probe() == 503, "no database: the webhook is refused so that Ortto retries"
+            admin.execute(f"alter database {database} with allow_connections true")
+            wait_for(lambda: probe() == 202, 30, "the web to commit again")
+            answers = sending.result()
+    finally:
+        admin.execute(f"alter database {database} with allow_connections true")
+        admin.close()
+    ids = [a["delivery_id"] for a in answers]
+    tally = audit_new_users(
+        Tally("database connections cut mid-burst", f"60 adds from 4 senders; connections cut twice "
+              f"({cuts[0]} and {cuts[1]} backends), then the database refusing connections "
+              f"({sum(a['tries'] > 1 for a in answers)} calls resent after a 503)", sent=60),
+        wordpress, ortto, processes.store, people, ids, calls=60 + 3)  # and the three probes answered 202
+    tally.check()
+
+
+def test_same_person_by_contact_id_by_email_and_by_both(start_processes, env, ortto, wordpress):
+    """Journeys name a person by contact id, by email or by both: for one new person, all three
+    at once across the workers make one user, one email and one password; then updates and tag
+    changes named either way leave WordPress holding the contact's last state."""
+    processes = start_processes(WPF_WORKER_THREADS="4")
+    key = access_key(env)
+    people = new_people(ortto, 12, "handles")
+
+    def handles(action: str, contact_id: str, email: str, query: dict | None = None) -> list[Call]:
+        return [Call(action, {"campaign_id": "handles", "run_id": secrets.token_hex(6), **named}, query or {})
+                for named in ({"contact_id": contact_id}, {"email": email}, {"contact_id": contact_id, "email": email})]
+
+    adds = [call for cid, email in people for call in handles("add", cid, email, add_call(cid).query)]
+    random.shuffle(adds)
+    ids = [a["delivery_id"] for a in send_all(processes.urls, key, adds, concurrency=12)]
+    tally = audit_new_users(
+        Tally("same person, three handles", "12 new people, each added 3 times at once: by contact id, by email and by "
+              "both (36 calls, 12 senders); then 3 updates and 3 tag changes each, named the same three ways", sent=36),
+        wordpress, ortto, processes.store, people, ids, calls=36)
+
+    for n, (cid, _) in enumerate(people):
+        ortto.people[cid].update({"str::first": f"Renamed{n}", "tags": [f"tag-{n}", "after"]})
+    changes = [call for cid, email in people for action in ("update", "update_tags") for call in handles(action, cid, email)]
+    random.shuffle(changes)
+    later = [a["delivery_id"] for a in send_all(processes.urls, key, changes, concurrency=12)]
+    settle(processes.store, later, 120)
+    tally.sent += len(changes)
+    accounts = wordpress.accounts([email for _, email in people])
+    for n, (cid, email) in enumerate(people):
+        [user] = accounts[email]
+        tags = wordpress.user_meta(user["id"], "ortto_tags")
+        if user["first_name"] != f"Renamed{n}" or tags != [f"tag-{n}", "after"]:
+            tally.lost += 1
+            tally.problems.append(f"{email}: first name {user['first_name']!r}, tags {tags}")
+    unfinished = [d for d in map(processes.store.get, later) if d.status != DONE]
+    tally.lost += len(unfinished)
+    tally.problems += [f"{d.id} {d.action} {d.status}: {d.result}" for d in unfinished]
+    tally.applied += len(later) - len(unfinished)
+    tally.check()
 
 
 def test_ortto_5xx_and_429_storm(start_processes, env, ortto, wordpress):

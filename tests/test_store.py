@@ -159,3 +159,32 @@ def test_sqlite_files_are_readable_by_their_owner_only(tmp_path):
         store.add("update", "c1", None, None, False)
         for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             assert name.stat().st_mode & 0o777 == 0o600, name
+
+
+def test_one_webhook_naming_the_contact_id_another_the_email_still_run_one_at_a_time(store):
+    """Neither knows the other is the same person until its contact is loaded: then the later one
+    goes back to the queue, uncounted, and runs once the earlier one has ended."""
+    by_id = store.add("add", "contact-x", None, None, True)[0]
+    by_email = store.add("add", None, "x@example.test", None, True)[0]
+    assert {store.claim_next(60, "w1|a").id, store.claim_next(60, "w2|b").id} == {by_id.id, by_email.id}
+
+    assert store.learn(by_email.id, "contact-x", "x@example.test", "w2|b") is False, "the earlier one goes first"
+    waiting = store.get(by_email.id)
+    assert (waiting.status, waiting.attempts, waiting.contact_id) == (QUEUED, 0, "contact-x")
+    assert store.learn(by_id.id, "contact-x", "x@example.test", "w1|a") is True
+    assert store.claim_next(60) is None, "it waits for the earlier one"
+    store.finish(by_id.id, DONE, "created user 7", 7, owner="w1|a")
+    assert store.claim_next(60).id == by_email.id
+
+
+def test_a_write_by_a_claim_that_lost_its_lease_is_refused(store):
+    delivery = store.add("add", "contact-y", None, None, False)[0]
+    store.claim_next(60, "frozen|1")
+    run_sql(store, "update deliveries set lease_until = 0 where id = :id", id=delivery.id)  # it lapsed
+    assert store.claim_next(60, "other|2").id == delivery.id
+    assert store.finish(delivery.id, DONE, "late", owner="frozen|1") is False
+    assert store.retry_later(delivery.id, 5, "late", owner="frozen|1") is False
+    assert store.learn(delivery.id, "contact-y", "y@example.test", "frozen|1") is True  # it writes nothing
+    assert store.get(delivery.id).email is None and store.get(delivery.id).status == RUNNING
+    assert store.finish(delivery.id, DONE, "applied", owner="other|2") is True
+    assert [step.message for step in store.history(delivery.id)] == ["applied"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from conftest import run_sql, store_locked
@@ -191,6 +192,37 @@ def test_identical_call_without_ortto_ids_is_a_duplicate_only_within_the_window(
     run_sql(app.extensions["wpf_bridge"]["store"], "update deliveries set created_at = created_at - 121")
     later = client.get(url).get_json()
     assert later["duplicate"] is False and later["delivery_id"] != first["delivery_id"]
+
+
+@pytest.mark.parametrize("payload", [FLAT, NESTED], ids=["journey run ids", "activity event id"])
+def test_ortto_redelivers_for_48_hours_and_pruning_keeps_what_it_needs(client, app, key, payload):
+    """Ortto retries one delivery for up to a day; the bridge recognises it for 48 h. The store's
+    clock is moved by ageing the rows (on PostgreSQL the clock is the database's own), and the
+    worker's pruning at the shortest WPF_KEEP_DAYS (2) runs in between."""
+    store = app.extensions["wpf_bridge"]["store"]
+    first = client.post(f"/?wpf_action=add&access_key={key}", json=payload).get_json()["delivery_id"]
+    run_sql(store, "update deliveries set status = 'done'")
+    for age, redelivery in ((47 * 3600 + 59 * 60, True), (48 * 3600 + 60, False)):
+        run_sql(store, "update deliveries set created_at = :at, updated_at = :at where id = :id",
+                at=time.time() - age, id=first)
+        assert store.prune(2 * 86400) == (0 if redelivery else 1), "kept exactly while Ortto may redeliver it"
+        again = client.post(f"/?wpf_action=add&access_key={key}", json={**payload, "time": "later"}).get_json()
+        assert again["duplicate"] is redelivery and (again["delivery_id"] == first) is redelivery, age
+    assert [d.id for d in stored(app)] != [first] and len(stored(app)) == 1
+
+
+@pytest.mark.sqlite_only  # the store's clock is this process's on SQLite (PostgreSQL's is the server's)
+def test_the_48_hour_window_with_the_clock_moved_on(client, app, key, monkeypatch):
+    """The same, moving the clock itself rather than the rows: a redelivery 47 h 59 min after the
+    first call is recognised, one 48 h 1 min after is a new delivery."""
+    from wpf_bridge.store import database
+
+    started = time.time()
+    first = client.post(f"/?wpf_action=add&access_key={key}", json=FLAT).get_json()["delivery_id"]
+    for hours, redelivery in ((47 + 59 / 60, True), (48 + 1 / 60, False)):
+        monkeypatch.setattr(database.time, "time", lambda h=hours: started + h * 3600)
+        again = client.post(f"/?wpf_action=add&access_key={key}", json=FLAT).get_json()
+        assert again["duplicate"] is redelivery and (again["delivery_id"] == first) is redelivery, hours
 
 
 def test_simultaneous_redeliveries_store_one_delivery(app, key):

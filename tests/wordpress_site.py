@@ -109,15 +109,19 @@ def mariadb(sql: str) -> None:
 
 
 class WordPressSite:
-    def __init__(self, plugin_source: str | None, multisite: bool = False):
+    def __init__(self, plugin_source: str | None, multisite: bool = False, folder: str = "", permalinks: str = ""):
+        """``folder``: WordPress in a sub-folder of the site (``blog``: http://host/blog); ``permalinks``:
+        a permalink structure (``/%postname%/``) instead of WordPress's plain ``?p=`` links."""
         self.plugin_source = plugin_source
         self.multisite = multisite
+        self.permalinks = permalinks
         self.root = Path(tempfile.mkdtemp(prefix="wpf-wordpress-"))
-        self.docroot = self.root / "wordpress"
+        self.served = self.root / "wordpress"
+        self.docroot = self.served / folder if folder else self.served
         self.mail_dir = self.root / "mail"
         self.database = "wpf_test_" + secrets.token_hex(4)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}" + (f"/{folder}" if folder else "")
         self.admin_user = "admin"
         self.admin_password = secrets.token_urlsafe(12)
         self.app_password = ""
@@ -150,13 +154,15 @@ class WordPressSite:
             self._write_config(NETWORK_CONFIG.format(host=f"127.0.0.1:{self.port}"))
             # the network keeps its own "application passwords in use" flag; the site's was set above
             self.php_eval(f"update_site_option({WP_APP_PASSWORDS_IN_USE!r}, true);")
+        if self.permalinks:
+            self.php_eval(f"update_option('permalink_structure', {self.permalinks!r}); flush_rewrite_rules();")
         self.start_server()
         return self
 
     def start_server(self) -> None:
         """Serve the site (again) on its port."""
         self.process = subprocess.Popen(
-            self._php("-S", f"127.0.0.1:{self.port}", "-t", str(self.docroot)),
+            self._php("-S", f"127.0.0.1:{self.port}", "-t", str(self.served)),
             env={**os.environ, "PHP_CLI_SERVER_WORKERS": "4"},
             stdout=subprocess.DEVNULL,
             stderr=open(self.root / "php-server.log", "ab"),

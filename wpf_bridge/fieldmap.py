@@ -65,6 +65,9 @@ class FieldMap:
             if value is not None:
                 key = USER_FIELDS[name]
                 values[key] = value[: COLUMN_LIMITS[key]] if key in COLUMN_LIMITS else value
+        whole = f"{values.get('first_name', '')} {values.get('last_name', '')}"
+        if creating and "name" not in values and len(whole) > COLUMN_LIMITS["name"]:
+            values["name"] = whole[: COLUMN_LIMITS["name"]]  # WordPress would make it "first last", too long to store
         return values
 
     def meta_values(self, contact_fields: dict[str, Any]) -> dict[str, str]:

@@ -51,7 +51,8 @@ class Settings:
     port: int
     bind: str  # where the web process listens: host:port (WPF_BIND)
     retry_horizon: float  # seconds after which transient failures stop being retried
-    lease_seconds: float  # how long one run may take before a crashed worker's delivery is taken over
+    lease_seconds: float  # a claim's lease, renewed by its worker: a dead worker's deliveries are taken over after it
+    stop_seconds: float  # how long a stopping worker lets running deliveries finish before handing them back
     worker_threads: int  # deliveries one worker process applies at once
     ortto_rate_limit: float  # Ortto requests per second, per worker process
     same_call_seconds: float  # an identical call without Ortto's ids this soon is a redelivery
@@ -163,7 +164,8 @@ class _SettingsSchema(Schema):
     same_call_seconds = mfields.Float(data_key="WPF_SAME_CALL_SECONDS", load_default=120.0, validate=validate.Range(0, 86400))
     key_failure_limit = mfields.Integer(data_key="WPF_KEY_FAILURE_LIMIT", load_default=10, validate=validate.Range(1, 10000))
     trusted_proxies = mfields.Integer(data_key="WPF_TRUSTED_PROXIES", load_default=0, validate=validate.Range(0, 5))
-    lease_seconds = mfields.Float(data_key="WPF_LEASE_SECONDS", load_default=600.0, validate=validate.Range(min=1))
+    lease_seconds = mfields.Float(data_key="WPF_LEASE_SECONDS", load_default=30.0, validate=validate.Range(min=3, max=3600))
+    stop_seconds = mfields.Float(data_key="WPF_STOP_SECONDS", load_default=20.0, validate=validate.Range(min=0, max=600))
     stall_minutes = mfields.Float(data_key="WPF_STALL_MINUTES", load_default=15.0, validate=validate.Range(min=1, max=1440))
     keep_days = mfields.Float(  # at least the 48 h in which Ortto's redeliveries are recognised
         data_key="WPF_KEEP_DAYS", load_default=30.0, validate=validate.Range(min=2, max=3650)
@@ -214,6 +216,7 @@ class _SettingsSchema(Schema):
             bind=data["bind"] or f"0.0.0.0:{data['port']}",
             retry_horizon=data["retry_hours"] * 3600,
             lease_seconds=data["lease_seconds"],
+            stop_seconds=data["stop_seconds"],
             trusted_proxies=data["trusted_proxies"],
             keep_seconds=data["keep_days"] * 86400,
             stall_seconds=data["stall_minutes"] * 60,

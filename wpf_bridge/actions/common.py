@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # the worker's batched loader; the worker imports the actions
 class Journal(Protocol):
     """Where an action records progress that must survive a crash and a retry."""
 
-    def learn_email(self, email: str | None) -> None: ...
+    def learn(self, contact_id: str, email: str | None) -> None:
+        """Record who the delivery is for; raises ``Deferred`` if another delivery for that person must go first."""
     def pending_password(self) -> str | None: ...
     def keep_password(self, password: str, person_id: str) -> None: ...
     def forget_password(self) -> None: ...
@@ -62,7 +63,7 @@ def load_contact(ctx: Context, delivery: Delivery) -> Contact:
     """The delivery's Ortto contact; its email is recorded on the delivery, so that an operator
     finds it by email even when the webhook named only a contact id."""
     contact = ctx.contacts.load(delivery)
-    ctx.journal.learn_email(contact.email)
+    ctx.journal.learn(contact.id, contact.email)
     return contact
 
 

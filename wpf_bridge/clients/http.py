@@ -1,6 +1,7 @@
 """What the two HTTP clients share: one keep-alive session, timeouts, and error triage."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -37,6 +38,10 @@ def send(session: requests.Session, peer: str, method: str, url: str, **kwargs) 
         return response
     except requests.Timeout:
         raise TransientError(f"{peer} did not answer within {TIMEOUT[1]} s") from None
+    except requests.exceptions.SSLError as exc:  # configuration: retrying for a day would not fix it
+        reason = re.search(r"certificate verify failed: ([^(\)']+)", str(exc))
+        raise PermanentError(f"{peer}'s TLS certificate does not verify ({reason.group(1).strip() if reason else 'TLS error'}): "
+                             "install a valid certificate, or use the address the certificate is for", "tls") from None
     except requests.ConnectionError:
         raise TransientError(f"{peer} cannot be reached") from None
     except requests.RequestException as exc:

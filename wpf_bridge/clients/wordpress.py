@@ -95,19 +95,22 @@ class WordPressClient:
         return User.from_json(self._call("POST", f"/wp/v2/users/{user_id}", json=values))
 
     def _call(self, method: str, route: str, params: dict | None = None, json: dict | None = None) -> Any:
-        response = send(
-            self.session, "WordPress", method, self.url, params={"rest_route": route, **(params or {})}, json=json
-        )
+        response = send(self.session, "WordPress", method, self.url, params={"rest_route": route, **(params or {})},
+                        json=json, allow_redirects=False)
         body = json_or_none(response)
         if response.ok and body is not None:
             return body
+        if response.is_redirect:  # following it would turn a POST into a GET, and the user would not be created
+            raise WordPressError(f"WordPress redirects its REST API to {response.headers.get('Location', '?')}: set "
+                                 "WORDPRESS_URL to the address it redirects to (https://, www., the sub-folder)",
+                                 "redirect", response.status_code)
         code = str(body.get("code", "")) if isinstance(body, dict) else ""
         message = _plain(body.get("message", "")) if isinstance(body, dict) else ""
         status = response.status_code
         if code in ("existing_user_login", "existing_user_email") or code.endswith("_too_long"):
             raise WordPressError(f"WordPress refused the user: {message} ({code})", code, status)  # sent as HTTP 500
         if status == 429 or status >= 500 or (response.ok and body is None):
-            said = f" {code}: {message}" if code or message else " (no JSON: a PHP fatal error or a proxy's page?)"
+            said = f" {code}: {message}" if code or message else f" {_page(response)}"
             raise TransientError(f"WordPress answered HTTP {status}{said}".rstrip(": "), retry_after=retry_after(response),
                                  code=code or f"HTTP {status}")
         if code == "rest_no_route" and route.startswith("/wpf-bridge/"):
@@ -120,7 +123,19 @@ class WordPressClient:
                 code,
                 status,
             )
+        if body is None:  # a web application firewall, the host or a security plugin answered, not WordPress's REST API
+            raise WordPressError(f"WordPress answered HTTP {status} {_page(response)}: something in front of WordPress "
+                                 "refuses the bridge; allow its address (or its User-Agent, wpf-bridge) there", f"HTTP {status}",
+                                 status)
         raise WordPressError(f"WordPress answered HTTP {status} {code}: {message}".strip(), code, status)
+
+
+def _page(response) -> str:
+    """What came instead of JSON, in a few words: its type and, for an HTML page, its title."""
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+    title = re.search(r"<title[^>]*>(.*?)</title>", response.text[:5000], re.IGNORECASE | re.DOTALL)
+    return f"(not JSON but {kind}" + (f" titled {_plain(title.group(1), 80)!r}" if title else "") + \
+        ": a PHP fatal error, or a page from the host, a proxy or a firewall)"
 
 
 def _plain(message: object, limit: int = 300) -> str:

@@ -105,10 +105,13 @@ create table if not exists marks (
 
 # Columns added since 0.1 (when Huey held the queue), with what an older row gets.
 _ADDED_COLUMNS = {
-    "deliveries": {"run_after": "{float} not null default 0", "push_to": "text", "shape": "text"},
+    "deliveries": {"run_after": "{float} not null default 0", "push_to": "text", "shape": "text", "lease_owner": "text"},
     "attempts": {"duration": "{float}", "calls": "text not null default ''"},
 }
 RECENT_REFUSALS = 200  # refused webhooks kept one by one (time, reason, client) for the console
+
+# A write by a worker's claim applies only while that claim holds the lease (no owner: always).
+_HELD = " and (cast(:owner as text) is null or lease_owner = :owner)"
 
 # Another delivery for the same person that must end first: an earlier unfinished one, or one
 # running under a live lease whatever its order (with several web processes, a delivery can
@@ -171,6 +174,7 @@ class Delivery:
     updated_at: float = 0.0
     retry_since: float = 0.0  # arrival, or the last replay: the retry horizon counts from here
     lease_until: float | None = None  # while running: after this, a crashed worker's delivery is taken over
+    lease_owner: str | None = None  # which claim holds the lease (see ``worker.leases``); a finish must hold it
     dedupe_key: str | None = None  # what identifies a redelivery of the same webhook call
     run_after: float = 0.0  # not claimed before this time (arrival, or the next retry)
     push_to: str | None = None  # the Ortto person whose Return Password field gets ``secret``
@@ -254,7 +258,7 @@ class Store:
         rows = self.database.query("select status, count(*) as n from deliveries group by status")
         return {row["status"]: int(row["n"]) for row in rows}
 
-    def claim_next(self, lease_seconds: float) -> Delivery | None:
+    def claim_next(self, lease_seconds: float, owner: str | None = None) -> Delivery | None:
         """Take the oldest runnable delivery and hold it for ``lease_seconds``; ``None`` if none is.
 
         One worker holds a delivery until it ends or its lease runs out (then another takes it
@@ -270,45 +274,53 @@ class Store:
             if not rows:
                 return None
             tx.execute(
-                "update deliveries set status = :status, lease_until = :lease, attempts = attempts + 1,"
-                " updated_at = :now where id = :id",
-                {"status": RUNNING, "lease": now + lease_seconds, "now": now, "id": rows[0]["id"]},
+                "update deliveries set status = :status, lease_until = :lease, lease_owner = :owner,"
+                " attempts = attempts + 1, updated_at = :now where id = :id",
+                {"status": RUNNING, "lease": now + lease_seconds, "owner": owner, "now": now, "id": rows[0]["id"]},
             )
             claimed = tx.execute("select * from deliveries where id = :id", {"id": rows[0]["id"]})
         return _delivery(claimed[0])
 
     def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None, *,
-               call: str = "", code: str = "", email: str | None = None, run: Run | None = None) -> None:
+               call: str = "", code: str = "", email: str | None = None, run: Run | None = None,
+               owner: str | None = None) -> bool:
         """Record how a run of ``call`` ended (``pushing`` included: the push is claimed separately),
-        and the contact's ``email`` when the webhook did not carry one."""
-        self._finish([(delivery_id, status, result, user_id, code)], forget_secret=False, call=call, email=email, run=run)
+        and the contact's ``email`` when the webhook did not carry one. With ``owner``, only while
+        that claim still holds the lease: ``False`` (nothing written) when another worker took it over."""
+        return bool(self._finish([(delivery_id, status, result, user_id, code)], forget_secret=False, call=call,
+                                 email=email, run=run, owner=owner))
 
     def finish_many(self, outcomes: list[tuple[str, str, str, str]], forget_secret: bool = False, *, call: str = "",
-                    run: Run | None = None) -> None:
+                    run: Run | None = None, owner: str | None = None) -> int:
         """Record how several pushes ended (id, status, result, code) in one write, and erase their
-        sealed passwords in the same write when they have reached Ortto."""
-        self._finish([(delivery_id, status, result, None, code) for delivery_id, status, result, code in outcomes],
-                     forget_secret, call=call, run=run)
+        sealed passwords in the same write when they have reached Ortto; return how many were
+        recorded (with ``owner``, those whose lease that claim still holds)."""
+        return self._finish([(delivery_id, status, result, None, code) for delivery_id, status, result, code in outcomes],
+                            forget_secret, call=call, run=run, owner=owner)
 
     def _finish(self, outcomes: list[tuple[str, str, str, int | None, str]], forget_secret: bool, call: str,
-                email: str | None = None, run: Run | None = None) -> None:
+                email: str | None = None, run: Run | None = None, owner: str | None = None) -> int:
         """A delivery that fails for good loses its sealed password at once, whatever the caller says."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
+            recorded = []
             for delivery_id, status, result, user_id, code in outcomes:
                 tx.execute(
                     "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
                     " email = coalesce(email, :email),"
                     " secret = case when :forget = 1 or :status = 'failed' then null else secret end,"
                     " lease_until = null, updated_at = :now"
-                    " where id = :id",
+                    " where id = :id" + _HELD,
                     {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret), "email": email,
-                     "now": now, "id": delivery_id},
+                     "now": now, "id": delivery_id, "owner": owner},
                 )
+                if tx.rowcount == 1:
+                    recorded.append((delivery_id, status, result, code))
             _record(tx, [(delivery_id, Attempt(now, call, status, result, code, **_timing(run)))
-                         for delivery_id, status, result, _, code in outcomes])
+                         for delivery_id, status, result, code in recorded])
+            return len(recorded)
 
-    def claim_pushes(self, limit: int, lease_seconds: float) -> list[Delivery]:
+    def claim_pushes(self, limit: int, lease_seconds: float, owner: str | None = None) -> list[Delivery]:
         """Take up to ``limit`` deliveries whose password is due to go to Ortto, oldest first."""
         with self.database.transaction() as tx:
             self.database.serialize_claims(tx)
@@ -319,23 +331,26 @@ class Store:
                 {"now": now, "limit": limit},
             )
             for row in rows:
-                tx.execute("update deliveries set lease_until = :lease where id = :id",
-                           {"lease": now + lease_seconds, "id": row["id"]})
-        return [_delivery(row) for row in rows]
+                tx.execute("update deliveries set lease_until = :lease, lease_owner = :owner where id = :id",
+                           {"lease": now + lease_seconds, "owner": owner, "id": row["id"]})
+        return [replace(_delivery(row), lease_owner=owner) for row in rows]
 
     def push_later(self, results: dict[str, str], delay: float, *, call: str = "", code: str = "",
-                   run: Run | None = None) -> None:
+                   run: Run | None = None, owner: str | None = None) -> None:
         """Ortto could not take a batch now: try those pushes (delivery id: result) again in ``delay`` s."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
+            held = {}
             for delivery_id, result in results.items():
                 tx.execute(
                     "update deliveries set run_after = :run_after, lease_until = null, attempts = attempts + 1,"
-                    " result = :result, updated_at = :now where id = :id",
-                    {"run_after": now + delay, "result": result, "now": now, "id": delivery_id},
+                    " result = :result, updated_at = :now where id = :id" + _HELD,
+                    {"run_after": now + delay, "result": result, "now": now, "id": delivery_id, "owner": owner},
                 )
+                if tx.rowcount == 1:
+                    held[delivery_id] = result
             _record(tx, [(delivery_id, Attempt(now, call, PUSHING, result, code, now + delay, **_timing(run)))
-                         for delivery_id, result in results.items()])
+                         for delivery_id, result in held.items()])
 
     def upcoming_contacts(self, limit: int) -> list[tuple[str, float]]:
         """Contact ids of the next deliveries to run, with their latest arrival or replay (for batched loads)."""
@@ -348,17 +363,70 @@ class Store:
         return [(row["contact_id"], float(row["created_at"])) for row in rows]
 
     def retry_later(self, delivery_id: str, delay: float, result: str, *, call: str = "", code: str = "",
-                    email: str | None = None, run: Run | None = None) -> None:
-        """Give a claimed delivery back, to be claimed again in ``delay`` seconds."""
+                    email: str | None = None, run: Run | None = None, owner: str | None = None) -> bool:
+        """Give a claimed delivery back, to be claimed again in ``delay`` seconds (``False``: the
+        claim ``owner`` no longer holds it, and nothing was written)."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
             tx.execute(
                 "update deliveries set status = :status, run_after = :run_after, lease_until = null, result = :result,"
-                " email = coalesce(email, :email), updated_at = :now where id = :id",
+                " email = coalesce(email, :email), updated_at = :now where id = :id" + _HELD,
                 {"status": RETRYING, "run_after": now + delay, "result": result, "now": now, "id": delivery_id,
-                 "email": email},
+                 "email": email, "owner": owner},
             )
+            if tx.rowcount != 1:
+                return False
             _record(tx, [(delivery_id, Attempt(now, call, RETRYING, result, code, now + delay, **_timing(run)))])
+            return True
+
+    def learn(self, delivery_id: str, contact_id: str, email: str | None, owner: str | None = None) -> bool:
+        """Record the contact id and email a running delivery's contact turned out to have (a
+        webhook may name only one), and check again that no other delivery for that person must
+        go first, as a claim does. If one must, the delivery goes back to the queue, its attempt
+        uncounted, and ``False`` is returned: it runs after the other one."""
+        with self.database.transaction() as tx:
+            self.database.serialize_claims(tx)
+            now = self.database.now(tx)
+            tx.execute("update deliveries set contact_id = coalesce(contact_id, :contact_id), email = coalesce(email, :email)"
+                       " where id = :id" + _HELD, {"contact_id": contact_id, "email": email, "id": delivery_id, "owner": owner})
+            blocked = tx.execute(
+                f"select 1 from deliveries where id = :id and (exists ({_BLOCKED_BY.format(person='contact_id')})"
+                f" or exists ({_BLOCKED_BY.format(person='email')}))", {"id": delivery_id, "now": now})
+            if blocked:
+                tx.execute(f"update deliveries set status = '{QUEUED}', attempts = attempts - 1, lease_until = null,"
+                           " run_after = :now, updated_at = :now where id = :id" + _HELD,
+                           {"id": delivery_id, "now": now, "owner": owner})
+            return not blocked
+
+    def renew(self, owners: list[str], lease_seconds: float) -> int:
+        """Extend the leases these claims hold (a worker renews its own while it works); return how many."""
+        if not owners:
+            return 0
+        names = {f"owner_{n}": owner for n, owner in enumerate(owners)}
+        with self.database.transaction() as tx:
+            tx.execute(f"update deliveries set lease_until = :until where lease_until is not null"
+                       f" and lease_owner in ({', '.join(':' + name for name in names)})",
+                       {**names, "until": self.database.now(tx) + lease_seconds})
+            return tx.rowcount
+
+    def release(self, owners: list[str]) -> int:
+        """End these claims' leases now, so that any worker may take their deliveries at once (a
+        worker that stops, or one that found these claims' process dead); return how many."""
+        if not owners:
+            return 0
+        names = {f"owner_{n}": owner for n, owner in enumerate(owners)}
+        with self.database.transaction() as tx:
+            tx.execute(f"update deliveries set lease_until = 0 where lease_until is not null"
+                       f" and lease_owner in ({', '.join(':' + name for name in names)})", names)
+            return tx.rowcount
+
+    def lease_owners(self, prefix: str) -> list[str]:
+        """The claims whose names start with ``prefix`` that hold a live lease."""
+        rows = self.database.query(
+            f"select distinct lease_owner from deliveries where status in ('{RUNNING}', '{PUSHING}')"
+            " and lease_until is not null and lease_until > 0 and substr(lease_owner, 1, :length) = :prefix",
+            {"prefix": prefix, "length": len(prefix)})
+        return [row["lease_owner"] for row in rows]
 
     def key_failure(self, client: str, window: float) -> int:
         """Count one wrong access key from ``client``; return its failures in the current window.

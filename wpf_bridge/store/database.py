@@ -14,7 +14,7 @@ import re
 import sqlite3
 import threading
 import time
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
@@ -207,17 +207,38 @@ class PostgresDatabase:
         import psycopg
 
         try:
-            db = self._connection()
-            with db.transaction():
+            db, begun = self._begin()
+            with begun:
                 yield _Cursor(lambda sql, params: self._run(db, sql, params))
         except psycopg.Error as exc:
             raise StoreUnavailable(f"delivery store unavailable: {type(exc).__name__}: {exc}") from None
 
+    def _begin(self):
+        """A connection and its open transaction. A connection the server closed while it sat idle
+        (a restart, a failover, ``pg_terminate_backend``, an idle timeout) fails at ``begin``, before
+        anything ran in it: it is replaced once, so the next webhook commits instead of answering 503."""
+        import psycopg
+
+        db = self._connection()
+        begun = ExitStack()
+        try:
+            begun.enter_context(db.transaction())
+        except psycopg.OperationalError:
+            db.close()
+            db = self._connection()
+            begun.enter_context(db.transaction())
+        return db, begun
+
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """One read; on a connection the server closed, read again on a new one (a read is safe to repeat)."""
         import psycopg
 
         try:
-            return self._run(self._connection(), sql, params or {})[0]
+            try:
+                return self._run(self._connection(), sql, params or {})[0]
+            except psycopg.OperationalError:
+                self._connection().close()
+                return self._run(self._connection(), sql, params or {})[0]
         except psycopg.Error as exc:
             raise StoreUnavailable(f"delivery store unavailable: {type(exc).__name__}: {exc}") from None
 

@@ -124,6 +124,13 @@ def create_app(settings: Settings | None = None) -> Flask:
             return refuse(f"the body is over {MAX_BODY // 1024} KiB", 413, "body: over 1 MiB", read_body=False)
         return _error(exc.description or exc.name, exc.code or 500)
 
+    @app.errorhandler(StoreUnavailable)
+    def store_unavailable(exc: StoreUnavailable) -> tuple[Response, int]:
+        """Whatever the request was reading or writing (the wrong-key count, say): Ortto retries a 503."""
+        log.error("%s", exc)
+        WEBHOOKS.labels("unavailable").inc()
+        return _error("the delivery store is unavailable; try again", 503)
+
     @app.errorhandler(Exception)
     def internal_error(exc: Exception) -> tuple[Response, int]:
         log.exception("unexpected error in %s %s", request.method, request.path)

@@ -15,13 +15,14 @@ from ..clients.alerts import AlertClient
 from ..clients.http import RateLimiter
 from ..clients.ortto import OrttoClient
 from ..clients.wordpress import WordPressClient
-from ..errors import PermanentError, TransientError
+from ..errors import Deferred, PermanentError, TransientError
 from ..roles import RoleCache
 from ..settings import Settings
 from ..logs import log_context
 from ..store import FAILED, RETRYING, Delivery, Store, StoreUnavailable
 from .alerts import Alerts
 from .contacts import ContactLoader
+from .leases import Leases
 from .pusher import PasswordPusher
 from .retry import past_horizon, retry_delay
 from .timer import Timer
@@ -33,6 +34,7 @@ IDLE_POLL = 0.25  # seconds between looks at the store when nothing is runnable
 PRUNE_EVERY = 3600.0  # seconds between deletions of deliveries older than WPF_KEEP_DAYS
 HEARTBEAT_EVERY = 10.0  # seconds between the worker's "alive" marks in the store (read by /ready)
 STORE_DOWN_PAUSE = 2.0  # seconds to wait after the store could not be read or written
+LEASE_LOST = "delivery %s: another worker took it over while this one was frozen or cut off; its outcome stands"
 
 
 @dataclass
@@ -42,10 +44,13 @@ class StoreJournal:
     store: Store
     vault: Vault
     delivery_id: str
+    owner: str | None = None  # the claim holding the delivery
     email: str | None = None  # the contact's email, recorded with the outcome
 
-    def learn_email(self, email: str | None) -> None:
+    def learn(self, contact_id: str, email: str | None) -> None:
         self.email = email
+        if not self.store.learn(self.delivery_id, contact_id, email, self.owner):
+            raise Deferred("another delivery for the same person goes first")
 
     def pending_password(self) -> str | None:
         delivery = self.store.get(self.delivery_id)
@@ -61,11 +66,12 @@ class StoreJournal:
 @dataclass(frozen=True)
 class Shared:
     """What a worker process's threads share: one Ortto rate limit, the batched contact loader,
-    the batched password pusher and the site's roles."""
+    the batched password pusher, the site's roles and the leases the process holds."""
 
     contacts: ContactLoader
     pusher: PasswordPusher
     roles: RoleCache
+    leases: Leases
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Shared:
@@ -73,8 +79,9 @@ class Shared:
         loader = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
         pusher = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
         wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
-        return cls(ContactLoader(loader, store, settings.field_map.ortto_fields()), PasswordPusher(settings, store, pusher),
-                   RoleCache(wordpress.status))
+        leases = Leases(store, settings.lease_seconds)
+        return cls(ContactLoader(loader, store, settings.field_map.ortto_fields()),
+                   PasswordPusher(settings, store, pusher, leases), RoleCache(wordpress.status), leases)
 
 
 class Runner:
@@ -89,22 +96,28 @@ class Runner:
 
     def run(self, delivery: Delivery) -> None:
         """Apply one claimed delivery and record how it ended, or when to try it again."""
-        journal = StoreJournal(self.store, self.vault, delivery.id)
+        journal = StoreJournal(self.store, self.vault, delivery.id, delivery.lease_owner)
         ctx = Context(self.settings, self.wordpress, self.shared.contacts, journal, self.shared.roles.get)
         code = ""
         timer = Timer(delivery.action)
         with log_context(delivery.id):
             try:
                 outcome = ACTIONS[delivery.action](delivery, ctx)
+            except Deferred:
+                log.info("delivery %s waits for an earlier delivery for the same person", delivery.id)
+                return
             except TransientError as exc:
                 if past_horizon(delivery.retry_since, self.settings.retry_horizon):
                     self._finish(delivery, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"), journal,
                                  timer, exc.code)
                     return
                 delay = retry_delay(delivery.attempts, exc)
-                self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s",
-                                       call=delivery.action, code=exc.code, email=journal.email, run=timer.stop(RETRYING))
-                log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery.id, delivery.attempts, exc, delay)
+                if self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s",
+                                          call=delivery.action, code=exc.code, email=journal.email, run=timer.stop(RETRYING),
+                                          owner=delivery.lease_owner):
+                    log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery.id, delivery.attempts, exc, delay)
+                else:
+                    log.warning(LEASE_LOST, delivery.id)
                 return
             except PermanentError as exc:
                 outcome, code = Outcome(FAILED, str(exc)), exc.code
@@ -115,15 +128,18 @@ class Runner:
 
     def run_next(self) -> bool:
         """Claim the oldest runnable delivery and apply it; ``False`` when none was runnable."""
-        delivery = self.store.claim_next(self.settings.lease_seconds)
-        if delivery is None:
-            return False
-        self.run(delivery)
-        return True
+        with self.shared.leases.claim() as owner:  # renewed while it runs
+            delivery = self.store.claim_next(self.settings.lease_seconds, owner)
+            if delivery is None:
+                return False
+            self.run(delivery)
+            return True
 
     def _finish(self, delivery: Delivery, outcome: Outcome, journal: StoreJournal, timer: Timer, code: str = "") -> None:
-        self.store.finish(delivery.id, outcome.status, outcome.message, outcome.user_id, call=delivery.action, code=code,
-                          email=journal.email, run=timer.stop(outcome.status))
+        if not self.store.finish(delivery.id, outcome.status, outcome.message, outcome.user_id, call=delivery.action,
+                                 code=code, email=journal.email, run=timer.stop(outcome.status), owner=delivery.lease_owner):
+            log.warning(LEASE_LOST, delivery.id)
+            return
         level = logging.WARNING if outcome.status == FAILED else logging.INFO
         log.log(level, "delivery %s %s: %s", delivery.id, outcome.status, outcome.message)
 
@@ -144,16 +160,35 @@ class Worker:
                        if settings.alert_webhook else None)
 
     def run(self) -> None:
+        """Work until SIGTERM or SIGINT, then give running deliveries ``WPF_STOP_SECONDS`` (20) to end;
+        hand the rest back (their leases end at once, so another worker takes them now, not after
+        a lease) and return, so the process exits 0 in bounded time."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
-        loops = [threading.Thread(target=self._loop, name=f"wpf-worker-{n}") for n in range(self.threads)]
-        loops.append(threading.Thread(target=self.shared.pusher.push_until, args=(self.stopping,), name="wpf-pusher"))
-        loops.append(threading.Thread(target=self._housekeeping, name="wpf-housekeeping"))
-        for loop in loops:
-            loop.start()
+        working = [threading.Thread(target=self._loop, name=f"wpf-worker-{n}", daemon=True) for n in range(self.threads)]
+        applied = threading.Event()  # every delivery thread has ended: the pusher makes its last push
+        pusher = threading.Thread(target=self.shared.pusher.push_until, args=(applied,), name="wpf-pusher", daemon=True)
+        background = [threading.Thread(target=self._housekeeping, name="wpf-housekeeping", daemon=True),
+                      threading.Thread(target=self.shared.leases.keep_alive, args=(self.stopping,), name="wpf-leases",
+                                       daemon=True)]
+        for thread in [*working, pusher, *background]:
+            thread.start()
         log.info("worker started with %d thread(s)", self.threads)
-        for loop in loops:
-            loop.join()
+        while not self.stopping.wait(1.0):
+            pass
+        deadline = time.monotonic() + self.settings.stop_seconds
+        for thread in working:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        applied.set()
+        pusher.join(max(0.0, deadline - time.monotonic()))
+        try:
+            handed = self.shared.leases.hand_back()
+        except StoreUnavailable as exc:
+            handed = 0
+            log.error("running deliveries not handed back (%s): taken over when their leases lapse", exc)
+        if handed:
+            log.warning("handed %d running deliveries back to the other workers after %g s", handed,
+                        self.settings.stop_seconds)
         log.info("worker stopped")
 
     def _stop(self, signum: int, frame: object) -> None:

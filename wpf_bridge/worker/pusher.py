@@ -15,6 +15,7 @@ from ..clients.ortto import MAX_PEOPLE, OrttoClient, Refusal
 from ..errors import PermanentError, TransientError
 from ..settings import Settings
 from ..store import DONE, FAILED, PUSHING, Delivery, Store
+from .leases import Leases
 from .retry import past_horizon, retry_delay
 from .timer import Timer
 from .vault import Vault
@@ -26,15 +27,19 @@ PUSH = "password push"  # the call, in a delivery's history
 
 
 class PasswordPusher:
-    def __init__(self, settings: Settings, store: Store, ortto: OrttoClient):
+    def __init__(self, settings: Settings, store: Store, ortto: OrttoClient, leases: Leases):
         self.settings = settings
         self.store = store
         self.ortto = ortto
+        self.leases = leases
         self.vault = Vault(settings.secret_keys)
 
     def push_due(self) -> int:
         """Push up to a hundred due passwords in one call; return how many deliveries it took."""
-        batch = self.store.claim_pushes(MAX_PEOPLE, self.settings.lease_seconds)
+        with self.leases.claim() as owner:  # renewed while Ortto takes its time
+            return self._push(self.store.claim_pushes(MAX_PEOPLE, self.settings.lease_seconds, owner), owner)
+
+    def _push(self, batch: list[Delivery], owner: str) -> int:
         if not batch:
             return 0
         timer = Timer(PUSH)
@@ -49,7 +54,7 @@ class PasswordPusher:
         try:
             refused = self.ortto.set_field(field, values) if values else {}
         except TransientError as exc:
-            self._later(batch, exc, timer)
+            self._later(batch, exc, timer, owner)
             return len(batch)
         except PermanentError as exc:
             refused = {person_id: Refusal(exc.code, str(exc)) for person_id in values}
@@ -68,13 +73,13 @@ class PasswordPusher:
         run = timer.stop(DONE, len(sent))
         timer.count(FAILED, len(refusals))
         if sent:
-            self.store.finish_many(sent, forget_secret=True, call=PUSH, run=run)
+            self.store.finish_many(sent, forget_secret=True, call=PUSH, run=run, owner=owner)
             log.info("Ortto saved %d of %d passwords sent in one call", len(sent), len(values))
         if refusals:
-            self.store.finish_many(refusals, call=PUSH, run=run)
+            self.store.finish_many(refusals, call=PUSH, run=run, owner=owner)
         return len(batch)
 
-    def _later(self, batch: list[Delivery], exc: TransientError, timer: Timer) -> None:
+    def _later(self, batch: list[Delivery], exc: TransientError, timer: Timer, owner: str) -> None:
         """Ortto could not take the batch: retry with backoff, within the retry horizon."""
         expired = [d for d in batch if past_horizon(d.retry_since, self.settings.retry_horizon)]
         waiting = [d for d in batch if d not in expired]
@@ -82,12 +87,12 @@ class PasswordPusher:
         timer.count(PUSHING, len(waiting))
         if expired:
             self.store.finish_many([(d.id, FAILED, f"{_created(d)}; password not delivered, gave up: {exc}", exc.code)
-                                    for d in expired], call=PUSH, run=run)
+                                    for d in expired], call=PUSH, run=run, owner=owner)
         if waiting:
             delay = retry_delay(max(d.attempts for d in waiting), exc)
             log.warning("password push for %d deliveries: %s; retry in %.0f s", len(waiting), exc, delay)
             self.store.push_later({d.id: f"{_created(d)}; {PUSH_WAITS} {exc}; retry in {delay:.0f} s" for d in waiting},
-                                  delay, call=PUSH, code=exc.code, run=run)
+                                  delay, call=PUSH, code=exc.code, run=run, owner=owner)
 
     def push_until(self, stopping: threading.Event) -> None:
         """The worker's pusher loop: push whatever is due, gathering for ``GATHER_SECONDS``."""
