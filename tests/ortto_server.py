@@ -56,6 +56,7 @@ class OrttoState:
     calls: list[Call] = field(default_factory=list)
     failures: list[tuple[str | None, int, Any]] = field(default_factory=list)
     gates: dict[str, threading.Event] = field(default_factory=dict)
+    cursors: dict[str, list[str]] = field(default_factory=dict)  # cursor id: the matches when the scan began
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def declare(self, *field_ids: str, display_type: str = "text") -> None:
@@ -101,6 +102,26 @@ def _require(condition: bool, message: str) -> None:
         raise Refused(400, {"request_id": secrets.token_hex(8), "code": 400, "error": message})
 
 
+def _matches(person: dict[str, Any], condition: Any) -> bool:
+    """The filters the bridge sends: none (everyone), ``$str::is`` (any case, as Ortto compares
+    emails), ``$has_any_value``, and ``$and`` / ``$or`` of them; anything else is refused."""
+    if condition is None:
+        return True
+    _require(isinstance(condition, dict) and len(condition) == 1, "a filter is one operator")
+    (operator, operand), = condition.items()
+    if operator in ("$and", "$or"):
+        _require(isinstance(operand, list) and operand, f"{operator} takes a list of filters")
+        results = [_matches(person, part) for part in operand]
+        return all(results) if operator == "$and" else any(results)
+    _require(isinstance(operand, dict) and "field_id" in operand, "unsupported filter")
+    value = person.get(operand["field_id"])
+    if operator == "$str::is":
+        _require(set(operand) == {"field_id", "value"}, "unsupported filter")
+        return str(value or "").lower() == str(operand["value"]).lower()
+    _require(operator == "$has_any_value" and set(operand) == {"field_id"}, "unsupported filter")
+    return value not in (None, "", [])
+
+
 def _field_list(body: dict) -> list[str]:
     fields = body.get("fields")
     _require(isinstance(fields, list) and all(isinstance(f, str) for f in fields), "fields must be a list of field ids")
@@ -135,17 +156,22 @@ def create_app(state: OrttoState) -> Flask:
         limit = body.get("limit")
         _require(isinstance(limit, int) and 1 <= limit <= 500, "limit must be 1-500")
         fields = _field_list(body)
-        condition = (body.get("filter") or {}).get("$str::is")
-        _require(isinstance(condition, dict) and set(condition) == {"field_id", "value"}, "unsupported filter")
-        matches = [pid for pid, p in state.people.items()
-                   if str(p.get(condition["field_id"], "")).lower() == str(condition["value"]).lower()]
-        page = matches[:limit]
+        offset, cursor = body.get("offset", 0), body.get("cursor_id")
+        _require(isinstance(offset, int) and offset >= 0, "offset must be a non-negative integer")
+        _matches({}, body.get("filter"))  # refused as a whole, even on an empty account
+        if cursor is None:  # a new scan: its matches are fixed now, as Ortto's cursor keeps them
+            _require(offset == 0, "an offset needs the cursor_id of the scan it continues")
+            cursor = secrets.token_hex(12)
+            state.cursors[cursor] = [pid for pid in state.people if _matches(state.people[pid], body.get("filter"))]
+        _require(isinstance(cursor, str) and cursor in state.cursors, "unknown cursor_id")
+        matches = state.cursors[cursor]
+        page = [pid for pid in matches[offset:offset + limit] if pid in state.people]
         return {
             "contacts": [person_view(pid, fields) for pid in page] or None,
             "meta": {"total_contacts": len(state.people), "total_organizations": 0,
                      "total_matches": len(matches), "total_subscribers": len(state.people)},
-            "offset": 0, "next_offset": len(page), "cursor_id": secrets.token_hex(12),
-            "has_more": len(matches) > len(page),
+            "offset": offset, "next_offset": offset + limit, "cursor_id": cursor,
+            "has_more": offset + limit < len(matches),
         }
 
     def merge(body: dict) -> Any:

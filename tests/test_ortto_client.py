@@ -107,3 +107,28 @@ def test_the_test_servers_admin_page_lists_people_read_only(ortto_server, ortto)
     assert page.status_code == 200 and pid in page.text and "admin-view@example.test" in page.text
     assert "&lt;b&gt;Jo&lt;/b&gt;" in page.text and "<b>Jo</b>" not in page.text
     assert not requests.post(ortto_server.url + "/admin", timeout=10).ok, "nothing but GET"
+
+
+def test_people_pages_through_every_person_with_the_scans_cursor(client, ortto):
+    ortto.people.clear()
+    ids = [ortto.add_person({"str::email": f"p{n}@example.test"}, ["vip"] if n % 3 == 0 else []) for n in range(1203)]
+    pages = list(client.people(["str::email", "tags"]))
+    assert [len(page) for page in pages] == [500, 500, 203]
+    assert [c.id for page in pages for c in page] == ids
+    assert sum("vip" in c.tags for page in pages for c in page) == 401
+    requests_sent = ortto.calls_to("/v1/person/get")
+    assert [r.get("offset") for r in requests_sent] == [None, 500, 1000]
+    assert requests_sent[0].get("cursor_id") is None and len({r.get("cursor_id") for r in requests_sent[1:]}) == 1
+
+
+def test_people_on_an_empty_account_is_one_empty_page(client, ortto):
+    ortto.people.clear()
+    assert list(client.people(["str::email"])) == [[]]
+
+
+def test_the_test_server_refuses_what_ortto_refuses(ortto_server, ortto):
+    url, key = f"{ortto_server.url}/v1/person/get", {"X-Api-Key": ortto.api_key}
+    for body in ({"limit": 501, "fields": ["str::email"]}, {"limit": 10, "fields": ["str::email"], "offset": 10},
+                 {"limit": 10, "fields": ["str::email"], "offset": 10, "cursor_id": "made-up"},
+                 {"limit": 10, "fields": ["str::email"], "filter": {"$str::starts": {"field_id": "str::email", "value": "a"}}}):
+        assert requests.post(url, json=body, headers=key).status_code == 400, body

@@ -6,7 +6,7 @@ shared ``RateLimiter`` keeps the process under the plan's requests per second.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 
@@ -15,6 +15,7 @@ from .http import RateLimiter, json_or_none, new_session, retry_after, send
 
 DEFAULT_RETRY_SECONDS = 10.0
 MAX_PEOPLE = 100  # per get-by-ids or merge call
+MAX_PAGE = 500  # people per person/get page
 #: Ortto's built-in person fields (its docs), and the pseudo-field holding tag names.
 BUILT_IN_FIELDS = frozenset({"str::email", "str::first", "str::last", "str::ei", "str::postal", "phn::phone",
                              "geo::city", "geo::country", "geo::region", "dtz::b", "bol::p", "tags"})
@@ -73,6 +74,20 @@ class OrttoClient:
         )
         contacts = body.get("contacts") or []
         return _contact(contacts[0]) if contacts else None
+
+    def people(self, fields: list[str], page_size: int = MAX_PAGE, where: dict | None = None) -> Iterator[list[Contact]]:
+        """Every person (or those matching the filter ``where``), a page at a time, through
+        ``person/get``: ``offset`` = the previous page's ``next_offset`` with its ``cursor_id``,
+        while ``has_more`` (an empty page is ``contacts: null``)."""
+        request: dict[str, Any] = {"limit": page_size, "fields": fields}
+        if where is not None:
+            request["filter"] = where
+        while True:
+            body = self._post("/v1/person/get", request)
+            yield [_contact(c) for c in body.get("contacts") or [] if isinstance(c, dict)]
+            if not body.get("has_more"):
+                return
+            request = {**request, "offset": body["next_offset"], "cursor_id": body["cursor_id"]}
 
     def set_field(self, field_id: str, values: dict[str, str]) -> dict[str, Refusal | None]:
         """Overwrite one field of up to 100 people, found by person id, in one merge. Returns, for

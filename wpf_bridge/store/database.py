@@ -21,6 +21,7 @@ from typing import Any, Iterator, Protocol
 from ..errors import TransientError
 
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another writer before the store counts as unavailable
+IDLE_IN_TRANSACTION = 10.0  # seconds PostgreSQL lets a session sit in an open transaction before ending it
 CLAIM_LOCK = 0x77706662  # PostgreSQL advisory lock that serialises claims ("wpfb")
 SCHEMA_LOCK = 0x77706663
 
@@ -192,8 +193,11 @@ class PostgresDatabase:
         db = getattr(self._local, "db", None)
         if db is None or db.closed or db.broken:
             given = conninfo_to_dict(self.url).get("options") or ""  # e.g. ?options=-csearch_path%3Dbridge
+            # A process frozen inside a transaction (SIGSTOP, a paused VM) would hold the claim lock
+            # for ever: the server ends such a session after IDLE_IN_TRANSACTION (ours last milliseconds).
             db = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10,
-                                 options=f"{given} -c lock_timeout={int(BUSY_TIMEOUT * 1000)}".strip())
+                                 options=f"{given} -c lock_timeout={int(BUSY_TIMEOUT * 1000)}"
+                                         f" -c idle_in_transaction_session_timeout={int(IDLE_IN_TRANSACTION * 1000)}".strip())
             self._local.db = db
         return db
 
