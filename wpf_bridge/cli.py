@@ -182,6 +182,57 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from . import importer
+    from .clients.http import RateLimiter
+    from .clients.ortto import OrttoClient
+    from .clients.wordpress import WordPressClient
+    from .errors import BridgeError
+    from .store import FAILED, Store
+
+    settings = settings_or_exit()
+    console = Console(stderr=True, highlight=False)
+    if args.role and args.role not in settings.allowed_roles:
+        print(f"wpf-bridge: --role {args.role}: not in WPF_ALLOWED_ROLES ({', '.join(sorted(settings.allowed_roles))})",
+              file=sys.stderr)
+        return 2
+    try:
+        where = json.loads(args.filter) if args.filter else None
+    except ValueError as exc:
+        print(f"wpf-bridge: --filter is not JSON: {exc}", file=sys.stderr)
+        return 2
+    ortto = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=RateLimiter(settings.ortto_rate_limit))
+    try:
+        selection = importer.select(ortto, args.tag, where, console)
+    except BridgeError as exc:
+        print(f"wpf-bridge: Ortto: {exc}; nothing was queued", file=sys.stderr)
+        return 2
+    if not selection.people:
+        print(f"wpf-bridge: no contact carries the tag {args.tag!r} (tags are matched by their exact name, as "
+              "Ortto shows them); nothing was queued", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
+        try:
+            found = sum(1 for c in selection.people if wordpress.lookup(c.id, c.email).found)
+        except BridgeError as exc:
+            print(f"wpf-bridge: WordPress: {exc}", file=sys.stderr)
+            return 2
+        print(f"would create {len(selection.people) - found:,} users and update {found:,} (a dry run: nothing was queued)")
+        return 0
+    queued = importer.queue(Store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify)
+    new = sum(1 for _, is_new in queued if is_new)
+    print(f"queued {new:,} add deliveries ({len(queued) - new:,} were queued by an earlier run)")
+    if args.no_wait:
+        return 0
+    console.print("the worker applies them (`wpf-bridge worker` must run); Ctrl-C stops watching, not the import")
+    counts = importer.watch(Store(settings.database_url), [delivery_id for delivery_id, _ in queued], console)
+    print("; ".join(f"{status} {n:,}" for status, n in sorted(counts.items())))
+    return 1 if counts.get(FAILED) else 0
+
+
 def cmd_refused(args: argparse.Namespace) -> int:
     rows = _open_store().refusals()
     for reason, count, last in rows:
@@ -238,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     _filter_options(replay, status=False)
     replay.add_argument("--dry-run", action="store_true", help="say what would be replayed, change nothing")
     command("refused", cmd_refused, "count the webhooks refused, by reason")
+    imports = command("import", cmd_import, "give every Ortto contact carrying a tag their WordPress user (an add each)")
+    imports.add_argument("--tag", required=True, help="the Ortto tag's exact name")
+    imports.add_argument("--role", help="role for new users (one of WPF_ALLOWED_ROLES; default WPF_DEFAULT_ROLE)")
+    imports.add_argument("--notify", action="store_true", help="send WordPress's welcome email to new users")
+    imports.add_argument("--dry-run", action="store_true", help="count who would be created and updated; queue nothing")
+    imports.add_argument("--filter", help="an Ortto person filter (JSON) to narrow the scan, as copied from Ortto")
+    imports.add_argument("--no-wait", action="store_true", help="queue and return, without following the worker")
 
     args = parser.parse_args(argv)
     use_env_file(args.env_file)

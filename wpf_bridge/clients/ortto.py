@@ -5,8 +5,10 @@ shared ``RateLimiter`` keeps the process under the plan's requests per second.
 """
 from __future__ import annotations
 
+import itertools
+import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 
@@ -16,6 +18,7 @@ from .http import RateLimiter, json_or_none, new_session, retry_after, send
 DEFAULT_RETRY_SECONDS = 10.0
 MAX_PEOPLE = 100  # per get-by-ids or merge call
 MAX_PAGE = 500  # people per person/get page
+PATIENCE = 5  # tries of one page when Ortto says when to come back
 #: Ortto's built-in person fields (its docs), and the pseudo-field holding tag names.
 BUILT_IN_FIELDS = frozenset({"str::email", "str::first", "str::last", "str::ei", "str::postal", "phn::phone",
                              "geo::city", "geo::country", "geo::region", "dtz::b", "bol::p", "tags"})
@@ -75,19 +78,34 @@ class OrttoClient:
         contacts = body.get("contacts") or []
         return _contact(contacts[0]) if contacts else None
 
-    def people(self, fields: list[str], page_size: int = MAX_PAGE, where: dict | None = None) -> Iterator[list[Contact]]:
+    def people(self, fields: list[str], page_size: int = MAX_PAGE, where: dict | None = None,
+               on_wait: Callable[[float], None] | None = None) -> Iterator[list[Contact]]:
         """Every person (or those matching the filter ``where``), a page at a time, through
         ``person/get``: ``offset`` = the previous page's ``next_offset`` with its ``cursor_id``,
-        while ``has_more`` (an empty page is ``contacts: null``)."""
+        while ``has_more`` (an empty page is ``contacts: null``). A long scan waits as Ortto tells
+        it to (429 ``try-in-seconds``, ``Retry-After``; ``on_wait`` hears how long), up to
+        ``PATIENCE`` times a page."""
         request: dict[str, Any] = {"limit": page_size, "fields": fields}
         if where is not None:
             request["filter"] = where
         while True:
-            body = self._post("/v1/person/get", request)
+            body = self._post_patiently("/v1/person/get", request, on_wait)
             yield [_contact(c) for c in body.get("contacts") or [] if isinstance(c, dict)]
             if not body.get("has_more"):
                 return
             request = {**request, "offset": body["next_offset"], "cursor_id": body["cursor_id"]}
+
+    def _post_patiently(self, path: str, payload: dict, on_wait: Callable[[float], None] | None) -> Any:
+        """``_post``, trying again after the wait Ortto asks for (``PATIENCE`` tries)."""
+        for tries in itertools.count(1):
+            try:
+                return self._post(path, payload)
+            except TransientError as exc:
+                if exc.retry_after is None or tries >= PATIENCE:
+                    raise
+                if on_wait:
+                    on_wait(exc.retry_after)
+                time.sleep(exc.retry_after)
 
     def set_field(self, field_id: str, values: dict[str, str]) -> dict[str, Refusal | None]:
         """Overwrite one field of up to 100 people, found by person id, in one merge. Returns, for

@@ -67,6 +67,10 @@ class Lookup:
     by_contact_id: User | None
     by_email: User | None
 
+    @property
+    def found(self) -> bool:
+        return self.by_contact_id is not None or self.by_email is not None
+
 
 class WordPressClient:
     def __init__(self, url: str, user: str, app_password: str, session: requests.Session | None = None):

@@ -219,26 +219,43 @@ class Store:
         nothing is written: the look-up and the insert are serialised per key in one transaction,
         so simultaneous redeliveries cannot both pass."""
         with self.database.transaction() as tx:
-            now = self.database.now(tx)
             if dedupe_key is not None:
                 self.database.serialize_key(tx, dedupe_key)
-                rows = tx.execute(
-                    "select * from deliveries where dedupe_key = :key and created_at > :since order by created_at limit 1",
-                    {"key": dedupe_key, "since": now - window},
-                )
-                if rows:
-                    return _delivery(rows[0]), False
-            delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification,
-                                created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key, run_after=now,
-                                shape=shape)
-            tx.execute(
-                "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
-                " created_at, updated_at, retry_since, dedupe_key, run_after, shape) values (:id, :action, :contact_id,"
-                " :email, :role, :send_notification, :status, :now, :now, :now, :dedupe_key, :now, :shape)",
-                {"id": delivery.id, "action": action, "contact_id": contact_id, "email": email, "role": role,
-                 "send_notification": int(send_notification), "status": QUEUED, "now": now, "dedupe_key": dedupe_key,
-                 "shape": shape},
+            return self._insert(tx, self.database.now(tx), action, contact_id, email, role, send_notification,
+                                dedupe_key, window, shape)
+
+    def add_many(self, calls: list[tuple[str, str | None, str | None, str | None, bool, str]], window: float,
+                 shape: str) -> list[tuple[Delivery, bool]]:
+        """Insert several deliveries (action, contact id, email, role, notification, dedupe key) in
+        one transaction: all or none. Each whose key arrived within ``window`` is returned instead,
+        with ``False``. Keys are serialised as a whole (an import's keys are its own)."""
+        with self.database.transaction() as tx:
+            self.database.serialize_key(tx, "add_many")
+            now = self.database.now(tx)
+            return [self._insert(tx, now, action, contact_id, email, role, notify, key, window, shape)
+                    for action, contact_id, email, role, notify, key in calls]
+
+    @staticmethod
+    def _insert(tx: Any, now: float, action: str, contact_id: str | None, email: str | None, role: str | None,
+                send_notification: bool, dedupe_key: str | None, window: float, shape: str | None) -> tuple[Delivery, bool]:
+        if dedupe_key is not None:
+            rows = tx.execute(
+                "select * from deliveries where dedupe_key = :key and created_at > :since order by created_at limit 1",
+                {"key": dedupe_key, "since": now - window},
             )
+            if rows:
+                return _delivery(rows[0]), False
+        delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification,
+                            created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key, run_after=now,
+                            shape=shape)
+        tx.execute(
+            "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
+            " created_at, updated_at, retry_since, dedupe_key, run_after, shape) values (:id, :action, :contact_id,"
+            " :email, :role, :send_notification, :status, :now, :now, :now, :dedupe_key, :now, :shape)",
+            {"id": delivery.id, "action": action, "contact_id": contact_id, "email": email, "role": role,
+             "send_notification": int(send_notification), "status": QUEUED, "now": now, "dedupe_key": dedupe_key,
+             "shape": shape},
+        )
         return delivery, True
 
     def get(self, delivery_id: str) -> Delivery | None:
@@ -533,6 +550,17 @@ class Store:
             sql += " limit :limit offset :offset"
             params.update(limit=limit, offset=offset)
         return [_delivery(row) for row in self.database.query(sql, params)]
+
+    def status_of(self, ids: list[str]) -> dict[str, int]:
+        """How many of these deliveries are in each status (an import following its own)."""
+        counts: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            names = {f"id_{n}": delivery_id for n, delivery_id in enumerate(ids[start:start + 500])}
+            rows = self.database.query(f"select status, count(*) as n from deliveries where id in"
+                                       f" ({', '.join(':' + name for name in names)}) group by status", names)
+            for row in rows:
+                counts[row["status"]] = counts.get(row["status"], 0) + int(row["n"])
+        return counts
 
     def count(self, search: Search) -> int:
         where, params = search.where()

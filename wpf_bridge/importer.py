@@ -1,0 +1,79 @@
+"""``wpf-bridge import --tag NAME``: give every Ortto contact carrying a tag their WordPress user.
+
+People who already carry the tag that starts a journey never trigger it, and WP Fusion's Ortto
+module cannot import them (its ``load_contacts()`` returns nothing). Ortto documents no filter by
+tag, so the import pages through ``person/get`` (500 a page, asking for the tags) and selects
+locally; ``--filter`` narrows the scan with a filter copied from Ortto's People page.
+
+The whole scan comes first: nothing is queued unless it completes (a refused key or a dead
+network leaves the store untouched). Then every selected person becomes an ``add`` delivery, in
+one transaction, with every guarantee of a webhook delivery. Each carries the key
+``import:TAG:CONTACT``: running the import again, or after an interruption, queues only who is
+not queued yet, and the worker never gives anyone a second user, email or password.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+
+from .clients.ortto import Contact, OrttoClient
+from .settings import Settings
+from .store import DONE, FAILED, SKIPPED, Store
+
+ENDED = (DONE, SKIPPED, FAILED)
+WATCH_EVERY = 0.5  # seconds between looks at the store while the worker drains the import
+
+
+@dataclass(frozen=True)
+class Selection:
+    scanned: int
+    pages: int
+    people: list[Contact]
+
+
+def select(ortto: OrttoClient, tag: str, where: dict | None, console: Console) -> Selection:
+    """Page through Ortto and keep the contacts carrying ``tag`` (its exact name)."""
+    scanned = pages = 0
+    people: list[Contact] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task("scanning Ortto", total=None)
+
+        def waiting(seconds: float) -> None:
+            progress.update(task, description=f"Ortto asks to wait {seconds:.0f} s (rate limit); page {pages + 1} next")
+
+        for page in ortto.people(["str::email", "tags"], where=where, on_wait=waiting):
+            pages += 1
+            scanned += len(page)
+            people += [contact for contact in page if tag in contact.tags]
+            progress.update(task, description=f"scanning Ortto: {pages} pages, {scanned:,} people, "
+                                              f"{len(people):,} tagged {tag!r}")
+    console.print(f"scanned {scanned:,} people in {pages} page(s): {len(people):,} carry the tag {tag!r}")
+    return Selection(scanned, pages, people)
+
+
+def queue(store: Store, settings: Settings, tag: str, people: list[Contact], role: str | None,
+          notify: bool) -> list[tuple[str, bool]]:
+    """One ``add`` per person, all in one transaction; (delivery id, newly queued) for each."""
+    calls = [("add", c.id, c.email, role, notify, f"import:{tag}:{c.id}") for c in people]
+    added = store.add_many(calls, window=settings.keep_seconds, shape=f"wpf-bridge import --tag {tag}")
+    return [(delivery.id, new) for delivery, new in added]
+
+
+def watch(store: Store, ids: list[str], console: Console) -> dict[str, int]:
+    """Follow the deliveries until every one has ended, with a progress bar (rate and time left);
+    return how many ended in each status."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("applying", total=len(ids))
+        while True:
+            counts = store.status_of(ids)
+            ended = sum(counts.get(status, 0) for status in ENDED)
+            progress.update(task, completed=ended, description=f"applied {counts.get(DONE, 0) + counts.get(SKIPPED, 0):,}"
+                                                                  f", failed {counts.get(FAILED, 0):,}")
+            if ended >= len(ids):
+                return counts
+            time.sleep(WATCH_EVERY)
