@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test faults bench bench-console system-deps clean
+.PHONY: install run demo test faults bench bench-console bench-import system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench: $(STAMP) system-deps
 ## bench-console: the console's pages and /metrics on a store of 100,000 deliveries (SQLite, PostgreSQL)
 bench-console: $(STAMP) system-deps
 	$(VENV)/bin/python bench/console.py $(BENCH_ARGS)
+
+## bench-import: import --tag of 10,000 tagged among 50,000 Ortto people, scan and queue (SQLite, PostgreSQL)
+bench-import: $(STAMP) system-deps
+	$(VENV)/bin/python bench/importing.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
