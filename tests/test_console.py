@@ -178,6 +178,7 @@ def test_sign_in_and_out_over_https(env, tmp_path, browser):
 
     from playwright.sync_api import expect
     from procfile import Processes
+    from test_processes import answers
 
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
@@ -187,7 +188,7 @@ def test_sign_in_and_out_over_https(env, tmp_path, browser):
     context = browser.new_context(ignore_https_errors=True)
     page = context.new_page()
     try:
-        wait_for(lambda: _answers(url + "/health", tmp_path / "cert.pem"), 30, "the web process to answer over HTTPS")
+        wait_for(lambda: answers(url + "/health", str(tmp_path / "cert.pem")), 30, "the web process to answer over HTTPS")
         page.goto(f"{url}/console/login?next=/console/refused")
         page.fill("input[name=name]", "Tls")
         page.fill("input[name=password]", CONSOLE_PASSWORD)
@@ -202,13 +203,6 @@ def test_sign_in_and_out_over_https(env, tmp_path, browser):
     finally:
         context.close()
         procs.stop()
-
-
-def _answers(url: str, certificate: Path) -> bool:
-    try:
-        return requests.get(url, timeout=1, verify=str(certificate)).ok
-    except requests.RequestException:
-        return False
 
 
 # The guards, through Flask's test client against the real store, WordPress and Ortto test server.

@@ -122,7 +122,7 @@ def test_make_run_on_a_fresh_clone_starts_serves_health_and_stops_cleanly(tmp_pa
                             env={**os.environ, "WPF_BIND": f"127.0.0.1:{port}"}, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), 60, "make run to serve /health")
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), 60, "make run to serve /health")
         wait_for(lambda: "worker started" in log.read_text(), 30, "the worker to start")
         # both gunicorn workers booted: a SIGTERM in the middle of a boot can leave gunicorn waiting on
         # the worker it was forking, and honcho kills it 5 s later (gunicorn's race, not the bridge's)
@@ -146,8 +146,9 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def _answers(url: str) -> bool:
+def answers(url: str, verify: bool | str = True) -> bool:
+    """Does ``url`` answer 2xx yet (``verify``: a CA file for a self-signed certificate)?"""
     try:
-        return requests.get(url, timeout=1).ok
-    except requests.ConnectionError:
+        return requests.get(url, timeout=1, verify=verify).ok
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
         return False

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Callable
+from urllib.parse import urlencode
 
 from . import companion, redact
 from .clients.ortto import BUILT_IN_FIELDS, OrttoClient
@@ -163,3 +164,13 @@ def _notes(report: Report, settings: Settings) -> None:
 
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) if part.isdigit() else 0 for part in text.split("."))
+
+
+def webhook_urls(settings: Settings, base: str, access_key: str | None = None) -> list[tuple[str, str]]:
+    """(action, URL) to paste into Ortto for each action; without ``access_key`` the operator adds
+    it (the console never shows it), or sends it as the ``X-WPF-Access-Key`` header."""
+    base = base.rstrip("/")
+    key = {"access_key": access_key} if access_key else {}
+    return [(action, f"{base}/?{urlencode({'wpf_action': action, **key, **extra})}")
+            for action, extra in (("add", {"role": settings.default_role, "send_notification": "true"}),
+                                  ("update", {}), ("update_tags", {}))]

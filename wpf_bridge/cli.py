@@ -8,10 +8,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlencode
 
 from . import __version__, companion, history, logs, redact
 from .settings import ENV_FILE, Settings, SettingsError, env_file, load_settings
+from .store import STATUSES
 
 log = logging.getLogger("wpf_bridge")
 
@@ -103,15 +103,14 @@ def cmd_plugin(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import run_checks
+    from .check import run_checks, webhook_urls
 
     settings = settings_or_exit()
     problems = run_checks(settings, print)
-    base = (args.url or f"http://localhost:{settings.port}").rstrip("/")
+    base = args.url or f"http://localhost:{settings.port}"
     print("\nWebhook URLs for Ortto (Data sources > Webhook)" + (": fix the problems above before you use them" if problems else ":"))
-    for action, extra in (("add", {"role": settings.default_role, "send_notification": "true"}), ("update", {}), ("update_tags", {})):
-        query = urlencode({"wpf_action": action, "access_key": settings.access_keys[0], **extra})
-        print(f"  {action:12} {base}/?{query}")
+    for action, url in webhook_urls(settings, base, settings.access_keys[0]):
+        print(f"  {action:12} {url}")
     print(f"\n{'all checks passed' if not problems else f'{problems} problem(s) found'}")
     return 1 if problems else 0
 
@@ -244,7 +243,7 @@ def cmd_refused(args: argparse.Namespace) -> int:
 
 def _filter_options(parser: argparse.ArgumentParser, status: bool = True) -> None:
     if status:
-        parser.add_argument("--status", choices=["queued", "running", "retrying", "pushing", "done", "skipped", "failed"])
+        parser.add_argument("--status", choices=STATUSES)
     parser.add_argument("--email", help="the delivery's email (any case)")
     parser.add_argument("--contact", help="the delivery's Ortto contact id")
     parser.add_argument("--since", help="arrived since: an age (30m, 2h, 7d) or a date (2026-11-28, 2026-11-28T13:00)")

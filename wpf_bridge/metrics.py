@@ -16,9 +16,8 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .store import StoreUnavailable
+from .store import STATUSES, StoreUnavailable
 
-STATUSES = ("queued", "running", "retrying", "pushing", "done", "skipped", "failed")
 
 WEBHOOKS = Counter("wpf_bridge_webhooks_received_total", "Webhook calls received, by how they were answered",
                    ["result"])
@@ -31,14 +30,15 @@ PEER_SECONDS = Histogram("wpf_bridge_peer_request_duration_seconds", "WordPress 
 
 
 class StoreCollector(Collector):
-    """Gauges read from the delivery store at scrape time."""
+    """Gauges read from the delivery store at scrape time: two reads (``health``, ``counts``),
+    not the console's whole overview."""
 
     def __init__(self, store):
         self.store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            figures = self.store.overview()
+            figures, counts = self.store.health(), self.store.counts()
         except StoreUnavailable:
             yield GaugeMetricFamily("wpf_bridge_store_up", "Whether the delivery store could be read", value=0)
             return
@@ -46,7 +46,7 @@ class StoreCollector(Collector):
         now = time.time()
         by_status = GaugeMetricFamily("wpf_bridge_deliveries", "Deliveries in the store, by status", labels=["status"])
         for status in STATUSES:
-            by_status.add_metric([status], figures["counts"].get(status, 0))
+            by_status.add_metric([status], counts.get(status, 0))
         yield by_status
         oldest = figures["oldest_waiting"]
         yield GaugeMetricFamily("wpf_bridge_oldest_waiting_delivery_age_seconds",

@@ -14,12 +14,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .database import Database, StoreUnavailable, connect
-from .search import Search
+from .search import Search, in_list
 
-__all__ = ["Attempt", "Delivery", "RECENT_REFUSALS", "Run", "Search", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
+__all__ = ["Attempt", "Delivery", "RECENT_REFUSALS", "Run", "STATUSES", "Search", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
 
 QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retrying", "done", "skipped", "failed"
 PUSHING = "pushing"  # the user exists; its generated password waits (sealed) for a batched push to Ortto
+STATUSES = (QUEUED, RUNNING, RETRYING, PUSHING, DONE, SKIPPED, FAILED)
 UNFINISHED = f"('{QUEUED}', '{RETRYING}', '{RUNNING}', '{PUSHING}')"  # literal SQL, so the partial indexes apply
 
 MAX_KEY_CLIENTS = 10_000  # client addresses whose wrong keys are counted at once
@@ -419,10 +420,9 @@ class Store:
         """Extend the leases these claims hold (a worker renews its own while it works); return how many."""
         if not owners:
             return 0
-        names = {f"owner_{n}": owner for n, owner in enumerate(owners)}
+        held, names = in_list("lease_owner", "owner", owners)
         with self.database.transaction() as tx:
-            tx.execute(f"update deliveries set lease_until = :until where lease_until is not null"
-                       f" and lease_owner in ({', '.join(':' + name for name in names)})",
+            tx.execute(f"update deliveries set lease_until = :until where lease_until is not null and {held}",
                        {**names, "until": self.database.now(tx) + lease_seconds})
             return tx.rowcount
 
@@ -431,10 +431,9 @@ class Store:
         worker that stops, or one that found these claims' process dead); return how many."""
         if not owners:
             return 0
-        names = {f"owner_{n}": owner for n, owner in enumerate(owners)}
+        held, names = in_list("lease_owner", "owner", owners)
         with self.database.transaction() as tx:
-            tx.execute(f"update deliveries set lease_until = 0 where lease_until is not null"
-                       f" and lease_owner in ({', '.join(':' + name for name in names)})", names)
+            tx.execute(f"update deliveries set lease_until = 0 where lease_until is not null and {held}", names)
             return tx.rowcount
 
     def lease_owners(self, prefix: str) -> list[str]:
@@ -555,9 +554,9 @@ class Store:
         """How many of these deliveries are in each status (an import following its own)."""
         counts: dict[str, int] = {}
         for start in range(0, len(ids), 500):
-            names = {f"id_{n}": delivery_id for n, delivery_id in enumerate(ids[start:start + 500])}
-            rows = self.database.query(f"select status, count(*) as n from deliveries where id in"
-                                       f" ({', '.join(':' + name for name in names)}) group by status", names)
+            chosen, names = in_list("id", "id", ids[start:start + 500])
+            rows = self.database.query(f"select status, count(*) as n from deliveries where {chosen} group by status",
+                                       names)
             for row in rows:
                 counts[row["status"]] = counts.get(row["status"], 0) + int(row["n"])
         return counts

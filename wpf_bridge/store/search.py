@@ -7,6 +7,12 @@ from typing import Any
 FAILED, RETRYING = "failed", "retrying"
 
 
+def in_list(column: str, name: str, values: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    """``column in (:name_0, :name_1, ...)`` and its parameters: a list bound value by value."""
+    params = {f"{name}_{n}": value for n, value in enumerate(values)}
+    return f"{column} in ({', '.join(':' + key for key in params)})", params
+
+
 @dataclass(frozen=True)
 class Search:
     """Filters that all apply (an unset one matches everything)."""
@@ -33,8 +39,8 @@ class Search:
         if self.status:
             add("status = :status", status=self.status)
         if self.statuses:
-            names = {f"status_{n}": value for n, value in enumerate(self.statuses)}
-            add(f"status in ({', '.join(':' + name for name in names)})", **names)
+            condition, names = in_list("status", "status", self.statuses)
+            add(condition, **names)
         if self.replayable:
             add("status in (:replay_failed, :replay_retrying)", replay_failed=FAILED, replay_retrying=RETRYING)
         if self.action:

@@ -16,8 +16,10 @@ from ... import history
 from ...settings import Settings
 from ...store import FAILED, RETRYING, Store, StoreUnavailable
 from .auth import configure_sessions, login_required, operator, signed_in, try_login
-from .filters import PAGE_SIZE, ACTIONS, STATUSES, read_filters
-from .overview import CheckCache, webhook_urls
+from ...check import webhook_urls
+from ...store import STATUSES
+from .filters import ACTIONS, PAGE_SIZE, read_filters
+from .overview import CheckCache
 
 log = logging.getLogger(__name__)
 SAFE_NEXT = re.compile(r"^/console/[A-Za-z0-9/_.?=&%-]*\Z")  # where sign-in may send back to: this console only

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Mapping
 from urllib.parse import urlencode
 
-from ...store import Search
+from ...actions import ACTIONS as ACTION_FUNCTIONS
+from ...store import STATUSES, Search
 
 PAGE_SIZE = 50
-STATUSES = ("queued", "running", "retrying", "pushing", "done", "skipped", "failed")
-ACTIONS = ("add", "update", "update_tags")
+ACTIONS = tuple(ACTION_FUNCTIONS)
 FIELDS = ("status", "action", "q", "since", "until")
 
 

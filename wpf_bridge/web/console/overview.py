@@ -1,11 +1,10 @@
-"""What the overview page adds to the store's figures: the result of ``wpf-bridge check`` (cached,
-as it calls WordPress and Ortto) and the webhook URLs to paste into Ortto, without the key."""
+"""What the overview page adds to the store's figures: the result of ``wpf-bridge check``, run in
+the background and cached, as it calls WordPress and Ortto."""
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from ...check import run_checks
 from ...redact import redact
@@ -55,13 +54,3 @@ class CheckCache:
             result = CheckResult([*lines, ("FAIL", f"the check stopped: {type(exc).__name__}")], 1, time.time())
         with self._lock:
             self._result, self._running = result, False
-
-
-def webhook_urls(settings: Settings, root: str) -> list[tuple[str, str]]:
-    """(action, URL) for each action, with the access key left for the operator to add."""
-    base = root.rstrip("/")
-    urls = []
-    for action, extra in (("add", {"role": settings.default_role, "send_notification": "true"}), ("update", {}),
-                          ("update_tags", {})):
-        urls.append((action, f"{base}/?{urlencode({'wpf_action': action, **extra})}"))
-    return urls
