@@ -84,6 +84,16 @@ class Bench:
         return [self.ortto.state.add_person({"str::email": f"{prefix}-{i}-{secrets.token_hex(3)}@example.test",
                                              "str::first": "Bench", "str::last": str(i)}) for i in range(n)]
 
+    def php_cpu_seconds(self) -> float:
+        """CPU seconds php -S and its PHP workers have used so far (the workers it has reaped included)."""
+        master = self.wordpress.process.pid
+        workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+        ticks = 0
+        for pid in [master, *map(int, workers)]:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def wordpress_requests(self) -> int:
         """Requests php -S has logged so far (one "Accepted" line per connection is not a request)."""
         text = (self.wordpress.root / "php-server.log").read_text(errors="replace")
@@ -123,7 +133,7 @@ class Bench:
         store = Store(database_url)
         try:
             wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health"), 30)
-            wp_before, ortto_before = self.wordpress_requests(), len(self.ortto.state.calls)
+            wp_before, ortto_before, cpu_before = self.wordpress_requests(), len(self.ortto.state.calls), self.php_cpu_seconds()
             url = f"http://127.0.0.1:{port}/?wpf_action=add&access_key={self.key}&role=customer"
             session = requests.Session()
             started = time.monotonic()
@@ -133,6 +143,7 @@ class Bench:
             accepted = time.monotonic() - started
             wait_until(lambda: store.counts().get(DONE, 0) >= n, 3600, poll=0.2)
             elapsed = time.monotonic() - started
+            cpu = self.php_cpu_seconds() - cpu_before
             web_rss = max(peak_rss(pid) for pid in children(web.pid))
             worker_rss = peak_rss(worker.pid)
         finally:
@@ -143,6 +154,7 @@ class Bench:
             "n": n, "seconds": round(elapsed, 2), "per_second": round(n / elapsed, 1), "all_accepted_after_s": round(accepted, 2),
             "wordpress_calls_per_delivery": round((self.wordpress_requests() - wp_before) / n, 3),
             "ortto_calls_per_delivery": round((len(self.ortto.state.calls) - ortto_before) / n, 3),
+            "php_cpu_s_per_1000": round(cpu * 1000 / n, 1),
             "web_worker_peak_rss_mb": web_rss, "worker_peak_rss_mb": worker_rss,
         }
 
@@ -169,12 +181,13 @@ class Bench:
             answer.raise_for_status()
 
         retries: list[str] = []
-        before = self.wordpress_requests()
+        before, cpu_before = self.wordpress_requests(), self.php_cpu_seconds()
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(create, emails))
         elapsed = time.monotonic() - started
         return {"n": n, "seconds": round(elapsed, 2), "per_second": round(n / elapsed, 1),
+                "php_cpu_s_per_1000": round((self.php_cpu_seconds() - cpu_before) * 1000 / n, 1),
                 "wordpress_calls_per_delivery": round((self.wordpress_requests() - before) / n, 3),
                 "wordpress_5xx_retried": len(retries), "first_5xx": retries[:1]}
 
@@ -267,14 +280,15 @@ def table(results: dict) -> str:
     for label, r in results["ingest"].items():
         lines.append(f"{label:22} {r['requests_per_second']:7} {r['requests_per_second'] / ceiling:8.0%} "
                      f"{r['p50_ms']:7} {r['p99_ms']:7} {r['web_worker_peak_rss_mb']:7}")
-    lines += ["", "Drain (new users, real WordPress, 4 at a time)",
-              f"{'N':>5} {'bridge s':>9} {'floor s':>8} {'ratio':>6} {'WP/deliv':>9} {'floor WP':>9} {'Ortto/deliv':>12} "
-              f"{'web RSS':>8} {'worker RSS':>11}"]
+    lines += ["", "Drain (new users, real WordPress; floor: a look-up and a create per user, 4 at a time)",
+              f"{'N':>5} {'bridge s':>9} {'floor s':>8} {'speed-up':>9} {'WP/deliv':>9} {'floor WP':>9} {'PHP CPU s/1000':>15} "
+              f"{'floor CPU':>10} {'Ortto/deliv':>12} {'web RSS':>8} {'worker RSS':>11}"]
     for d in results["drain"]:
         b, f = d["bridge"], d["floor"]
-        lines.append(f"{b['n']:5} {b['seconds']:9} {f['seconds']:8} {b['seconds'] / f['seconds']:6.2f} "
-                     f"{b['wordpress_calls_per_delivery']:9} {f['wordpress_calls_per_delivery']:9} "
-                     f"{b['ortto_calls_per_delivery']:12} {b['web_worker_peak_rss_mb']:8} {b['worker_peak_rss_mb']:11}")
+        lines.append(f"{b['n']:5} {b['seconds']:9} {f['seconds']:8} {f['seconds'] / b['seconds']:8.1f}x "
+                     f"{b['wordpress_calls_per_delivery']:9} {f['wordpress_calls_per_delivery']:9} {b['php_cpu_s_per_1000']:15} "
+                     f"{f['php_cpu_s_per_1000']:10} {b['ortto_calls_per_delivery']:12} {b['web_worker_peak_rss_mb']:8} "
+                     f"{b['worker_peak_rss_mb']:11}")
     return "\n".join(lines)
 
 

@@ -33,7 +33,8 @@ def access_key(env) -> str:
 
 
 def test_worker_killed_twice_mid_burst(start_processes, env, ortto, wordpress):
-    processes = start_processes(WPF_WORKER_THREADS="4")  # the default lease, 30 s
+    # the default lease, 30 s; groups of 5, so that a kill finds some applied and others running
+    processes = start_processes(WPF_WORKER_THREADS="4", WPF_BATCH_SIZE="5")
     people = new_people(ortto, 60, "workerkill")
     ids = add_burst(processes.urls, access_key(env), people)
     kills = []
@@ -46,7 +47,8 @@ def test_worker_killed_twice_mid_burst(start_processes, env, ortto, wordpress):
         processes.start("worker")
 
     tally = audit_new_users(
-        Tally("kill -9 worker mid-burst", "60 adds, 4 threads per worker, workers killed twice while running deliveries "
+        Tally("kill -9 worker mid-burst", "60 adds, 4 threads per worker applying groups of 5, workers killed twice while "
+              "running deliveries "
               "(lease 30 s); the restarted worker ends the dead one's leases and takes the interrupted ones over", sent=60),
         wordpress, ortto, processes.store, people, ids, calls=60)
     tally.recovery = recovery(processes.store, kills)
@@ -83,13 +85,13 @@ WORDPRESS_DOWN = float(os.environ.get("WPF_FAULTS_WORDPRESS_DOWN", "20"))
 @pytest.mark.timeout(300 + 2 * WORDPRESS_DOWN)  # down, then the backoff reached by then, then the audit
 def test_wordpress_down_for_a_while(start_processes, env, ortto, wordpress):
     down_for = WORDPRESS_DOWN
-    processes = start_processes(WPF_WORKER_THREADS="4")
+    processes = start_processes(WPF_WORKER_THREADS="4", WPF_BATCH_SIZE="5")  # groups of 5: some applied, some running
     before, during = new_people(ortto, 30, "wpdown"), new_people(ortto, 10, "wpdown")
     key = access_key(env)
     ids = add_burst(processes.urls, key, before)
     try:
-        wait_for(lambda: statuses(processes.store)["done"] >= 5 and statuses(processes.store)["running"] >= 1, 60,
-                 "the drain to be under way")
+        wait_for(lambda: (lambda now: now["done"] + now["pushing"] >= 5 and now["running"] >= 1)(statuses(processes.store)),
+                 60, "the drain to be under way")
         wordpress.kill_server()
         stopped = time.monotonic()
         ids += add_burst(processes.urls, key, during)

@@ -83,6 +83,19 @@ def attempts(user: dict, victim: dict):
     yield "status", "GET", "/wpf-bridge/v1/status", {}
     yield "look-up by email", "GET", "/wpf-bridge/v1/users/lookup", {"params": {"email": "admin@example.test"}}
     yield "look-up by contact id", "GET", "/wpf-bridge/v1/users/lookup", {"params": {"contact_id": "victims-contact-id"}}
+    yield "look-up of many", "POST", "/wpf-bridge/v1/users/lookup", {"json": {"people": [
+        {"email": "admin@example.test"}, {"contact_id": "victims-contact-id"}]}}
+    for key, value in HOSTILE_META:
+        meta = {"wpf_meta": {key: value}, "first_name": "Pwned"}
+        yield f"batch: {key!r} on self, own id, another user and a new user", "POST", "/wpf-bridge/v1/users/batch", {"json": {
+            "writes": [{"user": user["id"], "values": meta}, {"user": victim["id"], "values": meta},
+                       {"values": {**meta, "username": "y" + user["login"], "email": unique_email(), "password": "Xx-123456789"}}]}}
+    yield "batch: a new administrator", "POST", "/wpf-bridge/v1/users/batch", {"json": {"writes": [{"values": {
+        "username": "z" + user["login"], "email": unique_email(), "password": "Xx-123456789", "roles": ["administrator"]}}]}}
+    yield "batch: promote self", "POST", "/wpf-bridge/v1/users/batch", {"json": {"writes": [
+        {"user": user["id"], "values": {"roles": ["administrator"]}}]}}
+    yield "batch: welcome email to self", "POST", "/wpf-bridge/v1/users/batch", {"json": {"writes": [
+        {"user": user["id"], "values": {"wpf_send_notification": True}}]}}
 
 
 @pytest.mark.parametrize("attacker", ["subscriber", "author", "editor", "named_like_bridge"])
@@ -126,6 +139,46 @@ def test_a_user_manager_may_write_only_ordinary_meta_on_others(wordpress, site_u
     assert wordpress.database_rows() == rows and wordpress.mail_files() == mail
 
 
+def test_a_user_manager_s_batch_is_checked_write_by_write_as_if_each_came_alone(wordpress, site_users):
+    """The batch route only dispatches: each write meets core's permission checks and the plugin's,
+    exactly as if sent alone (what core itself lets a user manager do, such as editing any user on
+    a single site, the batch lets it do too, and nothing more)."""
+    wordpress.add_role("user_manager", ["read", "list_users", "edit_users", "create_users"])
+    manager, victim = wordpress.add_user("user_manager"), site_users["victim"]
+    assert call(wordpress, manager, "GET", "/wp/v2/users/me").ok  # signs in (and records the password's first use)
+    rows, mail = wordpress.database_rows(), wordpress.mail_files()
+    writes = {
+        "bridge key": {"user": victim["id"], "values": {"wpf_meta": {"ortto_contact_id": "x"}, "first_name": "Pwned"}},
+        "privilege key": {"user": victim["id"], "values": {"wpf_meta": {"WP_CAPABILITIES ": GRANT_ADMIN}}},
+        "own account": {"user": manager["id"], "values": {"wpf_meta": {"company": "Self"}}},
+        "own email": {"user": manager["id"], "values": {"wpf_send_notification": True}},
+        "promote self": {"user": manager["id"], "values": {"roles": ["administrator"]}},
+    }
+    alone = {what: call(wordpress, manager, "POST", f"/wp/v2/users/{write['user']}", json=write["values"]).status_code
+             for what, write in writes.items()}
+    answer = call(wordpress, manager, "POST", "/wpf-bridge/v1/users/batch", json={"writes": list(writes.values())})
+    assert answer.status_code == 200, answer.text
+    statuses = dict(zip(writes, (r["status"] for r in answer.json()["responses"])))
+    assert statuses == alone == {"bridge key": 403, "privilege key": 400, "own account": 403, "own email": 403,
+                                 "promote self": 403}
+    assert wordpress.database_rows() == rows and wordpress.mail_files() == mail
+
+    allowed = call(wordpress, manager, "POST", "/wpf-bridge/v1/users/batch", json={"writes": [
+        {"user": victim["id"], "values": {"wpf_meta": {"company": "Batched"}}}]})
+    assert allowed.json()["responses"][0]["status"] == 200
+    assert wordpress.user_meta(victim["id"], "company") == "Batched"
+
+
+def test_batch_routes_refuse_what_they_were_not_made_for(wordpress):
+    bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
+    too_many = {"writes": [{"values": {"first_name": "x"}, "user": 1}] * 51}
+    assert call(wordpress, bridge, "POST", "/wpf-bridge/v1/users/batch", json=too_many).status_code == 400
+    assert call(wordpress, bridge, "POST", "/wpf-bridge/v1/users/lookup",
+                json={"people": [{"email": "a@example.test"}] * 101}).status_code == 400
+    odd = call(wordpress, bridge, "POST", "/wpf-bridge/v1/users/batch", json={"writes": [{"values": {}, "route": "/wp/v2/settings"}]})
+    assert odd.status_code == 400, "a write names a user id, never a route"
+
+
 def test_even_the_bridge_cannot_write_privileged_meta_and_nothing_half_happens(wordpress, site_users):
     bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
     victim = site_users["victim"]
@@ -162,7 +215,7 @@ def test_look_ups_match_exactly_not_by_collation(wordpress, site_users):
 def test_status_reports_each_roles_capabilities_to_the_bridge_only(wordpress, site_users):
     bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
     status = call(wordpress, bridge, "GET", "/wpf-bridge/v1/status").json()
-    assert status["plugin_version"] == "1.2.0" and status["bridge_credential"] is True
+    assert status["plugin_version"] == companion.version() == "1.3.0" and status["bridge_credential"] is True
     assert "manage_options" in status["roles"]["administrator"] and status["roles"]["customer"] == ["read"]
     assert call(wordpress, site_users["subscriber"], "GET", "/wpf-bridge/v1/status").status_code == 403
 

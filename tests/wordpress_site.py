@@ -63,8 +63,13 @@ add_action('rest_insert_user', function ($user, $request, $creating) {
     }
     $flag = WPF_TEST_FAULT_DIR . '/crash';
     if (file_exists($flag)) {  // PHP dies mid-write, as core's create does when a deadlock took its user
-        unlink($flag);
-        wpf_test_no_such_function();
+        $skip = (int) file_get_contents($flag);  // after letting this many writes through
+        if ($skip > 0) {
+            file_put_contents($flag, (string) ($skip - 1));
+        } else {
+            unlink($flag);
+            wpf_test_no_such_function();
+        }
     }
 }, 10, 3);
 add_action('retrieve_password_key', function () {
@@ -188,9 +193,10 @@ class WordPressSite:
         """Make one database query fail in the next REST user write, after core wrote the user."""
         (self.root / "fail-query").touch()
 
-    def crash_next_write(self) -> None:
-        """Make PHP die of a fatal error in the next REST user write, after core wrote the user."""
-        (self.root / "crash").touch()
+    def crash_next_write(self, after: int = 0) -> None:
+        """Make PHP die of a fatal error in the next REST user write (after letting ``after`` writes
+        through), once core wrote the user."""
+        (self.root / "crash").write_text(str(after))
 
     def stop(self) -> None:
         self.kill_server()

@@ -54,6 +54,7 @@ class Settings:
     lease_seconds: float  # a claim's lease, renewed by its worker: a dead worker's deliveries are taken over after it
     stop_seconds: float  # how long a stopping worker lets running deliveries finish before handing them back
     worker_threads: int  # deliveries one worker process applies at once
+    batch_size: int  # deliveries a worker thread claims and applies together, their WordPress requests batched
     ortto_rate_limit: float  # Ortto requests per second, per worker process
     same_call_seconds: float  # an identical call without Ortto's ids this soon is a redelivery
     key_failure_limit: int  # wrong access keys a client may send per minute before it gets 429
@@ -160,6 +161,7 @@ class _SettingsSchema(Schema):
                                  error="must be host:port, for example 127.0.0.1:8000 (loopback only) or 0.0.0.0:8000"),
     )
     worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=4, validate=validate.Range(1, 64))
+    batch_size = mfields.Integer(data_key="WPF_BATCH_SIZE", load_default=50, validate=validate.Range(1, 50))
     ortto_rate_limit = mfields.Float(data_key="ORTTO_RATE_LIMIT", load_default=10.0, validate=validate.Range(0.1, 1000))
     same_call_seconds = mfields.Float(data_key="WPF_SAME_CALL_SECONDS", load_default=120.0, validate=validate.Range(0, 86400))
     key_failure_limit = mfields.Integer(data_key="WPF_KEY_FAILURE_LIMIT", load_default=10, validate=validate.Range(1, 10000))
@@ -221,6 +223,7 @@ class _SettingsSchema(Schema):
             keep_seconds=data["keep_days"] * 86400,
             stall_seconds=data["stall_minutes"] * 60,
             worker_threads=data["worker_threads"],
+            batch_size=data["batch_size"],
             ortto_rate_limit=data["ortto_rate_limit"],
             same_call_seconds=data["same_call_seconds"],
             key_failure_limit=data["key_failure_limit"],

@@ -4,8 +4,10 @@ from __future__ import annotations
 import re
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -60,6 +62,25 @@ def record_calls() -> list[str]:
     query string, which may carry an email), for a delivery's history."""
     _thread.calls = []
     return _thread.calls
+
+
+@contextmanager
+def calls_apart() -> Iterator[list[str]]:
+    """List the requests sent inside the block apart from this thread's own list: a request sent
+    for a batch of deliveries belongs to each of their histories (``note_calls``)."""
+    saved = getattr(_thread, "calls", None)
+    _thread.calls = []
+    try:
+        yield _thread.calls
+    finally:
+        _thread.calls = saved
+
+
+def note_calls(lines: list[str]) -> None:
+    """Add requests another thread sent on this thread's behalf to its list, if it keeps one."""
+    calls = getattr(_thread, "calls", None)
+    if calls is not None:
+        calls.extend(lines)
 
 
 def retry_after(response: requests.Response) -> float | None:

@@ -13,12 +13,17 @@ from typing import Any
 
 import requests
 
-from ..errors import PermanentError, TransientError
+from ..errors import BridgeError, PermanentError, TransientError
 from .http import json_or_none, new_session, retry_after, send
 
 PLUGIN_MISSING = (
     "the wpf-bridge companion plugin is not installed on WordPress "
     "(run `wpf-bridge wordpress-plugin --install /path/to/wordpress`)"
+)
+
+PLUGIN_OUTDATED = (
+    "the wpf-bridge companion plugin on WordPress is older than 1.3.0, which takes many look-ups and user "
+    "writes per request (run `wpf-bridge wordpress-plugin --install /path/to/wordpress` to update it)"
 )
 
 
@@ -28,6 +33,10 @@ class WordPressError(PermanentError):
     def __init__(self, message: str, code: str = "", status: int = 0):
         super().__init__(message, code)
         self.status = status
+
+
+class PluginOutdated(WordPressError):
+    """The site's companion plugin lacks the batch routes: send the requests one by one."""
 
 
 @dataclass(frozen=True)
@@ -98,25 +107,58 @@ class WordPressClient:
     def update_user(self, user_id: int, values: dict[str, Any]) -> User:
         return User.from_json(self._call("POST", f"/wp/v2/users/{user_id}", json=values))
 
+    def lookup_many(self, people: list[tuple[str | None, str | None]]) -> list[Lookup]:
+        """``lookup`` for many (contact id, email) pairs in one request (companion plugin 1.3.0+)."""
+        body = self._batch("/wpf-bridge/v1/users/lookup", {
+            "people": [{"contact_id": contact_id or "", "email": email or ""} for contact_id, email in people]})
+        return [Lookup(*(User.from_json(found[k]) if found.get(k) else None for k in ("by_contact_id", "by_email")))
+                for found in body["results"]]
+
+    def write_many(self, writes: list[tuple[int | None, dict[str, Any]]]) -> list[User | BridgeError]:
+        """Create (no id) or update many users in one request (companion plugin 1.3.0+): WordPress
+        runs each as its own request to core's users route. Each write's result is its user, or the
+        error ``create_user`` or ``update_user`` would have raised for it alone."""
+        body = self._batch("/wpf-bridge/v1/users/batch", {
+            "writes": [{"values": values, **({"user": user_id} if user_id else {})} for user_id, values in writes]})
+        results: list[User | BridgeError] = []
+        for (user_id, _), answer in zip(writes, body["responses"]):
+            route = f"/wp/v2/users/{user_id}" if user_id else "/wp/v2/users"
+            try:
+                results.append(User.from_json(self._judge(route, int(answer["status"]), answer.get("body"))))
+            except BridgeError as exc:
+                results.append(exc)
+        return results
+
+    def _batch(self, route: str, json: dict) -> Any:
+        try:
+            return self._call("POST", route, json=json)
+        except WordPressError as exc:
+            if exc.code == "rest_no_route":
+                raise PluginOutdated(PLUGIN_OUTDATED, exc.code, exc.status) from None
+            raise
+
     def _call(self, method: str, route: str, params: dict | None = None, json: dict | None = None) -> Any:
         response = send(self.session, "WordPress", method, self.url, params={"rest_route": route, **(params or {})},
                         json=json, allow_redirects=False)
-        body = json_or_none(response)
-        if response.ok and body is not None:
-            return body
         if response.is_redirect:  # following it would turn a POST into a GET, and the user would not be created
             raise WordPressError(f"WordPress redirects its REST API to {response.headers.get('Location', '?')}: set "
                                  "WORDPRESS_URL to the address it redirects to (https://, www., the sub-folder)",
                                  "redirect", response.status_code)
+        return self._judge(route, response.status_code, json_or_none(response), response)
+
+    def _judge(self, route: str, status: int, body: Any, response: requests.Response | None = None) -> Any:
+        """WordPress's answer (``status``, JSON ``body``; ``response`` for the raw page, if any) as
+        its body, or the error it means: retry later (``TransientError``) or not (``WordPressError``)."""
+        if 200 <= status < 300 and body is not None:
+            return body
         code = str(body.get("code", "")) if isinstance(body, dict) else ""
         message = _plain(body.get("message", "")) if isinstance(body, dict) else ""
-        status = response.status_code
         if code in ("existing_user_login", "existing_user_email") or code.endswith("_too_long"):
             raise WordPressError(f"WordPress refused the user: {message} ({code})", code, status)  # sent as HTTP 500
-        if status == 429 or status >= 500 or (response.ok and body is None):
+        if status == 429 or status >= 500 or body is None and status < 300:
             said = f" {code}: {message}" if code or message else f" {_page(response)}"
-            raise TransientError(f"WordPress answered HTTP {status}{said}".rstrip(": "), retry_after=retry_after(response),
-                                 code=code or f"HTTP {status}")
+            raise TransientError(f"WordPress answered HTTP {status}{said}".rstrip(": "),
+                                 retry_after=retry_after(response) if response is not None else None, code=code or f"HTTP {status}")
         if code == "rest_no_route" and route.startswith("/wpf-bridge/"):
             raise WordPressError(PLUGIN_MISSING, code, status)
         if status == 401:

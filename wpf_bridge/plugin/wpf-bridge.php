@@ -1,15 +1,18 @@
 <?php
 /**
  * Plugin Name: wpf-bridge companion
- * Description: Gives the wpf-bridge service what core REST lacks: user look-up by Ortto contact id, user meta writes and the new-user email. Holds no business rules.
- * Version: 1.2.0
+ * Description: Gives the wpf-bridge service what core REST lacks: user look-up by Ortto contact id, user meta writes, the new-user email, and many look-ups or user writes in one request. Holds no business rules.
+ * Version: 1.3.0
  *
  * Install as a must-use plugin: save this file as wp-content/mu-plugins/wpf-bridge.php.
  *
  * Every route and field below is reachable by every logged-in user of the site (anyone may edit
  * their own account and make themselves an application password), so each one checks what a
  * person would need in wp-admin:
- * - /wpf-bridge/v1/status and /wpf-bridge/v1/users/lookup: list_users.
+ * - /wpf-bridge/v1/status and /wpf-bridge/v1/users/lookup (one person by GET, many by POST): list_users.
+ * - /wpf-bridge/v1/users/batch (many core user writes in one request): list_users, create_users and
+ *   edit_users; each write is then dispatched to core's /wp/v2/users route as its own request,
+ *   so core's permission checks and everything below apply to it, one transaction per user.
  * - the user fields wpf_meta and wpf_send_notification: edit_users and create_users, and never on
  *   one's own account (refused with 403 before WordPress changes anything in the request).
  * - the bridge's own meta (ortto_contact_id, ortto_tags, wpf_bridge_*): only a request signed in
@@ -20,7 +23,10 @@
 
 defined( 'ABSPATH' ) || exit;
 
-const WPF_BRIDGE_PLUGIN_VERSION = '1.2.0';
+const WPF_BRIDGE_PLUGIN_VERSION = '1.3.0';
+const WPF_BRIDGE_MAX_LOOKUPS    = 100; // people per look-up request
+const WPF_BRIDGE_MAX_WRITES     = 50; // user writes per batch request
+const WPF_BRIDGE_BATCH_SECONDS  = 15; // writes not started by then are answered 503, well before PHP's 30 s limit
 const WPF_BRIDGE_CREDENTIAL     = 'wpf-bridge'; // the application password the bridge signs in with
 
 /** Meta the bridge keeps for itself: written only by the bridge's credential. */
@@ -374,6 +380,45 @@ function wpf_bridge_notify( $user_id ) {
 	$mark();
 }
 
+/** The users holding this contact id and this email ('' looks up nobody), as the bridge sees them. */
+function wpf_bridge_lookup( $contact_id, $email ) {
+	return array(
+		'by_contact_id' => wpf_bridge_user_summary( '' !== $contact_id ? wpf_bridge_user_by_contact_id( $contact_id ) : null ),
+		'by_email'      => wpf_bridge_user_summary( '' !== $email ? wpf_bridge_user_by_email( $email ) : null ),
+	);
+}
+
+/**
+ * Many user writes in one request, each dispatched in turn to core's users route as a request of
+ * its own (create: no "user"; update: "user" is the id), so each is checked, written in its own
+ * transaction and emailed exactly as if it had come alone; one refused write does not stop the
+ * others. Each answer is {status, body} as the write alone would have been answered. Writes not
+ * started within WPF_BRIDGE_BATCH_SECONDS are answered 503 without running, to be sent again.
+ */
+function wpf_bridge_batch( WP_REST_Request $request ) {
+	$server    = rest_get_server();
+	$started   = microtime( true );
+	$responses = array();
+	foreach ( $request['writes'] as $write ) {
+		if ( microtime( true ) - $started > WPF_BRIDGE_BATCH_SECONDS ) {
+			$responses[] = array(
+				'status' => 503,
+				'body'   => array( 'code' => 'wpf_bridge_batch_time', 'message' => 'Not run: the batch ran out of time; send this write again.' ),
+			);
+			continue;
+		}
+		$route  = empty( $write['user'] ) ? '/wp/v2/users' : '/wp/v2/users/' . (int) $write['user'];
+		$single = new WP_REST_Request( 'POST', $route );
+		$single->set_body_params( (array) $write['values'] );
+		$response    = rest_do_request( $single );
+		$responses[] = array(
+			'status' => $response->get_status(),
+			'body'   => $server->response_to_data( $response, false ),
+		);
+	}
+	return array( 'responses' => $responses );
+}
+
 add_action(
 	'rest_api_init',
 	function () {
@@ -420,13 +465,67 @@ add_action(
 					'email'      => array( 'type' => 'string', 'default' => '' ),
 				),
 				'callback'            => function ( WP_REST_Request $request ) {
-					$contact_id = (string) $request['contact_id'];
-					$email      = (string) $request['email'];
-					return array(
-						'by_contact_id' => wpf_bridge_user_summary( '' !== $contact_id ? wpf_bridge_user_by_contact_id( $contact_id ) : null ),
-						'by_email'      => wpf_bridge_user_summary( '' !== $email ? wpf_bridge_user_by_email( $email ) : null ),
-					);
+					return wpf_bridge_lookup( (string) $request['contact_id'], (string) $request['email'] );
 				},
+			)
+		);
+
+		register_rest_route(
+			'wpf-bridge/v1',
+			'/users/lookup',
+			array(
+				'methods'             => 'POST',
+				'permission_callback' => $can_list_users,
+				'args'                => array(
+					'people' => array(
+						'type'     => 'array',
+						'required' => true,
+						'maxItems' => WPF_BRIDGE_MAX_LOOKUPS,
+						'items'    => array(
+							'type'                 => 'object',
+							'properties'           => array(
+								'contact_id' => array( 'type' => 'string' ),
+								'email'      => array( 'type' => 'string' ),
+							),
+							'additionalProperties' => false,
+						),
+					),
+				),
+				'callback'            => function ( WP_REST_Request $request ) {
+					$results = array();
+					foreach ( $request['people'] as $person ) {
+						$results[] = wpf_bridge_lookup( (string) ( $person['contact_id'] ?? '' ), (string) ( $person['email'] ?? '' ) );
+					}
+					return array( 'results' => $results );
+				},
+			)
+		);
+
+		register_rest_route(
+			'wpf-bridge/v1',
+			'/users/batch',
+			array(
+				'methods'             => 'POST',
+				'permission_callback' => function () {
+					return current_user_can( 'list_users' ) && current_user_can( 'create_users' ) && current_user_can( 'edit_users' );
+				},
+				'args'                => array(
+					'writes' => array(
+						'type'     => 'array',
+						'required' => true,
+						'maxItems' => WPF_BRIDGE_MAX_WRITES,
+						'items'    => array(
+							'type'                 => 'object',
+							'properties'           => array(
+								'user'   => array( 'type' => 'integer', 'minimum' => 1 ),
+								'values' => array( 'type' => 'object' ),
+							),
+							'required'             => array( 'values' ),
+							'additionalProperties' => false,
+						),
+					),
+				),
+				'callback'            => 'wpf_bridge_batch',
 			)
 		);
 

@@ -132,7 +132,7 @@ where status in {UNFINISHED}
   and not exists ({_BLOCKED_BY.format(person="contact_id")})
   and not exists ({_BLOCKED_BY.format(person="email")})
 order by created_at, id
-limit 1
+limit :limit
 """
 
 
@@ -277,27 +277,35 @@ class Store:
         return {row["status"]: int(row["n"]) for row in rows}
 
     def claim_next(self, lease_seconds: float, owner: str | None = None) -> Delivery | None:
-        """Take the oldest runnable delivery and hold it for ``lease_seconds``; ``None`` if none is.
+        """Take the oldest runnable delivery (see ``claim``); ``None`` if none is."""
+        claimed = self.claim(lease_seconds, owner)
+        return claimed[0] if claimed else None
+
+    def claim(self, lease_seconds: float, owner: str | None = None, limit: int = 1) -> list[Delivery]:
+        """Take up to ``limit`` of the oldest runnable deliveries, in arrival order, and hold them
+        for ``lease_seconds``.
 
         One worker holds a delivery until it ends or its lease runs out (then another takes it
         over), and a delivery waits until every other unfinished one for the same contact id or
         email that came before it, or that is running, has ended: one contact at a time, in
-        arrival order, across threads, processes and hosts. Claims are serialised, so two
-        workers never see the same row free. The returned delivery has this attempt counted.
+        arrival order, across threads, processes and hosts (so a group never holds two deliveries
+        for one known person). Claims are serialised, so two workers never see the same row free.
+        The returned deliveries have this attempt counted.
         """
         with self.database.transaction() as tx:
             self.database.serialize_claims(tx)
             now = self.database.now(tx)
-            rows = tx.execute(_CLAIMABLE, {"now": now})
+            rows = tx.execute(_CLAIMABLE, {"now": now, "limit": limit})
             if not rows:
-                return None
+                return []
+            ids, names = in_list("id", "id", [row["id"] for row in rows])
             tx.execute(
                 "update deliveries set status = :status, lease_until = :lease, lease_owner = :owner,"
-                " attempts = attempts + 1, updated_at = :now where id = :id",
-                {"status": RUNNING, "lease": now + lease_seconds, "owner": owner, "now": now, "id": rows[0]["id"]},
+                f" attempts = attempts + 1, updated_at = :now where {ids}",
+                {"status": RUNNING, "lease": now + lease_seconds, "owner": owner, "now": now, **names},
             )
-            claimed = tx.execute("select * from deliveries where id = :id", {"id": rows[0]["id"]})
-        return _delivery(claimed[0])
+            claimed = tx.execute(f"select * from deliveries where {ids} order by created_at, id", names)
+        return [_delivery(row) for row in claimed]
 
     def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None, *,
                call: str = "", code: str = "", email: str | None = None, run: Run | None = None,

@@ -15,12 +15,13 @@ from ..clients.alerts import AlertClient
 from ..clients.http import RateLimiter
 from ..clients.ortto import OrttoClient
 from ..clients.wordpress import WordPressClient
-from ..errors import Deferred, PermanentError, TransientError
+from ..errors import BridgeError, Deferred, PermanentError, TransientError
 from ..roles import RoleCache
 from ..settings import Settings
 from ..logs import log_context
 from ..store import FAILED, RETRYING, Delivery, Store, StoreUnavailable
 from .alerts import Alerts
+from .batch import Batching, WordPressBatch
 from .contacts import ContactLoader
 from .leases import Leases
 from .pusher import PasswordPusher
@@ -66,12 +67,14 @@ class StoreJournal:
 @dataclass(frozen=True)
 class Shared:
     """What a worker process's threads share: one Ortto rate limit, the batched contact loader,
-    the batched password pusher, the site's roles and the leases the process holds."""
+    the batched password pusher, the site's roles, the leases the process holds and whether the
+    site's companion plugin takes batches."""
 
     contacts: ContactLoader
     pusher: PasswordPusher
     roles: RoleCache
     leases: Leases
+    batching: Batching
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Shared:
@@ -81,11 +84,12 @@ class Shared:
         wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
         leases = Leases(store, settings.lease_seconds)
         return cls(ContactLoader(loader, store, settings.field_map.ortto_fields()),
-                   PasswordPusher(settings, store, pusher, leases), RoleCache(wordpress.status), leases)
+                   PasswordPusher(settings, store, pusher, leases), RoleCache(wordpress.status), leases, Batching())
 
 
 class Runner:
-    """Applies deliveries, one at a time, with its own WordPress session (one Runner per thread)."""
+    """Applies the deliveries it claims, with its own WordPress session (one Runner per worker
+    thread): one alone, or several together, their WordPress requests batched (``batch``)."""
 
     def __init__(self, settings: Settings, store: Store, shared: Shared):
         self.settings = settings
@@ -94,10 +98,10 @@ class Runner:
         self.vault = Vault(settings.secret_keys)
         self.wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
 
-    def run(self, delivery: Delivery) -> None:
+    def run(self, delivery: Delivery, wordpress: WordPressBatch | None = None) -> None:
         """Apply one claimed delivery and record how it ended, or when to try it again."""
         journal = StoreJournal(self.store, self.vault, delivery.id, delivery.lease_owner)
-        ctx = Context(self.settings, self.wordpress, self.shared.contacts, journal, self.shared.roles.get)
+        ctx = Context(self.settings, wordpress or self.wordpress, self.shared.contacts, journal, self.shared.roles.get)
         code = ""
         timer = Timer(delivery.action)
         with log_context(delivery.id):
@@ -127,13 +131,38 @@ class Runner:
             self._finish(delivery, outcome, journal, timer, code)
 
     def run_next(self) -> bool:
-        """Claim the oldest runnable delivery and apply it; ``False`` when none was runnable."""
-        with self.shared.leases.claim() as owner:  # renewed while it runs
-            delivery = self.store.claim_next(self.settings.lease_seconds, owner)
-            if delivery is None:
-                return False
-            self.run(delivery)
-            return True
+        """Claim the oldest runnable deliveries (up to a batch) and apply them; ``False`` when none was runnable."""
+        with self.shared.leases.claim() as owner:  # renewed while they run
+            group = self.store.claim(self.settings.lease_seconds, owner, limit=self.settings.batch_size)
+            if len(group) == 1:
+                self.run(group[0])
+            elif group:
+                self.run_together(group)
+            return bool(group)
+
+    def run_together(self, group: list[Delivery]) -> None:
+        """Apply a group of deliveries at once, each on a thread of its own, their WordPress requests
+        sent together; each is recorded on its own, as if it had run alone."""
+        try:
+            self.shared.contacts.prefetch(group)
+        except BridgeError:  # Ortto refused or is down: each delivery meets it again and records it
+            pass
+        batch = WordPressBatch(self.wordpress, len(group), self.shared.batching)
+        members = [threading.Thread(target=self._member, args=(n, delivery, batch), name=f"{threading.current_thread().name}"
+                                    f"-{n}", daemon=True) for n, delivery in enumerate(group)]
+        for member in members:
+            member.start()
+        for member in members:
+            member.join()
+
+    def _member(self, rank: int, delivery: Delivery, batch: WordPressBatch) -> None:
+        batch.join(rank)
+        try:
+            self.run(delivery, batch)
+        except Exception:  # the store is down, or a bug: the delivery is taken over after its lease
+            log.exception("delivery %s: not recorded", delivery.id)
+        finally:
+            batch.leave()
 
     def _finish(self, delivery: Delivery, outcome: Outcome, journal: StoreJournal, timer: Timer, code: str = "") -> None:
         if not self.store.finish(delivery.id, outcome.status, outcome.message, outcome.user_id, call=delivery.action,

@@ -41,18 +41,31 @@ class ContactLoader:
         hit = self._cache.get(contact_id)
         return hit is not None and hit[0] >= since
 
+    def prefetch(self, deliveries: list[Delivery]) -> None:
+        """Fetch the contacts of a claimed group together (claimed deliveries are no longer among
+        the waiting ones a fetch fills up with)."""
+        with self._lock:
+            needed = list(dict.fromkeys(d.contact_id for d in deliveries
+                                        if d.contact_id and not self._fresh(d.contact_id, d.retry_since)))
+            for start in range(0, len(needed), MAX_PEOPLE):
+                self._fetch(needed[start:start + MAX_PEOPLE])
+
     def _by_id(self, contact_id: str, since: float) -> Contact | None:
         with self._lock:
             if not self._fresh(contact_id, since):
-                started = time.time()
-                ahead = [cid for cid, arrived in self.store.upcoming_contacts(2 * MAX_PEOPLE)
-                         if cid != contact_id and not self._fresh(cid, arrived)]
-                batch = [contact_id, *ahead[: MAX_PEOPLE - 1]]
-                found = self.ortto.get_contacts(batch, self.fields)
-                for cid in batch:
-                    self._cache[cid] = (started, found.get(cid))
-                self._trim(started)
+                self._fetch([contact_id])
             return self._cache[contact_id][1]
+
+    def _fetch(self, needed: list[str]) -> None:
+        """Fetch ``needed``, filled up with the contacts of the next waiting deliveries."""
+        started = time.time()
+        ahead = [cid for cid, arrived in self.store.upcoming_contacts(2 * MAX_PEOPLE)
+                 if cid not in needed and not self._fresh(cid, arrived)]
+        batch = [*needed, *ahead[: MAX_PEOPLE - len(needed)]]
+        found = self.ortto.get_contacts(batch, self.fields)
+        for cid in batch:
+            self._cache[cid] = (started, found.get(cid))
+        self._trim(started)
 
     def _trim(self, now: float) -> None:
         if len(self._cache) > TRIM_ABOVE:

@@ -1,0 +1,493 @@
+<?php
+/**
+ * Plugin Name: wpf-bridge companion
+ * Description: Gives the wpf-bridge service what core REST lacks: user look-up by Ortto contact id, user meta writes and the new-user email. Holds no business rules.
+ * Version: 1.2.0
+ *
+ * Install as a must-use plugin: save this file as wp-content/mu-plugins/wpf-bridge.php.
+ *
+ * Every route and field below is reachable by every logged-in user of the site (anyone may edit
+ * their own account and make themselves an application password), so each one checks what a
+ * person would need in wp-admin:
+ * - /wpf-bridge/v1/status and /wpf-bridge/v1/users/lookup: list_users.
+ * - the user fields wpf_meta and wpf_send_notification: edit_users and create_users, and never on
+ *   one's own account (refused with 403 before WordPress changes anything in the request).
+ * - the bridge's own meta (ortto_contact_id, ortto_tags, wpf_bridge_*): only a request signed in
+ *   with the application password named "wpf-bridge".
+ * Meta keys are an exact lowercase allowlist, so MariaDB's case- and space-blind collation cannot
+ * turn "WP_CAPABILITIES " into wp_capabilities. The bridge decides everything else.
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+const WPF_BRIDGE_PLUGIN_VERSION = '1.2.0';
+const WPF_BRIDGE_CREDENTIAL     = 'wpf-bridge'; // the application password the bridge signs in with
+
+/** Meta the bridge keeps for itself: written only by the bridge's credential. */
+function wpf_bridge_own_meta( $key ) {
+	return in_array( $key, array( 'ortto_contact_id', 'ortto_tags' ), true ) || 0 === strpos( $key, 'wpf_bridge_' );
+}
+
+/**
+ * Why a meta key may not be written through wpf_meta ('' when it may). Only ^[a-z0-9_]{1,64}$
+ * passes, so no case or whitespace variant exists; keys that grant capabilities on any site of a
+ * network (a blog prefix need not end in "_"), sessions, WordPress's protected meta ("_...", which
+ * holds application passwords) and the email mark this plugin writes itself are refused.
+ */
+function wpf_bridge_meta_refusal( $key ) {
+	$key = is_int( $key ) ? (string) $key : $key; // PHP turns a key like "123" into an integer
+	if ( ! is_string( $key ) || ! preg_match( '/^[a-z0-9_]{1,64}$/D', $key ) ) {
+		return 'meta keys must match ^[a-z0-9_]{1,64}$';
+	}
+	if ( preg_match( '/(capabilities|user_level|session_tokens)$/D', $key ) || is_protected_meta( $key, 'user' ) ) {
+		return 'it grants privileges, holds sessions or is protected';
+	}
+	if ( in_array( $key, array( 'wpf_bridge_notified', 'wpf_bridge_unconfirmed_email' ), true ) ) {
+		return 'only the plugin writes it';
+	}
+	if ( wpf_bridge_own_meta( $key ) && ! wpf_bridge_is_bridge() ) {
+		return 'only the wpf-bridge application password writes it';
+	}
+	return '';
+}
+
+/** A meta value the bridge writes: text, a list of texts (tags), or null (delete). */
+function wpf_bridge_meta_value_ok( $value ) {
+	if ( null === $value || is_string( $value ) ) {
+		return true;
+	}
+	if ( ! is_array( $value ) || array_values( $value ) !== $value ) {
+		return false;
+	}
+	foreach ( $value as $item ) {
+		if ( ! is_string( $item ) ) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/** Is this request signed in with the bridge's application password? */
+function wpf_bridge_is_bridge() {
+	$uuid = rest_get_authenticated_app_password();
+	if ( ! $uuid ) {
+		return false;
+	}
+	$password = WP_Application_Passwords::get_user_application_password( get_current_user_id(), $uuid );
+	return $password && strtolower( $password['name'] ) === WPF_BRIDGE_CREDENTIAL;
+}
+
+/**
+ * Why the current user may not use wpf_meta or wpf_send_notification on user $target_id (0: a
+ * user being created); null when they may. Managing other users is what these fields are for:
+ * they are refused on one's own account, where WordPress would otherwise allow every user.
+ */
+function wpf_bridge_field_refusal( $target_id ) {
+	if ( ! current_user_can( 'edit_users' ) || ! current_user_can( 'create_users' ) ) {
+		return new WP_Error( 'wpf_bridge_forbidden', 'Only a user who can create and edit users may use wpf_meta or wpf_send_notification.', array( 'status' => 403 ) );
+	}
+	if ( $target_id && (int) $target_id === get_current_user_id() ) {
+		return new WP_Error( 'wpf_bridge_forbidden', 'wpf_meta and wpf_send_notification may not be used on your own account.', array( 'status' => 403 ) );
+	}
+	return null;
+}
+
+/** Is this a users-controller request that carries our fields? */
+function wpf_bridge_users_write( $handler, $request ) {
+	$callback = isset( $handler['callback'] ) ? $handler['callback'] : null;
+	return is_array( $callback ) && $callback[0] instanceof WP_REST_Users_Controller
+		&& ( $request->has_param( 'wpf_meta' ) || $request->has_param( 'wpf_send_notification' ) );
+}
+
+/** The user a users-controller request acts on: its id, the current user for /users/me, 0 for a create. */
+function wpf_bridge_request_target( $handler, $request ) {
+	$method = $handler['callback'][1];
+	if ( 'create_item' === $method ) {
+		return 0;
+	}
+	if ( in_array( $method, array( 'get_current_item', 'update_current_item', 'delete_current_item' ), true ) ) {
+		return get_current_user_id();
+	}
+	return (int) $request['id'];
+}
+
+/** Refuse the whole request, before WordPress writes anything, when our fields may not be used. */
+function wpf_bridge_check_request( $handler, $request ) {
+	$refusal = wpf_bridge_field_refusal( wpf_bridge_request_target( $handler, $request ) );
+	if ( $refusal ) {
+		return $refusal;
+	}
+	return $request->has_param( 'wpf_meta' ) ? wpf_bridge_meta_error( $request['wpf_meta'] ) : null;
+}
+
+/** Why this wpf_meta may not be written (a WP_Error), or null when every key and value may. */
+function wpf_bridge_meta_error( $meta ) {
+	if ( ! is_array( $meta ) ) {
+		return new WP_Error( 'wpf_bridge_bad_meta', 'wpf_meta must be an object.', array( 'status' => 400 ) );
+	}
+	foreach ( $meta as $key => $value ) {
+		$why = wpf_bridge_meta_refusal( $key );
+		if ( '' !== $why ) {
+			$status = wpf_bridge_own_meta( (string) $key ) ? 403 : 400;
+			return new WP_Error( 'wpf_bridge_forbidden_meta', sprintf( 'Meta key %s may not be written: %s.', wp_json_encode( (string) $key ), $why ), array( 'status' => $status ) );
+		}
+		if ( ! wpf_bridge_meta_value_ok( $value ) ) {
+			return new WP_Error( 'wpf_bridge_bad_meta', sprintf( 'Meta %s must be text, a list of texts or null.', $key ), array( 'status' => 400 ) );
+		}
+	}
+	return null;
+}
+
+/** The part of a user the bridge needs to decide what to do. */
+function wpf_bridge_user_summary( $user ) {
+	if ( ! $user ) {
+		return null;
+	}
+	return array(
+		'id'           => $user->ID,
+		'username'     => $user->user_login,
+		'email'        => $user->user_email,
+		'roles'        => array_values( $user->roles ),
+		'capabilities' => array_keys( array_filter( $user->allcaps ) ),
+		'super_admin'  => is_multisite() && is_super_admin( $user->ID ),
+		'contact_id'   => (string) get_user_meta( $user->ID, 'ortto_contact_id', true ),
+		'delivery_id'  => (string) get_user_meta( $user->ID, 'wpf_bridge_delivery', true ),
+		'notified'     => '' !== (string) get_user_meta( $user->ID, 'wpf_bridge_notified', true ),
+		'email_unconfirmed' => strtolower( (string) get_user_meta( $user->ID, 'wpf_bridge_unconfirmed_email', true ) ) === strtolower( $user->user_email ),
+	);
+}
+
+/**
+ * Marks an email a user gave themselves without proving they own it. Over REST (and in some
+ * plugins' account pages) anyone can change their own email at once, where wp-admin first mails
+ * a confirmation link; such an email must not lead the bridge to someone else's Ortto contact.
+ * A change by someone who manages users, or through the confirmation link, clears the mark.
+ * The mark is written before the users row changes, so no look-up ever sees the new email unmarked.
+ */
+add_filter(
+	'wp_pre_insert_user_data',
+	function ( $data, $update, $user_id ) {
+		$old = $update ? get_userdata( $user_id ) : null;
+		if ( ! $old || ! isset( $data['user_email'] ) || strtolower( $data['user_email'] ) === strtolower( $old->user_email ) ) {
+			return $data;
+		}
+		$pending   = get_user_meta( $user_id, '_new_email', true );
+		$confirmed = isset( $_GET['newuseremail'] ) && is_array( $pending ) && isset( $pending['hash'], $pending['newemail'] )
+			&& hash_equals( (string) $pending['hash'], (string) wp_unslash( $_GET['newuseremail'] ) )
+			&& strtolower( trim( $pending['newemail'] ) ) === strtolower( $data['user_email'] );
+		if ( get_current_user_id() === (int) $user_id && ! current_user_can( 'edit_users' ) && ! $confirmed ) {
+			update_user_meta( $user_id, 'wpf_bridge_unconfirmed_email', $data['user_email'] );
+		} else {
+			delete_user_meta( $user_id, 'wpf_bridge_unconfirmed_email' );
+		}
+		return $data;
+	},
+	10,
+	3
+);
+
+/**
+ * What a bridge write asks WordPress to store in the users row. WordPress ignores a failed update
+ * of that row (a value too long for its column, say), so the row is read back before the commit.
+ */
+add_filter(
+	'wp_pre_insert_user_data',
+	function ( $data ) {
+		if ( $GLOBALS['wpf_bridge_transaction']['open'] ) {
+			unset( $data['user_activation_key'] ); // WordPress may change it after this filter
+			$GLOBALS['wpf_bridge_transaction']['row'] = $data;
+		}
+		return $data;
+	},
+	PHP_INT_MAX
+);
+
+/** The users-row columns WordPress did not store as asked, for the user the response names. */
+function wpf_bridge_unsaved_columns( $response, $row ) {
+	global $wpdb;
+	$data = $response instanceof WP_REST_Response ? $response->get_data() : null;
+	if ( ! $row || ! is_array( $data ) || empty( $data['id'] ) ) {
+		return array();
+	}
+	$stored = $wpdb->get_row( $wpdb->prepare( "SELECT * FROM $wpdb->users WHERE ID = %d", $data['id'] ), ARRAY_A );
+	$unsaved = array();
+	foreach ( $row as $column => $value ) {
+		if ( ! $stored || ! array_key_exists( $column, $stored ) || (string) $stored[ $column ] !== (string) $value ) {
+			$unsaved[] = $column;
+		}
+	}
+	return $unsaved;
+}
+
+/**
+ * The user with exactly this email, case aside. MariaDB compares under the table's collation,
+ * which ignores accents and trailing spaces: admin@vìctim.com would find admin@victim.com.
+ */
+function wpf_bridge_user_by_email( $email ) {
+	global $wpdb;
+	$ids = $wpdb->get_col( $wpdb->prepare( "SELECT ID FROM $wpdb->users WHERE user_email = %s ORDER BY ID", $email ) );
+	foreach ( $ids as $id ) {
+		$user = get_userdata( $id );
+		if ( $user && strtolower( $user->user_email ) === strtolower( $email ) ) {
+			return $user;
+		}
+	}
+	return null;
+}
+
+/** The first user holding exactly this Ortto contact id (the meta look-up is collation-blind too). */
+function wpf_bridge_user_by_contact_id( $contact_id ) {
+	$found = get_users(
+		array(
+			'meta_key'   => 'ortto_contact_id',
+			'meta_value' => $contact_id,
+			'number'     => 20,
+			'orderby'    => 'ID',
+		)
+	);
+	foreach ( $found as $user ) {
+		if ( (string) get_user_meta( $user->ID, 'ortto_contact_id', true ) === $contact_id ) {
+			return $user;
+		}
+	}
+	return null;
+}
+
+/**
+ * A bridge write to a user is one database transaction: core REST inserts or updates the user,
+ * then its roles, then its meta, so a PHP process killed in between would otherwise leave a user
+ * without role or meta, which a retry could not tell from someone else's account. Rolled back on
+ * any error; the new-user email waits until the commit, so a rolled-back user was never emailed.
+ *
+ * WordPress ignores most failed queries, and InnoDB ends a transaction it picks as a deadlock
+ * victim; with autocommit on, the statements after it would then be saved one by one. So
+ * autocommit is off for the request (a statement after a deadlock opens a new transaction, rolled
+ * back with the rest), and any database error during the write ($EZSQL_ERROR, where wpdb records
+ * each one) rolls everything back and answers 503, for the bridge to try again.
+ */
+function wpf_bridge_database_errors() {
+	return isset( $GLOBALS['EZSQL_ERROR'] ) ? count( (array) $GLOBALS['EZSQL_ERROR'] ) : 0;
+}
+
+/** A transaction's state: open or not, emails to send after the commit, errors seen before it, users row asked for. */
+function wpf_bridge_transaction( $open ) {
+	return array( 'open' => $open, 'notify' => array(), 'errors' => wpf_bridge_database_errors(), 'row' => null );
+}
+
+$GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( false );
+
+add_filter(
+	'rest_request_before_callbacks',
+	function ( $response, $handler, $request ) {
+		global $wpdb;
+		if ( is_wp_error( $response ) || ! wpf_bridge_users_write( $handler, $request ) ) {
+			return $response;
+		}
+		$refusal = wpf_bridge_check_request( $handler, $request );
+		if ( $refusal ) {
+			return $refusal;
+		}
+		$wpdb->query( 'SET autocommit = 0' );
+		$wpdb->query( 'START TRANSACTION' );
+		$GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( true );
+		return $response;
+	},
+	10,
+	3
+);
+
+add_filter(
+	'rest_request_after_callbacks',
+	function ( $response, $handler, $request ) {
+		global $wpdb;
+		$transaction = $GLOBALS['wpf_bridge_transaction'];
+		if ( ! $transaction['open'] ) {
+			return $response;
+		}
+		$GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( false );
+		$failed_query = wpf_bridge_database_errors() > $transaction['errors'];
+		$refused      = is_wp_error( $response ) || ( $response instanceof WP_HTTP_Response && $response->is_error() );
+		$unsaved      = $failed_query || $refused ? array() : wpf_bridge_unsaved_columns( $response, $transaction['row'] );
+		if ( $failed_query || $refused || $unsaved ) {
+			$wpdb->query( 'ROLLBACK' );
+			$wpdb->query( 'SET autocommit = 1' );
+			$data = $response instanceof WP_REST_Response ? $response->get_data() : null;
+			if ( is_array( $data ) && ! empty( $data['id'] ) ) {
+				clean_user_cache( (int) $data['id'] ); // a persistent object cache may hold what was rolled back
+			}
+			if ( $failed_query ) {
+				return new WP_Error( 'wpf_bridge_database_error', 'A database query failed during the write (a deadlock, say), so nothing was saved; try again.', array( 'status' => 503 ) );
+			}
+			if ( $unsaved ) {
+				return new WP_Error( 'wpf_bridge_not_saved', sprintf( 'WordPress did not store %s (too long or invalid for its column), so nothing was saved.', implode( ', ', $unsaved ) ), array( 'status' => 400 ) );
+			}
+			return $response;
+		}
+		$wpdb->query( 'COMMIT' );
+		$wpdb->query( 'SET autocommit = 1' );
+		foreach ( $transaction['notify'] as $user_id ) {
+			wpf_bridge_notify( $user_id );
+		}
+		return $response;
+	},
+	10,
+	3
+);
+
+/**
+ * A write that dies of a PHP error (core's create crashes when a deadlock rolled its new user
+ * back) is rolled back by MariaDB as the connection closes; say so, as for a failed query,
+ * instead of WordPress's "critical error" page.
+ */
+add_filter(
+	'wp_php_error_args',
+	function ( $args ) {
+		if ( $GLOBALS['wpf_bridge_transaction']['open'] ) {
+			$args['response'] = 503;
+			$args['code']     = 'wpf_bridge_database_error';
+		}
+		return $args;
+	}
+);
+add_filter(
+	'wp_php_error_message',
+	function ( $message ) {
+		return $GLOBALS['wpf_bridge_transaction']['open'] ? 'WordPress failed during the write (after a database deadlock, say), so nothing was saved; try again.' : $message;
+	}
+);
+
+/**
+ * The new-user email, at most once per user. The mark is written as late as possible, when the
+ * message is built and about to be handed to the mailer (phpmailer_init), so a retry after a
+ * crash sends it unless that last step had begun: a crash there loses the email, never doubles it.
+ */
+function wpf_bridge_notify( $user_id ) {
+	if ( '' !== (string) get_user_meta( $user_id, 'wpf_bridge_notified', true ) ) {
+		return;
+	}
+	$mark = function () use ( $user_id ) {
+		update_user_meta( $user_id, 'wpf_bridge_notified', gmdate( 'c' ) );
+	};
+	add_action( 'phpmailer_init', $mark );
+	wp_new_user_notification( $user_id, null, 'user' );
+	remove_action( 'phpmailer_init', $mark );
+	$mark();
+}
+
+add_action(
+	'rest_api_init',
+	function () {
+		$can_list_users = function () {
+			return current_user_can( 'list_users' );
+		};
+
+		register_rest_route(
+			'wpf-bridge/v1',
+			'/status',
+			array(
+				'methods'             => 'GET',
+				'permission_callback' => $can_list_users,
+				'callback'            => function () {
+					$caps = array();
+					foreach ( array( 'list_users', 'create_users', 'edit_users', 'promote_users' ) as $cap ) {
+						$caps[ $cap ] = current_user_can( $cap );
+					}
+					$roles = array();
+					foreach ( wp_roles()->roles as $name => $role ) {
+						$roles[ $name ] = array_keys( array_filter( (array) $role['capabilities'] ) );
+					}
+					return array(
+						'plugin_version'    => WPF_BRIDGE_PLUGIN_VERSION,
+						'wordpress_version' => get_bloginfo( 'version' ),
+						'multisite'         => is_multisite(),
+						'user'              => wp_get_current_user()->user_login,
+						'bridge_credential' => wpf_bridge_is_bridge(),
+						'capabilities'      => $caps,
+						'roles'             => (object) $roles,
+					);
+				},
+			)
+		);
+
+		register_rest_route(
+			'wpf-bridge/v1',
+			'/users/lookup',
+			array(
+				'methods'             => 'GET',
+				'permission_callback' => $can_list_users,
+				'args'                => array(
+					'contact_id' => array( 'type' => 'string', 'default' => '' ),
+					'email'      => array( 'type' => 'string', 'default' => '' ),
+				),
+				'callback'            => function ( WP_REST_Request $request ) {
+					$contact_id = (string) $request['contact_id'];
+					$email      = (string) $request['email'];
+					return array(
+						'by_contact_id' => wpf_bridge_user_summary( '' !== $contact_id ? wpf_bridge_user_by_contact_id( $contact_id ) : null ),
+						'by_email'      => wpf_bridge_user_summary( '' !== $email ? wpf_bridge_user_by_email( $email ) : null ),
+					);
+				},
+			)
+		);
+
+		register_rest_field(
+			'user',
+			'wpf_meta',
+			array(
+				'schema'          => array(
+					'description' => 'User meta to write (null deletes the key). Needs edit_users and create_users; never on your own account.',
+					'type'        => 'object',
+					'context'     => array( 'edit' ),
+				),
+				'get_callback'    => null,
+				'update_callback' => function ( $meta, $user ) {
+					// Checked with the whole request before WordPress wrote anything; again here, at the write.
+					$refusal = wpf_bridge_field_refusal( $user->ID );
+					if ( $refusal ) {
+						return $refusal;
+					}
+					$refusal = wpf_bridge_meta_error( $meta );
+					if ( $refusal ) {
+						return $refusal;
+					}
+					foreach ( $meta as $key => $value ) {
+						if ( null === $value ) {
+							delete_user_meta( $user->ID, $key );
+						} else {
+							update_user_meta( $user->ID, $key, $value );
+						}
+					}
+					return true;
+				},
+			)
+		);
+
+		register_rest_field(
+			'user',
+			'wpf_send_notification',
+			array(
+				'schema'          => array(
+					'description' => 'Send WordPress\'s new-user email now. Needs edit_users and create_users; never on your own account.',
+					'type'        => 'boolean',
+					'context'     => array( 'edit' ),
+				),
+				'get_callback'    => null,
+				'update_callback' => function ( $send, $user ) {
+					$refusal = wpf_bridge_field_refusal( $user->ID );
+					if ( $refusal ) {
+						return $refusal;
+					}
+					if ( ! $send ) {
+						return true;
+					}
+					if ( $GLOBALS['wpf_bridge_transaction']['open'] ) {
+						$GLOBALS['wpf_bridge_transaction']['notify'][] = $user->ID;
+					} else {
+						wpf_bridge_notify( $user->ID );
+					}
+					return true;
+				},
+			)
+		);
+	}
+);
