@@ -7,7 +7,7 @@ import pytest
 from conftest import run_sql
 from waiting import wait_for
 
-from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, Store
+from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, ClientBlocked, Store
 
 
 @pytest.fixture
@@ -188,3 +188,44 @@ def test_a_write_by_a_claim_that_lost_its_lease_is_refused(store):
     assert store.get(delivery.id).email is None and store.get(delivery.id).status == RUNNING
     assert store.finish(delivery.id, DONE, "applied", owner="other|2") is True
     assert [step.message for step in store.history(delivery.id)] == ["applied"]
+
+
+def test_on_postgresql_a_webhook_s_write_is_one_round_trip(store, monkeypatch):
+    """The block check, the redelivery check and the insert are one statement, in no explicit
+    transaction (no BEGIN, no COMMIT), and sending it again after a lost connection adds nothing."""
+    if not store.database.functions:
+        pytest.skip("SQLite is a file in the process: there are no round trips")
+    from wpf_bridge.store.database import PostgresDatabase
+
+    statements, transactions = [], []
+    run, begin = PostgresDatabase._run, PostgresDatabase._begin
+
+    def counted_run(db, sql, params):
+        statements.append(sql)
+        return run(db, sql, params)
+
+    def counted_begin(self):
+        transactions.append(1)
+        return begin(self)
+
+    monkeypatch.setattr(PostgresDatabase, "_run", staticmethod(counted_run))
+    monkeypatch.setattr(PostgresDatabase, "_begin", counted_begin)
+    first, new = store.add("add", "c1", None, None, False, dedupe_key="k1", window=60, client="10.0.0.1", key_limit=(60, 5))
+    again, new_again = store.add("add", "c1", None, None, False, dedupe_key="k1", window=60, client="10.0.0.1",
+                                 key_limit=(60, 5))
+    assert (len(statements), transactions) == (2, []), statements
+    assert new and not new_again and again.id == first.id and first.status == "queued" and first.created_at > 0
+
+    monkeypatch.setattr("uuid.uuid4", lambda: type("U", (), {"hex": first.id})())  # the same call, sent again
+    resent, added = store.add("add", "c1", None, None, False, dedupe_key="k1", window=60)
+    assert resent.id == first.id and added and sum(store.counts().values()) == 1
+
+
+def test_a_client_over_its_wrong_key_limit_is_refused_even_with_the_right_key(store):
+    for _ in range(5):
+        store.key_failure("10.0.0.9", 60)
+    with pytest.raises(ClientBlocked) as blocked:
+        store.add("add", "c1", None, None, False, client="10.0.0.9", key_limit=(60, 5))
+    assert 55 < blocked.value.wait <= 60
+    assert store.add("add", "c1", None, None, False, client="10.0.0.8", key_limit=(60, 5))[1], "another client is not"
+    assert sum(store.counts().values()) == 1

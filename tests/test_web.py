@@ -378,3 +378,17 @@ def test_ready_is_503_when_the_store_cannot_be_read(settings, monkeypatch):
     answer = app.test_client().get("/ready")
     assert answer.status_code == 503 and answer.get_json() == {"status": "unavailable", "store": "unreachable"}
     assert app.test_client().get("/health").status_code == 200, "liveness reads nothing"
+
+
+def test_a_blocked_client_cannot_tell_the_right_key_by_any_answer(app, key):
+    """While blocked, the right key gets the same 429 as a wrong one, whatever the call."""
+    client = app.test_client()
+    for i in range(10):
+        assert client.get(f"/?wpf_action=add&contact_id=c&access_key=guess{i}").status_code == 403
+    answers = {what: client.get(f"/?{query}").status_code for what, query in {
+        "wrong key": "wpf_action=add&contact_id=c&access_key=guess",
+        "right key": f"wpf_action=add&contact_id=c&access_key={key}",
+        "right key, test ping": f"wpf_action=test&access_key={key}",
+        "right key, bad call": f"wpf_action=nonsense&access_key={key}",
+    }.items()}
+    assert set(answers.values()) == {429}, answers

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .database import Database, StoreUnavailable, connect
+from .database import CLAIM_LOCK, Database, StoreUnavailable, connect
 from .search import Search, in_list
 
 __all__ = ["Attempt", "Delivery", "RECENT_REFUSALS", "Run", "STATUSES", "Search", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
@@ -136,6 +136,61 @@ limit :limit
 """
 
 
+# PostgreSQL: a webhook's whole write as one statement, so one round trip to the server: the
+# client's wrong-key block, the redelivery check (serialised per key) and the insert. The id comes
+# from the caller, so the statement can be sent again after a lost connection: it then finds its
+# own row instead of inserting a second. Times: the database's clock, as ``now`` elsewhere; the
+# key block, the web host's (``key_failure`` writes its times).
+_ADD_FUNCTION = f"""
+create or replace function wpf_add_delivery(p_id text, p_action text, p_contact_id text, p_email text, p_role text,
+    p_notify integer, p_key text, p_window double precision, p_shape text,
+    p_client text, p_client_now double precision, p_key_window double precision, p_key_limit integer)
+returns json language plpgsql as $fn$
+declare
+    v_now double precision;
+    v_row deliveries;
+    v_block key_failures;
+begin
+    if p_client is not null then
+        select * into v_block from key_failures where client = p_client;
+        if found and v_block.failures >= p_key_limit and v_block.window_start + p_key_window > p_client_now then
+            return json_build_object('blocked', v_block.window_start + p_key_window - p_client_now);
+        end if;
+    end if;
+    if p_key is not null then
+        perform pg_advisory_xact_lock({CLAIM_LOCK}, hashtext(p_key));
+    end if;
+    select * into v_row from deliveries where id = p_id;
+    if found then
+        return json_build_object('added', true, 'delivery', row_to_json(v_row));
+    end if;
+    v_now := extract(epoch from clock_timestamp());
+    if p_key is not null then
+        select * into v_row from deliveries where dedupe_key = p_key and created_at > v_now - p_window
+            order by created_at limit 1;
+        if found then
+            return json_build_object('added', false, 'delivery', row_to_json(v_row));
+        end if;
+    end if;
+    insert into deliveries (id, action, contact_id, email, role, send_notification, status, created_at, updated_at,
+                            retry_since, dedupe_key, run_after, shape)
+        values (p_id, p_action, p_contact_id, p_email, p_role, p_notify, '{QUEUED}', v_now, v_now, v_now, p_key, v_now,
+                p_shape)
+        returning * into v_row;
+    return json_build_object('added', true, 'delivery', row_to_json(v_row));
+end
+$fn$
+"""
+
+
+class ClientBlocked(Exception):
+    """The client sent too many wrong access keys; it may try again in ``wait`` seconds."""
+
+    def __init__(self, wait: float):
+        super().__init__(f"blocked for {wait:.0f} s")
+        self.wait = wait
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One step in a delivery's history: a run of its action, a password push, a replay."""
@@ -195,6 +250,8 @@ class Store:
             for statement in statements[1:]:
                 tx.execute(statement)
             self._add_columns(tx, "attempts")
+            if self.database.functions:
+                tx.execute(_ADD_FUNCTION)
 
     def _add_columns(self, tx: Any, table: str) -> None:
         """Bring a table written by an earlier version up to date."""
@@ -214,16 +271,45 @@ class Store:
         dedupe_key: str | None = None,
         window: float = 0.0,
         shape: str | None = None,
+        client: str | None = None,
+        key_limit: tuple[float, int] = (0.0, 0),
     ) -> tuple[Delivery, bool]:
         """Insert a delivery, runnable at once, and return it with ``True``. If a delivery with
         ``dedupe_key`` arrived within ``window`` seconds, that one is returned with ``False`` and
         nothing is written: the look-up and the insert are serialised per key in one transaction,
-        so simultaneous redeliveries cannot both pass."""
+        so simultaneous redeliveries cannot both pass. With ``client``, ``ClientBlocked`` is raised
+        instead when that client is over ``key_limit`` (seconds, wrong keys; see ``key_failure``).
+        On PostgreSQL all of it is one statement (``_ADD_FUNCTION``): one round trip."""
+        delivery_id = uuid.uuid4().hex
+        if self.database.functions:
+            return self._add_in_one_statement(delivery_id, action, contact_id, email, role, send_notification,
+                                              dedupe_key, window, shape, client, key_limit)
         with self.database.transaction() as tx:
+            if client is not None:
+                rows = tx.execute("select window_start, failures from key_failures where client = :client",
+                                  {"client": client})
+                wait = _blocked_for(rows, *key_limit)
+                if wait:
+                    raise ClientBlocked(wait)
             if dedupe_key is not None:
                 self.database.serialize_key(tx, dedupe_key)
-            return self._insert(tx, self.database.now(tx), action, contact_id, email, role, send_notification,
-                                dedupe_key, window, shape)
+            return self._insert(tx, self.database.now(tx), delivery_id, action, contact_id, email, role,
+                                send_notification, dedupe_key, window, shape)
+
+    def _add_in_one_statement(self, delivery_id: str, action: str, contact_id: str | None, email: str | None,
+                              role: str | None, send_notification: bool, dedupe_key: str | None, window: float,
+                              shape: str | None, client: str | None, key_limit: tuple[float, int]) -> tuple[Delivery, bool]:
+        # ``query`` sends it again once on a connection the server had closed: safe, the id makes it idempotent
+        [row] = self.database.query(
+            "select wpf_add_delivery(:id, :action, :contact_id, :email, :role, :notify, :dedupe_key, :window, :shape,"
+            " :client, :client_now, :key_window, :key_limit) as added",
+            {"id": delivery_id, "action": action, "contact_id": contact_id, "email": email, "role": role,
+             "notify": int(send_notification), "dedupe_key": dedupe_key, "window": window, "shape": shape,
+             "client": client, "client_now": time.time(), "key_window": key_limit[0], "key_limit": key_limit[1]})
+        added = row["added"]
+        if "blocked" in added:
+            raise ClientBlocked(float(added["blocked"]))
+        return _delivery(added["delivery"]), bool(added["added"])
 
     def add_many(self, calls: list[tuple[str, str | None, str | None, str | None, bool, str]], window: float,
                  shape: str) -> list[tuple[Delivery, bool]]:
@@ -233,12 +319,13 @@ class Store:
         with self.database.transaction() as tx:
             self.database.serialize_key(tx, "add_many")
             now = self.database.now(tx)
-            return [self._insert(tx, now, action, contact_id, email, role, notify, key, window, shape)
+            return [self._insert(tx, now, uuid.uuid4().hex, action, contact_id, email, role, notify, key, window, shape)
                     for action, contact_id, email, role, notify, key in calls]
 
     @staticmethod
-    def _insert(tx: Any, now: float, action: str, contact_id: str | None, email: str | None, role: str | None,
-                send_notification: bool, dedupe_key: str | None, window: float, shape: str | None) -> tuple[Delivery, bool]:
+    def _insert(tx: Any, now: float, delivery_id: str, action: str, contact_id: str | None, email: str | None,
+                role: str | None, send_notification: bool, dedupe_key: str | None, window: float,
+                shape: str | None) -> tuple[Delivery, bool]:
         if dedupe_key is not None:
             rows = tx.execute(
                 "select * from deliveries where dedupe_key = :key and created_at > :since order by created_at limit 1",
@@ -246,7 +333,7 @@ class Store:
             )
             if rows:
                 return _delivery(rows[0]), False
-        delivery = Delivery(uuid.uuid4().hex, action, contact_id, email, role, send_notification,
+        delivery = Delivery(delivery_id, action, contact_id, email, role, send_notification,
                             created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key, run_after=now,
                             shape=shape)
         tx.execute(
@@ -480,9 +567,7 @@ class Store:
         rows = self.database.query(
             "select window_start, failures from key_failures where client = :client", {"client": client}
         )
-        if not rows or rows[0]["failures"] < limit:
-            return 0.0
-        return max(0.0, rows[0]["window_start"] + window - time.time())
+        return _blocked_for(rows, window, limit)
 
     def prune(self, keep_seconds: float) -> int:
         """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago,
@@ -686,6 +771,13 @@ class Store:
                 f"update deliveries set {columns}, updated_at = :updated_at where id = :delivery_id",
                 {**values, "updated_at": time.time(), "delivery_id": delivery_id},
             )
+
+
+def _blocked_for(rows: list[dict[str, Any]], window: float, limit: int) -> float:
+    """Seconds a client's wrong-key row (if any) still blocks it: ``limit`` failures within ``window``."""
+    if not rows or rows[0]["failures"] < limit:
+        return 0.0
+    return max(0.0, rows[0]["window_start"] + window - time.time())
 
 
 def _record(tx: Any, steps: list[tuple[str, Attempt]]) -> None:

@@ -39,6 +39,7 @@ class Transaction(Protocol):
 
 class Database(Protocol):
     float_type: str
+    functions: bool  # the store may define SQL functions (PostgreSQL)
 
     def transaction(self) -> AbstractContextManager[Transaction]: ...
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
@@ -75,6 +76,7 @@ class SqliteDatabase:
     writer at a time, so claims and redelivery checks need no further locking."""
 
     float_type = "real"
+    functions = False
 
     def __init__(self, path: Path):
         self.path = path
@@ -180,6 +182,7 @@ class PostgresDatabase:
     allows), and so are redelivery checks for the same key."""
 
     float_type = "double precision"
+    functions = True  # the store defines functions, to do a webhook's write in one round trip
 
     def __init__(self, url: str):
         self.url = "postgresql://" + url.split("://", 1)[1]  # Heroku spells it postgres://
