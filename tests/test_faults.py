@@ -28,6 +28,12 @@ def statuses(store) -> collections.Counter:
     return collections.Counter(store.counts())
 
 
+def applied_and_running(store, applied: int, running: int) -> bool:
+    """At least ``applied`` deliveries applied in WordPress (done, or their password on its way) and ``running`` running."""
+    now = statuses(store)
+    return now["done"] + now["pushing"] >= applied and now["running"] >= running
+
+
 def access_key(env) -> str:
     return env["WPF_ACCESS_KEY"].split(",")[0]
 
@@ -39,7 +45,7 @@ def test_worker_killed_twice_mid_burst(start_processes, env, ortto, wordpress):
     ids = add_burst(processes.urls, access_key(env), people)
     kills = []
     for done_at_least in (15, 35):
-        wait_for(lambda n=done_at_least: statuses(processes.store)["done"] >= n and statuses(processes.store)["running"] >= 2,
+        wait_for(lambda n=done_at_least: applied_and_running(processes.store, n, 2),
                  90, f"{done_at_least} deliveries applied and two running")
         hit = in_flight(processes.store)
         processes.kill("worker")
@@ -90,8 +96,7 @@ def test_wordpress_down_for_a_while(start_processes, env, ortto, wordpress):
     key = access_key(env)
     ids = add_burst(processes.urls, key, before)
     try:
-        wait_for(lambda: (lambda now: now["done"] + now["pushing"] >= 5 and now["running"] >= 1)(statuses(processes.store)),
-                 60, "the drain to be under way")
+        wait_for(lambda: applied_and_running(processes.store, 5, 1), 60, "the drain to be under way")
         wordpress.kill_server()
         stopped = time.monotonic()
         ids += add_burst(processes.urls, key, during)
