@@ -5,9 +5,10 @@
    gunicorn settings (the ceiling of the stack). No worker runs: this is the web process alone.
 2. Drain: N new-user ``add`` deliveries against a real local WordPress (Debian's package, the
    companion plugin, ``php -S`` with 4 PHP workers) and the Ortto test server: time from the first
-   request until every delivery is done (user created, password in Ortto), next to a floor that
-   makes only the necessary WordPress REST calls directly, 4 at a time. Each runs on a fresh
-   WordPress of its own. WordPress and Ortto calls per delivery are counted at the servers.
+   request until every delivery is done (user created, password in Ortto), next to the floor of
+   one request per call: a script making only a look-up and a create per user, 4 at a time. Each
+   runs on a fresh WordPress of its own. WordPress and Ortto calls per delivery are counted at
+   the servers, and the CPU seconds of WordPress's PHP processes per 1,000 users.
 3. Memory: peak RSS (VmHWM) of a gunicorn web worker and of the worker process during the drain.
 
 Prints a table and writes ``bench/results/results.json``. Figures, not pass/fail.

@@ -506,7 +506,7 @@ def test_php_dying_mid_write_saves_nothing_and_says_why(bridge, ortto, wordpress
     wordpress.crash_next_write()
     waiting = bridge.deliver("add", contact_id=contact_id, role="customer")
     assert waiting.status == RETRYING
-    assert "HTTP 503 wpf_bridge_database_error: WordPress failed during the write" in waiting.result
+    assert "HTTP 503 wpf_bridge_database_error: WordPress failed during a user write" in waiting.result
     assert wordpress.accounts([email])[email] == [], "the connection closed with the transaction open: rolled back"
     assert bridge.rerun(waiting).status == DONE and len(wordpress.accounts([email])[email]) == 1
 

@@ -86,7 +86,7 @@ def test_processes_share_figures_and_write_json_lines(start_processes, env, ortt
     key = env["WPF_ACCESS_KEY"].split(",")[0]
     person_id = ortto.add_person({"str::email": unique_email("json"), "str::first": "J"}, [])
     answer = requests.post(f"{procs.url}/?wpf_action=add&access_key={key}&contact_id={person_id}")
-    assert requests.post(f"{procs.url}/?wpf_action=add&access_key=nope").status_code == 403
+    assert requests.post(f"{procs.url}/?wpf_action=add&access_key=nope&contact_id=x").status_code == 403
     delivery_id = answer.json()["delivery_id"]
     procs.wait_until_applied([delivery_id])
 

@@ -8,6 +8,8 @@ spelling MariaDB's collation folds into a privileged key. Nothing may change: no
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import threading
 
 import pytest
@@ -292,3 +294,100 @@ def test_a_value_wordpress_cannot_store_in_the_users_row_saves_nothing(wordpress
     assert answer.status_code == 400 and answer.json()["code"] == "wpf_bridge_not_saved"
     assert "display_name" in answer.json()["message"]
     assert wordpress.database_rows() == rows
+
+
+# Found by the review of issue 12 (batched path, one-statement ingest).
+
+class _BodyOnTheWay(io.RawIOBase):
+    """A request body not all arrived yet: notes that it was read, then ends early."""
+
+    def __init__(self) -> None:
+        self.read_at_all = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:  # the test client rewinds what it is given
+        return True
+
+    def seek(self, *_: object) -> int:
+        return 0
+
+    def tell(self) -> int:
+        return 0
+
+    def readinto(self, _: object) -> int:
+        self.read_at_all = True
+        return 0
+
+
+def test_a_blocked_client_cannot_tell_the_right_key_by_how_its_body_is_handled(settings):
+    """While blocked, the right key and a wrong one must be handled alike, body included: a body
+    read for one and not the other (one waits for a slow body, the other answers at once), or a
+    crash on a body only one of them parses, would tell a guesser the key."""
+    from wpf_bridge.web import create_app
+
+    client = create_app(settings).test_client()
+    for i in range(settings.key_failure_limit):
+        assert client.get(f"/?wpf_action=add&contact_id=c&access_key=guess{i}").status_code == 403
+    handled = {}
+    for which, key in (("wrong", "guess"), ("right", settings.access_keys[0])):
+        url = f"/?wpf_action=add&contact_id=c&access_key={key}"
+        body = _BodyOnTheWay()
+        slow = client.post(url, content_type="application/json", input_stream=body,
+                           environ_overrides={"CONTENT_LENGTH": "100"}).status_code
+        deep = client.post(url, content_type="application/json", data="[" * 100_000 + "]" * 100_000).status_code
+        plain = client.post(url, json={"contact_id": "c"}).status_code
+        handled[which] = (slow, body.read_at_all, deep, plain)
+    assert handled["wrong"] == handled["right"], handled
+    assert handled["right"][2:] == (400, 429), "no crash on a deep body, and the block holds"
+
+
+class _WordPressAnswering(requests.Session):
+    def __init__(self, body: dict):
+        super().__init__()
+        self.body = body
+
+    def request(self, method, url, **kwargs):
+        response = requests.Response()
+        response.status_code, response._content = 200, json.dumps(self.body).encode()
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+
+def _batched_updates(body: dict, members: int = 2) -> dict:
+    from wpf_bridge.clients.wordpress import WordPressClient
+    from wpf_bridge.worker.batch import Batching, WordPressBatch
+
+    batch = WordPressBatch(WordPressClient("http://wp.test", "u", "p", session=_WordPressAnswering(body)), members,
+                           Batching())
+    results = {}
+
+    def member(rank: int) -> None:
+        batch.join(rank)
+        try:
+            results[rank] = batch.update_user(10 + rank, {"first_name": "x"})
+        except Exception as exc:
+            results[rank] = exc
+        finally:
+            batch.leave()
+
+    threads = [threading.Thread(target=member, args=(rank,)) for rank in range(members)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
+def test_a_batch_answer_that_does_not_cover_every_write_fails_the_writes_it_left_out():
+    """A write WordPress gave no answer for must not look written (update_user's caller then
+    records 'updated user N'), and one odd answer must not fail the writes answered properly."""
+    from wpf_bridge.errors import TransientError
+
+    user = {"id": 10, "username": "a", "email": "a@example.test", "roles": ["subscriber"], "capabilities": {"read": True}}
+    short = _batched_updates({"responses": [{"status": 200, "body": user}]})
+    assert isinstance(short[1], TransientError), short
+
+    odd = _batched_updates({"responses": [{"status": 200, "body": user}, {"status": 500, "body": None}]})
+    assert getattr(odd[0], "id", None) == 10 and isinstance(odd[1], TransientError), odd

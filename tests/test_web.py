@@ -267,7 +267,7 @@ def test_the_wrong_key_limit_and_the_same_call_window_are_settings(settings, key
 
     app = create_app(dataclasses.replace(settings, key_failure_limit=3, same_call_seconds=0))
     client = app.test_client()
-    assert [client.get(f"/?wpf_action=add&access_key=guess{i}").status_code for i in range(4)] == [403] * 3 + [429]
+    assert [client.get(f"/?wpf_action=add&contact_id=c&access_key=guess{i}").status_code for i in range(4)] == [403] * 3 + [429]
     fresh = app.test_client()
     fresh.environ_base["REMOTE_ADDR"] = "198.51.100.20"
     url = f"/?wpf_action=update&access_key={key}&contact_id=abc123"
@@ -381,7 +381,7 @@ def test_ready_is_503_when_the_store_cannot_be_read(settings, monkeypatch):
 
 
 def test_a_blocked_client_cannot_tell_the_right_key_by_any_answer(app, key):
-    """While blocked, the right key gets the same 429 as a wrong one, whatever the call."""
+    """While blocked, the right key gets the same answer as a wrong one, whatever the call."""
     client = app.test_client()
     for i in range(10):
         assert client.get(f"/?wpf_action=add&contact_id=c&access_key=guess{i}").status_code == 403
@@ -389,6 +389,8 @@ def test_a_blocked_client_cannot_tell_the_right_key_by_any_answer(app, key):
         "wrong key": "wpf_action=add&contact_id=c&access_key=guess",
         "right key": f"wpf_action=add&contact_id=c&access_key={key}",
         "right key, test ping": f"wpf_action=test&access_key={key}",
+        "wrong key, bad call": "wpf_action=nonsense&access_key=guess",
         "right key, bad call": f"wpf_action=nonsense&access_key={key}",
     }.items()}
-    assert set(answers.values()) == {429}, answers
+    assert answers == {"wrong key": 429, "right key": 429, "right key, test ping": 429,
+                       "wrong key, bad call": 400, "right key, bad call": 400}, "a bad call is refused before any key is read"

@@ -11,7 +11,7 @@ from ..clients.ortto import Contact
 from ..clients.wordpress import User, WordPressError
 from ..errors import PermanentError
 from ..store import DONE, PUSHING, Delivery
-from .common import MAX_EMAIL, Context, Outcome, find_user, load_contact, new_user_role, refusal, tags_meta, update_user
+from .common import MAX_EMAIL, Context, Match, Outcome, find_user, load_contact, new_user_role, refusal, tags_meta, update_user
 from .passwords import generate_password, username_candidates
 
 
@@ -20,12 +20,22 @@ def add(delivery: Delivery, ctx: Context) -> Outcome:
     match = find_user(ctx, contact)
     if match is None:
         return _create(ctx, contact, delivery)
+    return _existing(ctx, match, contact, delivery)
+
+
+def _existing(ctx: Context, match: Match, contact: Contact, delivery: Delivery) -> Outcome:
+    """The contact has a user: one this delivery created before a crash or a failure (finish it),
+    or anyone else (update it, unless a rule refuses)."""
     user = match.user
-    if match.by_contact_id and user.delivery_id == delivery.id:  # an earlier attempt created it, then crashed or failed
+    if _ours(match, delivery):
         if _wants_email(ctx, delivery) and not user.notified:  # killed between commit and email
             ctx.wordpress.update_user(user.id, {"wpf_send_notification": True})
         return _finish_created(ctx, user, "")
     return refusal(match, contact) or update_user(ctx, match, contact, delivery)
+
+
+def _ours(match: Match, delivery: Delivery) -> bool:
+    return match.by_contact_id and match.user.delivery_id == delivery.id
 
 
 def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
@@ -94,9 +104,12 @@ def _finish_created(ctx: Context, user: User, note: str) -> Outcome:
 
 
 def _created_meanwhile(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
-    """WordPress says the email is taken: someone created the user since our look-up; update it."""
-    ctx.journal.forget_password()
+    """WordPress says the email is taken: someone created the user since our look-up (update it),
+    or this very create was applied before, in a batch WordPress then refused as a whole (finish it,
+    with the password it was created with)."""
     match = find_user(ctx, contact)
     if match is None:
         raise PermanentError(f"WordPress reports {contact.email} as taken, but no user has exactly that email")
-    return refusal(match, contact) or update_user(ctx, match, contact, delivery)
+    if not _ours(match, delivery):
+        ctx.journal.forget_password()
+    return _existing(ctx, match, contact, delivery)

@@ -39,6 +39,10 @@ class PluginOutdated(WordPressError):
     """The site's companion plugin lacks the batch routes: send the requests one by one."""
 
 
+class BatchRefused(WordPressError):
+    """A batch request was refused as a whole (see ``WordPressClient._batch``)."""
+
+
 @dataclass(frozen=True)
 class User:
     id: int
@@ -109,42 +113,64 @@ class WordPressClient:
 
     def lookup_many(self, people: list[tuple[str | None, str | None]]) -> list[Lookup]:
         """``lookup`` for many (contact id, email) pairs in one request (companion plugin 1.3.0+)."""
-        body = self._batch("/wpf-bridge/v1/users/lookup", {
+        body = self._batch("/wpf-bridge/v1/users/lookup", "results", len(people), {
             "people": [{"contact_id": contact_id or "", "email": email or ""} for contact_id, email in people]})
         return [Lookup(*(User.from_json(found[k]) if found.get(k) else None for k in ("by_contact_id", "by_email")))
-                for found in body["results"]]
+                for found in body]
 
     def write_many(self, writes: list[tuple[int | None, dict[str, Any]]]) -> list[User | BridgeError]:
         """Create (no id) or update many users in one request (companion plugin 1.3.0+): WordPress
         runs each as its own request to core's users route. Each write's result is its user, or the
         error ``create_user`` or ``update_user`` would have raised for it alone."""
-        body = self._batch("/wpf-bridge/v1/users/batch", {
+        answers = self._batch("/wpf-bridge/v1/users/batch", "responses", len(writes), {
             "writes": [{"values": values, **({"user": user_id} if user_id else {})} for user_id, values in writes]})
         results: list[User | BridgeError] = []
-        for (user_id, _), answer in zip(writes, body["responses"]):
+        for (user_id, _), answer in zip(writes, answers):
             route = f"/wp/v2/users/{user_id}" if user_id else "/wp/v2/users"
             try:
                 results.append(User.from_json(self._judge(route, int(answer["status"]), answer.get("body"))))
             except BridgeError as exc:
                 results.append(exc)
+            except (KeyError, TypeError, ValueError):
+                results.append(TransientError(f"WordPress answered a write of the batch with no user: {answer!r:.200}"))
         return results
 
-    def _batch(self, route: str, json: dict) -> Any:
+    def _batch(self, route: str, key: str, count: int, json: dict) -> list:
+        """A batch route's answers (``body[key]``, one per item sent). A refusal of the request as a
+        whole that came from WordPress or what stands in front of it (an error page, a PHP fatal
+        error, a body too large) is ``BatchRefused``: each item may then be sent alone, so that only
+        the one that causes it fails; no answer at all, a 401 or a request to slow down is raised
+        as it is, for every item."""
+        response = self._send("POST", route, json=json)
         try:
-            return self._call("POST", route, json=json)
+            body = self._judge(route, response.status_code, json_or_none(response), response)
         except WordPressError as exc:
             if exc.code == "rest_no_route":
                 raise PluginOutdated(PLUGIN_OUTDATED, exc.code, exc.status) from None
-            raise
+            if exc.status == 401:
+                raise
+            raise BatchRefused(str(exc), exc.code, exc.status) from None
+        except TransientError as exc:
+            if response.status_code == 429 or exc.retry_after is not None:
+                raise
+            raise BatchRefused(str(exc), exc.code, response.status_code) from None
+        answers = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(answers, list) or len(answers) != count or not all(isinstance(a, dict) for a in answers):
+            raise TransientError(f"WordPress answered {route} without one answer for each of the {count} items sent")
+        return answers
 
     def _call(self, method: str, route: str, params: dict | None = None, json: dict | None = None) -> Any:
+        response = self._send(method, route, params, json)
+        return self._judge(route, response.status_code, json_or_none(response), response)
+
+    def _send(self, method: str, route: str, params: dict | None = None, json: dict | None = None) -> requests.Response:
         response = send(self.session, "WordPress", method, self.url, params={"rest_route": route, **(params or {})},
                         json=json, allow_redirects=False)
         if response.is_redirect:  # following it would turn a POST into a GET, and the user would not be created
             raise WordPressError(f"WordPress redirects its REST API to {response.headers.get('Location', '?')}: set "
                                  "WORDPRESS_URL to the address it redirects to (https://, www., the sub-folder)",
                                  "redirect", response.status_code)
-        return self._judge(route, response.status_code, json_or_none(response), response)
+        return response
 
     def _judge(self, route: str, status: int, body: Any, response: requests.Response | None = None) -> Any:
         """WordPress's answer (``status``, JSON ``body``; ``response`` for the raw page, if any) as
@@ -176,8 +202,10 @@ class WordPressClient:
         raise WordPressError(f"WordPress answered HTTP {status} {code}: {message}".strip(), code, status)
 
 
-def _page(response) -> str:
+def _page(response: requests.Response | None) -> str:
     """What came instead of JSON, in a few words: its type and, for an HTML page, its title."""
+    if response is None:  # an answer inside a batch
+        return "(no body)"
     kind = response.headers.get("Content-Type", "no content type").split(";")[0]
     title = re.search(r"<title[^>]*>(.*?)</title>", response.text[:5000], re.IGNORECASE | re.DOTALL)
     return f"(not JSON but {kind}" + (f" titled {_plain(title.group(1), 80)!r}" if title else "") + \

@@ -275,10 +275,19 @@ function wpf_bridge_database_errors() {
 	return isset( $GLOBALS['EZSQL_ERROR'] ) ? count( (array) $GLOBALS['EZSQL_ERROR'] ) : 0;
 }
 
-/** A transaction's state: open or not, emails to send after the commit, errors seen before it, users row asked for. */
+/** A transaction's state: open or not, emails to send after the commit, errors seen before it, users row asked for, users written. */
 function wpf_bridge_transaction( $open ) {
-	return array( 'open' => $open, 'notify' => array(), 'errors' => wpf_bridge_database_errors(), 'row' => null );
+	return array( 'open' => $open, 'notify' => array(), 'errors' => wpf_bridge_database_errors(), 'row' => null, 'users' => array() );
 }
+
+/** Note each user a transaction writes, so that a rollback also drops them from the object cache. */
+function wpf_bridge_touched( $user_id ) {
+	if ( $GLOBALS['wpf_bridge_transaction']['open'] ) {
+		$GLOBALS['wpf_bridge_transaction']['users'][] = (int) $user_id;
+	}
+}
+add_action( 'user_register', 'wpf_bridge_touched' );
+add_action( 'profile_update', 'wpf_bridge_touched' );
 
 $GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( false );
 
@@ -317,9 +326,13 @@ add_filter(
 		if ( $failed_query || $refused || $unsaved ) {
 			$wpdb->query( 'ROLLBACK' );
 			$wpdb->query( 'SET autocommit = 1' );
-			$data = $response instanceof WP_REST_Response ? $response->get_data() : null;
+			$data  = $response instanceof WP_REST_Response ? $response->get_data() : null;
+			$users = $transaction['users'];
 			if ( is_array( $data ) && ! empty( $data['id'] ) ) {
-				clean_user_cache( (int) $data['id'] ); // a persistent object cache may hold what was rolled back
+				$users[] = (int) $data['id'];
+			}
+			foreach ( array_unique( $users ) as $user_id ) {
+				clean_user_cache( $user_id ); // the object cache (persistent or for the rest of a batch) may hold what was rolled back
 			}
 			if ( $failed_query ) {
 				return new WP_Error( 'wpf_bridge_database_error', 'A database query failed during the write (a deadlock, say), so nothing was saved; try again.', array( 'status' => 503 ) );
@@ -358,7 +371,7 @@ add_filter(
 add_filter(
 	'wp_php_error_message',
 	function ( $message ) {
-		return $GLOBALS['wpf_bridge_transaction']['open'] ? 'WordPress failed during the write (after a database deadlock, say), so nothing was saved; try again.' : $message;
+		return $GLOBALS['wpf_bridge_transaction']['open'] ? 'WordPress failed during a user write (after a database deadlock, say), so that write was not saved; try again.' : $message;
 	}
 );
 
@@ -407,10 +420,11 @@ function wpf_bridge_batch( WP_REST_Request $request ) {
 			);
 			continue;
 		}
-		$route  = empty( $write['user'] ) ? '/wp/v2/users' : '/wp/v2/users/' . (int) $write['user'];
+		$route  = isset( $write['user'] ) ? '/wp/v2/users/' . (int) $write['user'] : '/wp/v2/users';
 		$single = new WP_REST_Request( 'POST', $route );
 		$single->set_body_params( (array) $write['values'] );
-		$response    = rest_do_request( $single );
+		$response = rest_do_request( $single ); // another plugin's rest_pre_dispatch may answer with anything
+		$response = is_wp_error( $response ) ? rest_convert_error_to_response( $response ) : rest_ensure_response( $response );
 		$responses[] = array(
 			'status' => $response->get_status(),
 			'body'   => $server->response_to_data( $response, false ),
@@ -517,7 +531,7 @@ add_action(
 						'items'    => array(
 							'type'                 => 'object',
 							'properties'           => array(
-								'user'   => array( 'type' => 'integer', 'minimum' => 1 ),
+								'user'   => array( 'type' => 'integer', 'minimum' => 1, 'maximum' => PHP_INT_MAX ),
 								'values' => array( 'type' => 'object' ),
 							),
 							'required'             => array( 'values' ),

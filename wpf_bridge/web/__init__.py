@@ -84,24 +84,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.route("/", methods=["GET", "POST"])
     @app.route("/webhook", methods=["GET", "POST"])
     def webhook() -> tuple[Response, int]:
-        # A client over its wrong-key limit gets 429 whatever it sends, the right key included, so
-        # that no answer tells a guesser which key was right. On the way to a 202 that check is part
-        # of the store's one write (one round trip on PostgreSQL); every other answer checks it first.
+        # A client over its wrong-key limit gets 429 whatever key it sends, so that no answer tells
+        # a guesser which key was right: the body is read and checked first, for every key alike
+        # (its faults answer 400 whatever the key), and only then the key. On the way to a 202 the
+        # block check is part of the store's one write (one round trip on PostgreSQL).
         client = client_key(request.remote_addr)
+        try:
+            payload = _json_payload()
+            call = read_webhook(request.values, payload, settings.same_call_seconds)
+        except _BadPayload as exc:
+            return refuse(exc.description, 400, f"body: {exc.description}")
+        except ValidationError as exc:
+            name, message = _first_error(exc)
+            return refuse(message if name in message else f"{name}: {message}", 400, f"{name}: {message}")
         if not _key_matches(_given_key(), settings.access_keys):
             if answer := unless_blocked(client):
                 return answer
             store.key_failure(client, KEY_FAILURE_WINDOW)
             return refuse("wrong or missing access_key", 403, f"access_key: {'wrong' if _given_key() else 'missing'}")
-        try:
-            payload = _json_payload()
-            call = read_webhook(request.values, payload, settings.same_call_seconds)
-        except _BadPayload as exc:
-            return unless_blocked(client) or refuse(exc.description, 400, f"body: {exc.description}")
-        except ValidationError as exc:
-            name, message = _first_error(exc)
-            return unless_blocked(client) or refuse(message if name in message else f"{name}: {message}", 400,
-                                                    f"{name}: {message}")
         if call.is_test:
             if answer := unless_blocked(client):
                 return answer
@@ -183,6 +183,8 @@ def _json_payload() -> dict | None:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise _BadPayload("the body is not valid JSON") from None
+    except RecursionError:
+        raise _BadPayload("the JSON body is nested too deep") from None
     if not isinstance(payload, dict):
         raise _BadPayload("the JSON body must be an object")
     return payload

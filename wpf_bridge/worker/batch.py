@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..clients.http import calls_apart, note_calls
-from ..clients.wordpress import Lookup, PluginOutdated, User, WordPressClient
+from ..clients.wordpress import BatchRefused, Lookup, PluginOutdated, User, WordPressClient
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,10 @@ class WordPressBatch:
 
     def _in_chunks(self, calls: list[_Call], size: int, one: Callable[[_Call], Any],
                    many: Callable[[list[_Call]], None]) -> None:
+        """Send ``calls`` in requests of ``size`` (``many``), or each alone (``one``): when there is
+        only one, when the plugin takes no batches, and when WordPress refused a batch as a whole
+        (so that only the call that causes it fails; a retry of a write the batch had applied
+        finds it done, see ``actions.add``)."""
         alone = calls if len(calls) == 1 or not self.batching.supported else []
         for start in range(0, len(calls) if not alone else 0, size):
             chunk = calls[start:start + size]
@@ -128,7 +132,10 @@ class WordPressBatch:
                     self.batching.unsupported(exc)
                     alone = calls[start:]
                     break
-                except Exception as exc:  # the request as a whole failed: so did each call it carried
+                except BatchRefused as exc:
+                    log.warning("WordPress refused a batch of %d as a whole (%s); sending each alone", len(chunk), exc)
+                    alone.extend(chunk)
+                except Exception as exc:  # no answer: so did each call it carried
                     for call in chunk:
                         call.error = exc
             for call in chunk:
@@ -139,7 +146,7 @@ class WordPressBatch:
                     call.result = one(call)
                 except Exception as exc:
                     call.error = exc
-            call.calls = list(sent)
+            call.calls = [*call.calls, *sent]
 
     def _lookup_many(self, chunk: list[_Call]) -> None:
         for call, found in zip(chunk, self.client.lookup_many([call.args for call in chunk])):
