@@ -204,9 +204,9 @@ def test_on_postgresql_a_webhook_s_write_is_one_round_trip(store, monkeypatch):
         statements.append(sql)
         return run(db, sql, params)
 
-    def counted_begin(self):
+    def counted_begin(self, held):
         transactions.append(1)
-        return begin(self)
+        return begin(self, held)
 
     monkeypatch.setattr(PostgresDatabase, "_run", staticmethod(counted_run))
     monkeypatch.setattr(PostgresDatabase, "_begin", counted_begin)

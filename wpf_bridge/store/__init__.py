@@ -214,6 +214,26 @@ class Run:
 
 
 @dataclass(frozen=True)
+class End:
+    """How a claimed run ended, to record: ``status`` with ``result``, or ``retrying`` in ``delay``
+    seconds. ``email`` is the contact's, kept when the webhook did not carry one; ``forget_secret``
+    erases the sealed password (it reached Ortto). With ``owner``, written only while that claim
+    holds the lease."""
+
+    delivery_id: str
+    status: str
+    result: str
+    user_id: int | None = None
+    call: str = ""
+    code: str = ""
+    email: str | None = None
+    run: Run | None = None
+    owner: str | None = None
+    delay: float | None = None
+    forget_secret: bool = False
+
+
+@dataclass(frozen=True)
 class Delivery:
     id: str
     action: str
@@ -397,41 +417,43 @@ class Store:
     def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None, *,
                call: str = "", code: str = "", email: str | None = None, run: Run | None = None,
                owner: str | None = None) -> bool:
-        """Record how a run of ``call`` ended (``pushing`` included: the push is claimed separately),
-        and the contact's ``email`` when the webhook did not carry one. With ``owner``, only while
-        that claim still holds the lease: ``False`` (nothing written) when another worker took it over."""
-        return bool(self._finish([(delivery_id, status, result, user_id, code)], forget_secret=False, call=call,
-                                 email=email, run=run, owner=owner))
+        """Record how a run of ``call`` ended (``pushing`` included: the push is claimed separately);
+        ``False`` (nothing written) when the claim ``owner`` no longer holds it. See ``End``."""
+        return self.end([End(delivery_id, status, result, user_id, call, code, email, run, owner)]) == [True]
 
     def finish_many(self, outcomes: list[tuple[str, str, str, str]], forget_secret: bool = False, *, call: str = "",
                     run: Run | None = None, owner: str | None = None) -> int:
         """Record how several pushes ended (id, status, result, code) in one write, and erase their
         sealed passwords in the same write when they have reached Ortto; return how many were
         recorded (with ``owner``, those whose lease that claim still holds)."""
-        return self._finish([(delivery_id, status, result, None, code) for delivery_id, status, result, code in outcomes],
-                            forget_secret, call=call, run=run, owner=owner)
+        return sum(self.end([End(delivery_id, status, result, None, call, code, run=run, owner=owner,
+                                 forget_secret=forget_secret) for delivery_id, status, result, code in outcomes]))
 
-    def _finish(self, outcomes: list[tuple[str, str, str, int | None, str]], forget_secret: bool, call: str,
-                email: str | None = None, run: Run | None = None, owner: str | None = None) -> int:
-        """A delivery that fails for good loses its sealed password at once, whatever the caller says."""
+    def end(self, ends: list[End]) -> list[bool]:
+        """Record how runs ended, in one write; for each, whether it was recorded (``False``: its
+        claim no longer held the lease). A delivery that fails for good loses its sealed password
+        at once, whatever the caller says."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
-            recorded = []
-            for delivery_id, status, result, user_id, code in outcomes:
+            recorded, steps = [], []
+            for end in ends:
+                run_after = None if end.delay is None else now + end.delay
                 tx.execute(
                     "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
                     " email = coalesce(email, :email),"
                     " secret = case when :forget = 1 or :status = 'failed' then null else secret end,"
-                    " lease_until = null, updated_at = :now"
+                    " run_after = coalesce(:run_after, run_after), lease_until = null, updated_at = :now"
                     " where id = :id" + _HELD,
-                    {"status": status, "result": result, "user_id": user_id, "forget": int(forget_secret), "email": email,
-                     "now": now, "id": delivery_id, "owner": owner},
+                    {"status": end.status, "result": end.result, "user_id": end.user_id, "email": end.email,
+                     "forget": int(end.forget_secret), "run_after": run_after, "now": now, "id": end.delivery_id,
+                     "owner": end.owner},
                 )
-                if tx.rowcount == 1:
-                    recorded.append((delivery_id, status, result, code))
-            _record(tx, [(delivery_id, Attempt(now, call, status, result, code, **_timing(run)))
-                         for delivery_id, status, result, code in recorded])
-            return len(recorded)
+                recorded.append(tx.rowcount == 1)
+                if recorded[-1]:
+                    steps.append((end.delivery_id, Attempt(now, end.call, end.status, end.result, end.code, run_after,
+                                                           **_timing(end.run))))
+            _record(tx, steps)
+            return recorded
 
     def claim_pushes(self, limit: int, lease_seconds: float, owner: str | None = None) -> list[Delivery]:
         """Take up to ``limit`` deliveries whose password is due to go to Ortto, oldest first."""
@@ -479,37 +501,38 @@ class Store:
                     email: str | None = None, run: Run | None = None, owner: str | None = None) -> bool:
         """Give a claimed delivery back, to be claimed again in ``delay`` seconds (``False``: the
         claim ``owner`` no longer holds it, and nothing was written)."""
-        with self.database.transaction() as tx:
-            now = self.database.now(tx)
-            tx.execute(
-                "update deliveries set status = :status, run_after = :run_after, lease_until = null, result = :result,"
-                " email = coalesce(email, :email), updated_at = :now where id = :id" + _HELD,
-                {"status": RETRYING, "run_after": now + delay, "result": result, "now": now, "id": delivery_id,
-                 "email": email, "owner": owner},
-            )
-            if tx.rowcount != 1:
-                return False
-            _record(tx, [(delivery_id, Attempt(now, call, RETRYING, result, code, now + delay, **_timing(run)))])
-            return True
+        return self.end([End(delivery_id, RETRYING, result, None, call, code, email, run, owner, delay)]) == [True]
 
     def learn(self, delivery_id: str, contact_id: str, email: str | None, owner: str | None = None) -> bool:
         """Record the contact id and email a running delivery's contact turned out to have (a
         webhook may name only one), and check again that no other delivery for that person must
         go first, as a claim does. If one must, the delivery goes back to the queue, its attempt
         uncounted, and ``False`` is returned: it runs after the other one."""
+        return not self.learn_many([(delivery_id, contact_id, email)], owner)
+
+    def learn_many(self, learned: list[tuple[str, str, str | None]], owner: str | None = None) -> set[str]:
+        """``learn`` for several deliveries (id, contact id, email) in one write; the ids sent back
+        to the queue."""
+        deferred: set[str] = set()
+        if not learned:
+            return deferred
         with self.database.transaction() as tx:
             self.database.serialize_claims(tx)
             now = self.database.now(tx)
-            tx.execute("update deliveries set contact_id = coalesce(contact_id, :contact_id), email = coalesce(email, :email)"
-                       " where id = :id" + _HELD, {"contact_id": contact_id, "email": email, "id": delivery_id, "owner": owner})
-            blocked = tx.execute(
-                f"select 1 from deliveries where id = :id and (exists ({_BLOCKED_BY.format(person='contact_id')})"
-                f" or exists ({_BLOCKED_BY.format(person='email')}))", {"id": delivery_id, "now": now})
-            if blocked:
-                tx.execute(f"update deliveries set status = '{QUEUED}', attempts = attempts - 1, lease_until = null,"
-                           " run_after = :now, updated_at = :now where id = :id" + _HELD,
-                           {"id": delivery_id, "now": now, "owner": owner})
-            return not blocked
+            for delivery_id, contact_id, email in learned:
+                tx.execute("update deliveries set contact_id = coalesce(contact_id, :contact_id),"
+                           " email = coalesce(email, :email) where id = :id" + _HELD,
+                           {"contact_id": contact_id, "email": email, "id": delivery_id, "owner": owner})
+            for delivery_id, _, _ in learned:
+                blocked = tx.execute(
+                    f"select 1 from deliveries where id = :id and (exists ({_BLOCKED_BY.format(person='contact_id')})"
+                    f" or exists ({_BLOCKED_BY.format(person='email')}))", {"id": delivery_id, "now": now})
+                if blocked:
+                    deferred.add(delivery_id)
+                    tx.execute(f"update deliveries set status = '{QUEUED}', attempts = attempts - 1, lease_until = null,"
+                               " run_after = :now, updated_at = :now where id = :id" + _HELD,
+                               {"id": delivery_id, "now": now, "owner": owner})
+        return deferred
 
     def renew(self, owners: list[str], lease_seconds: float) -> int:
         """Extend the leases these claims hold (a worker renews its own while it works); return how many."""

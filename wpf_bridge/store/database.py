@@ -2,7 +2,7 @@
 PostgreSQL (any number of web and worker processes on any number of hosts).
 
 The store writes its SQL once, with ``:name`` parameters; a ``Database`` supplies connections
-(one per thread), transactions, the few statements that differ, and turns every driver error
+(a few per process, lent to its threads), transactions, the few statements that differ, and turns every driver error
 into ``StoreUnavailable`` so the web process answers 503 and Ortto retries.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 import time
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from ..errors import TransientError
 
@@ -24,6 +24,7 @@ BUSY_TIMEOUT = 10.0  # seconds a write waits for another writer before the store
 IDLE_IN_TRANSACTION = 10.0  # seconds PostgreSQL lets a session sit in an open transaction before ending it
 CLAIM_LOCK = 0x77706662  # PostgreSQL advisory lock that serialises claims ("wpfb")
 SCHEMA_LOCK = 0x77706663
+CONNECTIONS = 8  # per process: what its threads (a worker's groups run fifty at once) share
 
 
 class StoreUnavailable(TransientError):
@@ -48,6 +49,43 @@ class Database(Protocol):
     def serialize_key(self, tx: Transaction, key: str) -> None: ...
     def prepare(self, tx: Transaction) -> None: ...
     def columns(self, tx: Transaction, table: str) -> set[str]: ...
+
+
+class _Pool:
+    """The connections a process's threads share: each transaction or read borrows one and gives
+    it back, so that a worker applying groups of fifty deliveries on fifty threads holds a few
+    connections, not hundreds (PostgreSQL allows 100 by default, a small Heroku plan 20). At most
+    ``size`` are open; a borrower waits while all are lent. None is borrowed while another is held."""
+
+    def __init__(self, opener: Callable[[], Any], size: int = CONNECTIONS):
+        self._opener = opener
+        self._size = size
+        self._idle: list[Any] = []
+        self._opened = 0
+        self._returned = threading.Condition()
+
+    @contextmanager
+    def borrow(self) -> Iterator[list[Any]]:
+        """A one-item list holding the connection: a borrower that replaces a broken one puts the new one there."""
+        with self._returned:
+            while not self._idle and self._opened >= self._size:
+                self._returned.wait()
+            held = [self._idle.pop()] if self._idle else []
+            self._opened += 0 if held else 1
+        if not held:
+            try:
+                held.append(self._opener())
+            except BaseException:
+                with self._returned:
+                    self._opened -= 1
+                    self._returned.notify()
+                raise
+        try:
+            yield held
+        finally:
+            with self._returned:
+                self._idle.append(held[0])
+                self._returned.notify()
 
 
 def connect(database_url: str) -> Database:
@@ -82,31 +120,22 @@ class SqliteDatabase:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         _owner_only(path)
-        self._local = threading.local()
+        self._pool = _Pool(self._open)
 
-    def _connection(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            # Turning a new file to WAL takes an exclusive lock that processes starting together
-            # compete for: wait for it here; writes wait in ``_begin`` instead (busy timeout 0).
-            db.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-            db.execute("pragma journal_mode=wal")
-            db.execute("pragma busy_timeout = 0")
-            db.execute("pragma synchronous=full")
-            self._local.db = db
-        return db
-
-    def _writer_lock(self) -> int:
-        """Writers queue on an flock(2) of ``<file>.lock`` before ``begin immediate``: the kernel
-        hands the lock to the next writer at once, where SQLite's busy handler would sleep 1 to
-        100 ms between tries. A killed writer releases it; a frozen one stalls writers until it
-        resumes, as it would hold SQLite's own write lock."""
-        fd = getattr(self._local, "lock", None)
-        if fd is None:
-            fd = self._local.lock = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        return fd
+    def _open(self) -> tuple[sqlite3.Connection, int]:
+        """A connection, and its own descriptor of ``<file>.lock``: writers queue on an flock(2) of it
+        before ``begin immediate``, which the kernel hands to the next writer at once, where SQLite's
+        busy handler would sleep 1 to 100 ms between tries. A killed writer releases it; a frozen one
+        stalls writers until it resumes, as it would hold SQLite's own write lock."""
+        db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        # Turning a new file to WAL takes an exclusive lock that processes starting together
+        # compete for: wait for it here; writes wait in ``_begin`` instead (busy timeout 0).
+        db.execute(f"pragma busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        db.execute("pragma journal_mode=wal")
+        db.execute("pragma busy_timeout = 0")
+        db.execute("pragma synchronous=full")
+        return db, os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     @staticmethod
     def _run(db: sqlite3.Connection, sql: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
@@ -115,20 +144,19 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        db = None
-        lock = self._writer_lock()
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            db = self._connection()
-            self._begin(db)
-            yield _Cursor(lambda sql, params: self._run(db, sql, params))
-            db.execute("commit")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"delivery store unavailable: {exc}") from None
-        finally:
-            if db is not None and db.in_transaction:
-                db.execute("rollback")
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        with self._pool.borrow() as held:
+            db, lock = held[0]
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._begin(db)
+                yield _Cursor(lambda sql, params: self._run(db, sql, params))
+                db.execute("commit")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"delivery store unavailable: {exc}") from None
+            finally:
+                if db.in_transaction:
+                    db.execute("rollback")
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @staticmethod
     def _begin(db: sqlite3.Connection) -> None:
@@ -146,7 +174,8 @@ class SqliteDatabase:
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         try:
-            return self._run(self._connection(), sql, params or {})[0]
+            with self._pool.borrow() as held:
+                return self._run(held[0][0], sql, params or {})[0]
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"delivery store unavailable: {exc}") from None
 
@@ -186,23 +215,25 @@ class PostgresDatabase:
 
     def __init__(self, url: str):
         self.url = "postgresql://" + url.split("://", 1)[1]  # Heroku spells it postgres://
-        self._local = threading.local()
+        self._pool = _Pool(self._open)
 
-    def _connection(self):
+    def _open(self):
         import psycopg
         from psycopg.conninfo import conninfo_to_dict
         from psycopg.rows import dict_row
 
-        db = getattr(self._local, "db", None)
-        if db is None or db.closed or db.broken:
-            given = conninfo_to_dict(self.url).get("options") or ""  # e.g. ?options=-csearch_path%3Dbridge
-            # A process frozen inside a transaction (SIGSTOP, a paused VM) would hold the claim lock
-            # for ever: the server ends such a session after IDLE_IN_TRANSACTION (ours last milliseconds).
-            db = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10,
-                                 options=f"{given} -c lock_timeout={int(BUSY_TIMEOUT * 1000)}"
-                                         f" -c idle_in_transaction_session_timeout={int(IDLE_IN_TRANSACTION * 1000)}".strip())
-            self._local.db = db
-        return db
+        given = conninfo_to_dict(self.url).get("options") or ""  # e.g. ?options=-csearch_path%3Dbridge
+        # A process frozen inside a transaction (SIGSTOP, a paused VM) would hold the claim lock
+        # for ever: the server ends such a session after IDLE_IN_TRANSACTION (ours last milliseconds).
+        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10,
+                               options=f"{given} -c lock_timeout={int(BUSY_TIMEOUT * 1000)}"
+                                       f" -c idle_in_transaction_session_timeout={int(IDLE_IN_TRANSACTION * 1000)}".strip())
+
+    def _usable(self, held: list[Any]):
+        """The borrowed connection, replaced first if it is known to be closed or broken."""
+        if held[0].closed or held[0].broken:
+            held[0] = self._open()
+        return held[0]
 
     @staticmethod
     def _run(db, sql: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
@@ -214,38 +245,41 @@ class PostgresDatabase:
         import psycopg
 
         try:
-            db, begun = self._begin()
-            with begun:
-                yield _Cursor(lambda sql, params: self._run(db, sql, params))
+            with self._pool.borrow() as held:
+                db, begun = self._begin(held)
+                with begun:
+                    yield _Cursor(lambda sql, params: self._run(db, sql, params))
         except psycopg.Error as exc:
             raise StoreUnavailable(f"delivery store unavailable: {type(exc).__name__}: {exc}") from None
 
-    def _begin(self):
+    def _begin(self, held: list[Any]):
         """A connection and its open transaction. A connection the server closed while it sat idle
         (a restart, a failover, ``pg_terminate_backend``, an idle timeout) fails at ``begin``, before
         anything ran in it: it is replaced once, so the next webhook commits instead of answering 503."""
         import psycopg
 
-        db = self._connection()
+        db = self._usable(held)
         begun = ExitStack()
         try:
             begun.enter_context(db.transaction())
         except psycopg.OperationalError:
             db.close()
-            db = self._connection()
+            db = self._usable(held)
             begun.enter_context(db.transaction())
         return db, begun
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """One read; on a connection the server closed, read again on a new one (a read is safe to repeat)."""
+        """One statement (a read, or a write that is safe to send twice); on a connection the server
+        closed, sent again on a new one."""
         import psycopg
 
         try:
-            try:
-                return self._run(self._connection(), sql, params or {})[0]
-            except psycopg.OperationalError:
-                self._connection().close()
-                return self._run(self._connection(), sql, params or {})[0]
+            with self._pool.borrow() as held:
+                try:
+                    return self._run(self._usable(held), sql, params or {})[0]
+                except psycopg.OperationalError:
+                    held[0].close()
+                    return self._run(self._usable(held), sql, params or {})[0]
         except psycopg.Error as exc:
             raise StoreUnavailable(f"delivery store unavailable: {type(exc).__name__}: {exc}") from None
 

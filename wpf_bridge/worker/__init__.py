@@ -19,7 +19,7 @@ from ..errors import BridgeError, Deferred, PermanentError, TransientError
 from ..roles import RoleCache
 from ..settings import Settings
 from ..logs import log_context
-from ..store import FAILED, RETRYING, Delivery, Store, StoreUnavailable
+from ..store import FAILED, RETRYING, Delivery, End, Store, StoreUnavailable
 from .alerts import Alerts
 from .batch import Batching, WordPressBatch
 from .contacts import ContactLoader
@@ -47,9 +47,12 @@ class StoreJournal:
     delivery_id: str
     owner: str | None = None  # the claim holding the delivery
     email: str | None = None  # the contact's email, recorded with the outcome
+    learned: tuple[str, str | None] | None = None  # (contact id, email) already recorded for its group
 
     def learn(self, contact_id: str, email: str | None) -> None:
         self.email = email
+        if self.learned == (contact_id, email):
+            return
         if not self.store.learn(self.delivery_id, contact_id, email, self.owner):
             raise Deferred("another delivery for the same person goes first")
 
@@ -98,9 +101,11 @@ class Runner:
         self.vault = Vault(settings.secret_keys)
         self.wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
 
-    def run(self, delivery: Delivery, wordpress: WordPressBatch | None = None) -> None:
-        """Apply one claimed delivery and record how it ended, or when to try it again."""
-        journal = StoreJournal(self.store, self.vault, delivery.id, delivery.lease_owner)
+    def run(self, delivery: Delivery, wordpress: WordPressBatch | None = None,
+            learned: tuple[str, str | None] | None = None) -> End | None:
+        """Apply one claimed delivery; how it ended, or when to try it again, to record (``None``:
+        it went back to the queue behind another delivery for the same person)."""
+        journal = StoreJournal(self.store, self.vault, delivery.id, delivery.lease_owner, learned=learned)
         ctx = Context(self.settings, wordpress or self.wordpress, self.shared.contacts, journal, self.shared.roles.get)
         code = ""
         timer = Timer(delivery.action)
@@ -109,68 +114,80 @@ class Runner:
                 outcome = ACTIONS[delivery.action](delivery, ctx)
             except Deferred:
                 log.info("delivery %s waits for an earlier delivery for the same person", delivery.id)
-                return
+                return None
             except TransientError as exc:
                 if past_horizon(delivery.retry_since, self.settings.retry_horizon):
-                    self._finish(delivery, Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"), journal,
-                                 timer, exc.code)
-                    return
-                delay = retry_delay(delivery.attempts, exc)
-                if self.store.retry_later(delivery.id, delay, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s",
-                                          call=delivery.action, code=exc.code, email=journal.email, run=timer.stop(RETRYING),
-                                          owner=delivery.lease_owner):
-                    log.warning("delivery %s attempt %d: %s; retry in %.0f s", delivery.id, delivery.attempts, exc, delay)
+                    outcome, code = Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"), exc.code
                 else:
-                    log.warning(LEASE_LOST, delivery.id)
-                return
+                    delay = retry_delay(delivery.attempts, exc)
+                    return End(delivery.id, RETRYING, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s", None,
+                               delivery.action, exc.code, journal.email, timer.stop(RETRYING), delivery.lease_owner, delay)
             except PermanentError as exc:
                 outcome, code = Outcome(FAILED, str(exc)), exc.code
             except Exception as exc:
                 log.exception("delivery %s: unexpected error", delivery.id)
                 outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
-            self._finish(delivery, outcome, journal, timer, code)
+            return End(delivery.id, outcome.status, outcome.message, outcome.user_id, delivery.action, code, journal.email,
+                       timer.stop(outcome.status), delivery.lease_owner)
 
     def run_next(self) -> bool:
         """Claim the oldest runnable deliveries (up to a batch) and apply them; ``False`` when none was runnable."""
         with self.shared.leases.claim() as owner:  # renewed while they run
             group = self.store.claim(self.settings.lease_seconds, owner, limit=self.settings.batch_size)
             if len(group) == 1:
-                self.run(group[0])
+                self.record([self.run(group[0])])
             elif group:
-                self.run_together(group)
+                self.run_together(group, owner)
             return bool(group)
 
-    def run_together(self, group: list[Delivery]) -> None:
+    def run_together(self, group: list[Delivery], owner: str) -> None:
         """Apply a group of deliveries at once, each on a thread of its own, their WordPress requests
-        sent together; each is recorded on its own, as if it had run alone."""
+        sent together, each ending as if it had run alone. The store is written once for the group
+        before (who each delivery is for, as far as the contacts are known) and once after (how each
+        ended), not several times per delivery."""
         try:
             self.shared.contacts.prefetch(group)
         except BridgeError:  # Ortto refused or is down: each delivery meets it again and records it
             pass
+        known = {d.id: (c.id, c.email) for d in group if (c := self.shared.contacts.cached(d)) is not None}
+        deferred = self.store.learn_many([(d_id, *who) for d_id, who in known.items()], owner)
+        for delivery_id in deferred:
+            log.info("delivery %s waits for an earlier delivery for the same person", delivery_id)
+        group = [d for d in group if d.id not in deferred]
         batch = WordPressBatch(self.wordpress, len(group), self.shared.batching)
-        members = [threading.Thread(target=self._member, args=(n, delivery, batch), name=f"{threading.current_thread().name}"
-                                    f"-{n}", daemon=True) for n, delivery in enumerate(group)]
+        ends: list[End | None] = [None] * len(group)
+        members = [threading.Thread(target=self._member, args=(n, delivery, batch, known.get(delivery.id), ends),
+                                    name=f"{threading.current_thread().name}-{n}", daemon=True)
+                   for n, delivery in enumerate(group)]
         for member in members:
             member.start()
         for member in members:
             member.join()
+        self.record(ends)
 
-    def _member(self, rank: int, delivery: Delivery, batch: WordPressBatch) -> None:
+    def _member(self, rank: int, delivery: Delivery, batch: WordPressBatch, learned: tuple[str, str | None] | None,
+                ends: list[End | None]) -> None:
         batch.join(rank)
         try:
-            self.run(delivery, batch)
+            ends[rank] = self.run(delivery, batch, learned)
         except Exception:  # the store is down, or a bug: the delivery is taken over after its lease
             log.exception("delivery %s: not recorded", delivery.id)
         finally:
             batch.leave()
 
-    def _finish(self, delivery: Delivery, outcome: Outcome, journal: StoreJournal, timer: Timer, code: str = "") -> None:
-        if not self.store.finish(delivery.id, outcome.status, outcome.message, outcome.user_id, call=delivery.action,
-                                 code=code, email=journal.email, run=timer.stop(outcome.status), owner=delivery.lease_owner):
-            log.warning(LEASE_LOST, delivery.id)
+    def record(self, ends: list[End | None]) -> None:
+        """Write how runs ended, in one write, and log each."""
+        ends = [end for end in ends if end is not None]
+        if not ends:
             return
-        level = logging.WARNING if outcome.status == FAILED else logging.INFO
-        log.log(level, "delivery %s %s: %s", delivery.id, outcome.status, outcome.message)
+        for end, recorded in zip(ends, self.store.end(ends)):
+            if not recorded:
+                log.warning(LEASE_LOST, end.delivery_id)
+            elif end.status == RETRYING:
+                log.warning("delivery %s %s", end.delivery_id, end.result)
+            else:
+                log.log(logging.WARNING if end.status == FAILED else logging.INFO, "delivery %s %s: %s", end.delivery_id,
+                        end.status, end.result)
 
 
 class Worker:
