@@ -8,7 +8,9 @@
    request until every delivery is done (user created, password in Ortto), next to the floor of
    one request per call: a script making only a look-up and a create per user, 4 at a time. Each
    runs on a fresh WordPress of its own. WordPress and Ortto calls per delivery are counted at
-   the servers, and the CPU seconds of WordPress's PHP processes per 1,000 users.
+   the servers, and the CPU seconds of WordPress's PHP processes per 1,000 users. The bridge runs
+   twice: with webhooks arriving while the worker applies them, and with all of them queued before
+   the worker starts (as ``import --tag`` queues them), timed from the worker's start.
 3. Memory: peak RSS (VmHWM) of a gunicorn web worker and of the worker process during the drain.
 
 Prints a table and writes ``bench/results/results.json``. Figures, not pass/fail.
@@ -125,12 +127,14 @@ class Bench:
 
     # 2. drain
 
-    def drain(self, n: int, database_url: str) -> dict:
+    def drain(self, n: int, database_url: str, queued_first: bool = False) -> dict:
+        """N adds sent as webhooks while the worker applies them; or, ``queued_first``, all queued
+        before the worker starts (as an import queues them), timed from the worker's start."""
         contacts = self.people(n, f"drain{n}")
         port = free_port()
         env = self.env(database_url, PORT=str(port), WEB_CONCURRENCY="2")
         web = self.start([str(BIN / "wpf-bridge"), "web"], env, f"drain-web-{n}")
-        worker = self.start([str(BIN / "wpf-bridge"), "worker"], env, f"drain-worker-{n}")
+        worker = None if queued_first else self.start([str(BIN / "wpf-bridge"), "worker"], env, f"drain-worker-{n}")
         store = Store(database_url)
         try:
             wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health"), 30)
@@ -142,6 +146,9 @@ class Bench:
                 answers = list(pool.map(lambda cid: session.post(url, json={
                     "campaign_id": "drain", "contact_id": cid, "run_id": secrets.token_hex(4)}).status_code, contacts))
             accepted = time.monotonic() - started
+            if worker is None:
+                worker = self.start([str(BIN / "wpf-bridge"), "worker"], env, f"drain-worker-{n}")
+                started = time.monotonic()
             wait_until(lambda: store.counts().get(DONE, 0) >= n, 3600, poll=0.2)
             elapsed = time.monotonic() - started
             cpu = self.php_cpu_seconds() - cpu_before
@@ -149,7 +156,8 @@ class Bench:
             worker_rss = peak_rss(worker.pid)
         finally:
             stop(web)
-            stop(worker)
+            if worker:
+                stop(worker)
         assert answers.count(202) == n, answers
         return {
             "n": n, "seconds": round(elapsed, 2), "per_second": round(n / elapsed, 1), "all_accepted_after_s": round(accepted, 2),
@@ -247,6 +255,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drain", type=int, nargs="*", default=[300, 3000], help="drain sizes (default: 300 3000)")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per ingest run")
+    parser.add_argument("--no-ingest", action="store_true", help="the drains only")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "results.json"))
     args = parser.parse_args()
 
@@ -254,9 +263,9 @@ def main() -> None:
     results: dict = {"machine": f"{os.cpu_count()} cores", "when": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "ingest": {}, "drain": []}
     try:
-        for label, app, kind in [("bare Flask 202", "bench.bare_app:app", "sqlite"),
-                                 ("bridge, SQLite", "wpf_bridge.web:create_app()", "sqlite"),
-                                 ("bridge, PostgreSQL", "wpf_bridge.web:create_app()", "postgresql")]:
+        for label, app, kind in [] if args.no_ingest else [("bare Flask 202", "bench.bare_app:app", "sqlite"),
+                                                          ("bridge, SQLite", "wpf_bridge.web:create_app()", "sqlite"),
+                                                          ("bridge, PostgreSQL", "wpf_bridge.web:create_app()", "postgresql")]:
             print(f"ingest: {label} ...", flush=True)
             results["ingest"][label] = bench.ingest(label, app, bench.new_database(kind), args.seconds)
         for n in args.drain:  # each on a fresh WordPress: a look-up costs more as the user table grows
@@ -265,7 +274,11 @@ def main() -> None:
             floor = bench.floor(n)
             print(f"drain: {n} adds through the bridge (SQLite) ...", flush=True)
             bench.fresh_wordpress()
-            results["drain"].append({"bridge": bench.drain(n, bench.new_database("sqlite")), "floor": floor})
+            bridge = bench.drain(n, bench.new_database("sqlite"))
+            print(f"drain: {n} adds queued first, then the worker (SQLite) ...", flush=True)
+            bench.fresh_wordpress()
+            results["drain"].append({"bridge": bridge, "queued": bench.drain(n, bench.new_database("sqlite"), True),
+                                     "floor": floor})
     finally:
         bench.close()
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -275,7 +288,7 @@ def main() -> None:
 
 
 def table(results: dict) -> str:
-    ceiling = results["ingest"]["bare Flask 202"]["requests_per_second"]
+    ceiling = results["ingest"].get("bare Flask 202", {}).get("requests_per_second")
     lines = ["", "Ingest (wrk, 16 connections, 2 gunicorn workers)",
              f"{'':22} {'req/s':>7} {'of bare':>8} {'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7}"]
     for label, r in results["ingest"].items():
@@ -285,11 +298,12 @@ def table(results: dict) -> str:
               f"{'N':>5} {'bridge s':>9} {'floor s':>8} {'speed-up':>9} {'WP/deliv':>9} {'floor WP':>9} {'PHP CPU s/1000':>15} "
               f"{'floor CPU':>10} {'Ortto/deliv':>12} {'web RSS':>8} {'worker RSS':>11}"]
     for d in results["drain"]:
-        b, f = d["bridge"], d["floor"]
-        lines.append(f"{b['n']:5} {b['seconds']:9} {f['seconds']:8} {f['seconds'] / b['seconds']:8.1f}x "
-                     f"{b['wordpress_calls_per_delivery']:9} {f['wordpress_calls_per_delivery']:9} {b['php_cpu_s_per_1000']:15} "
-                     f"{f['php_cpu_s_per_1000']:10} {b['ortto_calls_per_delivery']:12} {b['web_worker_peak_rss_mb']:8} "
-                     f"{b['worker_peak_rss_mb']:11}")
+        f = d["floor"]
+        for label, b in (("", d["bridge"]), (" (queued first)", d["queued"])):
+            lines.append(f"{b['n']:5} {b['seconds']:9} {f['seconds']:8} {f['seconds'] / b['seconds']:8.1f}x "
+                         f"{b['wordpress_calls_per_delivery']:9} {f['wordpress_calls_per_delivery']:9} "
+                         f"{b['php_cpu_s_per_1000']:15} {f['php_cpu_s_per_1000']:10} {b['ortto_calls_per_delivery']:12} "
+                         f"{b['web_worker_peak_rss_mb']:8} {b['worker_peak_rss_mb']:11}{label}")
     return "\n".join(lines)
 
 
