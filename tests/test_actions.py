@@ -177,7 +177,7 @@ def test_update_pulls_fields_meta_tags_and_allowed_role(bridge, ortto, wordpress
 
     done = bridge.deliver("update", contact_id=contact_id, role="member")
 
-    assert done.status == DONE
+    assert done.status == DONE and done.result.endswith("; role subscriber -> member"), done.result
     user = wordpress.user_by_email(email)
     assert user["last_name"] == "Smith" and user["roles"] == ["member"]
     assert wordpress.user_meta(user["id"], "company") == "NewCo"

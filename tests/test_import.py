@@ -42,13 +42,37 @@ def test_import_creates_each_tagged_person_once_and_a_rerun_queues_nobody(proces
 
 def test_dry_run_counts_and_queues_nothing(processes, env, ortto, wordpress, tmp_path):
     people = tagged_account(ortto, "trial", tagged=3, others=2)
+    ortto.add_person({"str::email": "admin@example.test", "str::first": "Mallory"}, ["trial"])
     existing = next(iter(people.values()))
     wordpress.php_eval(f"wp_insert_user(array('user_login' => 'pre-{existing[:8]}', 'user_email' => '{existing}', "
                        "'user_pass' => 'x-long-password-1'));")
-    dry = run_cli(env, "import", "--tag", "trial", "--dry-run", cwd=tmp_path)
+    dry = run_cli(env, "import", "--tag", "trial", "--dry-run", "--role", "customer", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
-    assert "would create 2 users and update 1 (a dry run: nothing was queued)" in dry.stdout
+    assert ("would create 2 users and update 1 existing ones (their role set to 'customer'); 1 privileged "
+            "(administrators and such) would be left alone (a dry run: nothing was queued)") in dry.stdout
     assert processes.store.find(limit=None) == []
+
+
+def test_ctrl_c_stops_watching_not_the_import(start_processes, env, ortto, tmp_path):
+    """With no worker running, the import waits on its progress bar; Ctrl-C ends that, cleanly."""
+    import signal
+    import subprocess
+    import sys
+
+    from waiting import wait_for
+
+    from wpf_bridge.store import QUEUED, Store
+
+    tagged_account(ortto, "waiting", tagged=3, others=1)
+    proc = subprocess.Popen([sys.executable, "-m", "wpf_bridge", "import", "--tag", "waiting"], cwd=tmp_path,
+                            env={**__import__("os").environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = Store(env["DATABASE_URL"])
+    wait_for(lambda: store.counts().get(QUEUED) == 3, 30, "the import to queue its deliveries")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "stopped watching; the deliveries stay queued" in err and "Traceback" not in err
+    assert store.counts() == {QUEUED: 3}
 
 
 def test_unknown_tag_refused_key_and_bad_input_queue_nothing(processes, env, ortto, tmp_path):

@@ -189,7 +189,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .clients.ortto import OrttoClient
     from .clients.wordpress import WordPressClient
     from .errors import BridgeError
-    from .store import FAILED, Store
+    from .store import FAILED, SKIPPED, Store
 
     settings = settings_or_exit()
     console = Console(stderr=True, highlight=False)
@@ -208,6 +208,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     except BridgeError as exc:
         print(f"wpf-bridge: Ortto: {exc}; nothing was queued", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("wpf-bridge: interrupted during the scan; nothing was queued", file=sys.stderr)
+        return 130
     if not selection.people:
         print(f"wpf-bridge: no contact carries the tag {args.tag!r} (tags are matched by their exact name, as "
               "Ortto shows them); nothing was queued", file=sys.stderr)
@@ -215,20 +218,35 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.dry_run:
         wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
         try:
-            found = sum(1 for c in selection.people if wordpress.lookup(c.id, c.email).found)
+            would = importer.preview(wordpress, selection.people)
         except BridgeError as exc:
             print(f"wpf-bridge: WordPress: {exc}", file=sys.stderr)
             return 2
-        print(f"would create {len(selection.people) - found:,} users and update {found:,} (a dry run: nothing was queued)")
+        print(f"would create {would.create:,} users and update {would.update:,} existing ones"
+              + (f" ({'their role set to ' + repr(args.role) if args.role else 'their role unchanged'})" if would.update else "")
+              + (f"; {would.privileged:,} privileged (administrators and such) would be left alone" if would.privileged else "")
+              + " (a dry run: nothing was queued)")
         return 0
-    queued = importer.queue(Store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify)
-    new = sum(1 for _, is_new in queued if is_new)
-    print(f"queued {new:,} add deliveries ({len(queued) - new:,} were queued by an earlier run)")
-    if args.no_wait:
-        return 0
-    console.print("the worker applies them (`wpf-bridge worker` must run); Ctrl-C stops watching, not the import")
-    counts = importer.watch(Store(settings.database_url), [delivery_id for delivery_id, _ in queued], console)
+    try:
+        queued = importer.queue(Store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify)
+    except KeyboardInterrupt:
+        print("wpf-bridge: interrupted while queueing; run the same command again (it queues nobody twice)", file=sys.stderr)
+        return 130
+    try:
+        new = sum(1 for _, is_new in queued if is_new)
+        print(f"queued {new:,} add deliveries ({len(queued) - new:,} were queued by an earlier run)")
+        if args.no_wait:
+            return 0
+        console.print("the worker applies them (`wpf-bridge worker` must run); Ctrl-C stops watching, not the import")
+        counts = importer.watch(Store(settings.database_url), [delivery_id for delivery_id, _ in queued], console)
+    except KeyboardInterrupt:
+        print("stopped watching; the deliveries stay queued and the worker applies them (run the same command "
+              "again to follow them: it queues nobody twice)", file=sys.stderr)
+        return 130
     print("; ".join(f"{status} {n:,}" for status, n in sorted(counts.items())))
+    for status in (SKIPPED, FAILED):
+        if counts.get(status):
+            print(f"why: wpf-bridge deliveries --status {status}   (or the console's Deliveries page)")
     return 1 if counts.get(FAILED) else 0
 
 

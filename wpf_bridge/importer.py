@@ -19,12 +19,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
+from .actions.common import privileged
 from .clients.ortto import Contact, OrttoClient
+from .clients.wordpress import PluginOutdated, WordPressClient
 from .settings import Settings
 from .store import DONE, FAILED, SKIPPED, Store
 
 ENDED = (DONE, SKIPPED, FAILED)
 WATCH_EVERY = 0.5  # seconds between looks at the store while the worker drains the import
+MAX_LOOKUPS = 100  # people per look-up request (the companion plugin's limit)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,27 @@ def select(ortto: OrttoClient, tag: str, where: dict | None, console: Console) -
                                               f"{len(people):,} tagged {tag!r}")
     console.print(f"scanned {scanned:,} people in {pages} page(s): {len(people):,} carry the tag {tag!r}")
     return Selection(scanned, pages, people)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What an import would do, from one look-up per person (sent 100 to a request)."""
+
+    create: int
+    update: int
+    privileged: int  # found, but never changed
+
+
+def preview(wordpress: WordPressClient, people: list[Contact]) -> Preview:
+    """Look the people up in WordPress, changing nothing: ``--dry-run``."""
+    pairs = [(c.id, c.email) for c in people]
+    try:
+        found = [f for start in range(0, len(pairs), MAX_LOOKUPS) for f in wordpress.lookup_many(pairs[start:start + MAX_LOOKUPS])]
+    except PluginOutdated:
+        found = [wordpress.lookup(*pair) for pair in pairs]
+    users = [f.by_contact_id or f.by_email for f in found]
+    held = sum(1 for user in users if user is not None and privileged(user))
+    return Preview(sum(1 for user in users if user is None), len(users) - users.count(None) - held, held)
 
 
 def queue(store: Store, settings: Settings, tag: str, people: list[Contact], role: str | None,

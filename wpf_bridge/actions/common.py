@@ -155,5 +155,7 @@ def update_user(ctx: Context, match: Match, contact: Contact, delivery: Delivery
             notes.append(f"role {delivery.role!r} {why}; role unchanged")
         else:
             values["roles"] = [delivery.role]
+            if delivery.role not in user.roles:
+                notes.append(f"role {'/'.join(user.roles) or 'none'} -> {delivery.role}")
     ctx.wordpress.update_user(user.id, values)
     return Outcome(DONE, "; ".join([f"updated user {user.id}", *notes]), user.id)

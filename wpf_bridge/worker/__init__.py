@@ -181,13 +181,14 @@ class Runner:
         if not ends:
             return
         for end, recorded in zip(ends, self.store.end(ends)):
-            if not recorded:
-                log.warning(LEASE_LOST, end.delivery_id)
-            elif end.status == RETRYING:
-                log.warning("delivery %s %s", end.delivery_id, end.result)
-            else:
-                log.log(logging.WARNING if end.status == FAILED else logging.INFO, "delivery %s %s: %s", end.delivery_id,
-                        end.status, end.result)
+            with log_context(end.delivery_id):
+                if not recorded:
+                    log.warning(LEASE_LOST, end.delivery_id)
+                elif end.status == RETRYING:
+                    log.warning("delivery %s %s", end.delivery_id, end.result)
+                else:
+                    log.log(logging.WARNING if end.status == FAILED else logging.INFO, "delivery %s %s: %s",
+                            end.delivery_id, end.status, end.result)
 
 
 class Worker:
