@@ -201,9 +201,14 @@ def test_look_ups_match_exactly_not_by_collation(wordpress, site_users):
     victim = site_users["victim"]
     call(wordpress, bridge, "POST", f"/wp/v2/users/{victim['id']}", json={"wpf_meta": {"ortto_contact_id": "abc123def"}})
 
-    def found(**params):
-        body = call(wordpress, bridge, "GET", "/wpf-bridge/v1/users/lookup", params=params).json()
+    def ids(body):
         return [(user or {}).get("id") for user in (body["by_contact_id"], body["by_email"])]
+
+    asked = []
+
+    def found(**params):
+        asked.append(params)
+        return ids(call(wordpress, bridge, "GET", "/wpf-bridge/v1/users/lookup", params=params).json())
 
     email = victim["email"]
     assert found(email=email.upper(), contact_id="abc123def") == [victim["id"], victim["id"]]
@@ -212,6 +217,9 @@ def test_look_ups_match_exactly_not_by_collation(wordpress, site_users):
     assert found(email=email + " ", contact_id="abc123def ") == [None, None]
     admin_lookalike = "\u00e0dmin@example.test"  # MariaDB's collation finds admin@example.test
     assert found(email=admin_lookalike) == [None, None]
+    # the look-up of many (one query for all) matches exactly the same way
+    many = call(wordpress, bridge, "POST", "/wpf-bridge/v1/users/lookup", json={"people": asked}).json()["results"]
+    assert [ids(body) for body in many] == [[victim["id"], victim["id"]], [None, None], [None, None], [None, None]]
 
 
 def test_status_reports_each_roles_capabilities_to_the_bridge_only(wordpress, site_users):

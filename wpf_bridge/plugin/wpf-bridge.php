@@ -402,6 +402,55 @@ function wpf_bridge_lookup( $contact_id, $email ) {
 }
 
 /**
+ * wpf_bridge_lookup() for many people with two queries, not two each: the contact id is matched in
+ * wp_usermeta, whose meta_value has no index, so each look-up reads every user's
+ * ortto_contact_id row (22 ms at 3,000 users); one IN (...) reads them once for the whole list.
+ * Matches are then kept only when exact, case included, as in the single look-up; the lowest
+ * user id wins.
+ */
+function wpf_bridge_lookup_many( $people ) {
+	global $wpdb;
+	$ids    = array();
+	$emails = array();
+	foreach ( $people as $person ) {
+		$ids[]    = (string) ( $person['contact_id'] ?? '' );
+		$emails[] = (string) ( $person['email'] ?? '' );
+	}
+	$by_id    = wpf_bridge_first_exact( "SELECT user_id AS id, meta_value AS value FROM $wpdb->usermeta WHERE meta_key = 'ortto_contact_id' AND meta_value IN (%s) ORDER BY user_id", $ids, false );
+	$by_email = wpf_bridge_first_exact( "SELECT ID AS id, user_email AS value FROM $wpdb->users WHERE user_email IN (%s) ORDER BY ID", $emails, true );
+	$results  = array();
+	foreach ( $ids as $n => $id ) {
+		$email     = strtolower( $emails[ $n ] );
+		$results[] = array(
+			'by_contact_id' => wpf_bridge_user_summary( isset( $by_id[ $id ] ) ? get_userdata( $by_id[ $id ] ) : null ),
+			'by_email'      => wpf_bridge_user_summary( isset( $by_email[ $email ] ) ? get_userdata( $by_email[ $email ] ) : null ),
+		);
+	}
+	return $results;
+}
+
+/** For each wanted value ('' wants nothing), the lowest id whose value is exactly it (case aside for emails). */
+function wpf_bridge_first_exact( $query, $wanted, $caseless ) {
+	global $wpdb;
+	$wanted = array_values( array_unique( array_filter( $wanted, 'strlen' ) ) );
+	if ( ! $wanted ) {
+		return array();
+	}
+	$key   = $caseless ? 'strtolower' : 'strval';
+	$exact = array_flip( array_map( $key, $wanted ) );
+	$rows  = $wpdb->get_results( $wpdb->prepare( str_replace( '%s', implode( ', ', array_fill( 0, count( $wanted ), '%s' ) ), $query ), $wanted ) );
+	$first = array();
+	foreach ( $rows as $row ) {
+		$value = $key( (string) $row->value );
+		if ( isset( $exact[ $value ] ) && ! isset( $first[ $value ] ) ) {
+			$first[ $value ] = (int) $row->id;
+		}
+	}
+	cache_users( array_values( $first ) ); // their rows and meta in two queries, for the summaries
+	return $first;
+}
+
+/**
  * Many user writes in one request, each dispatched in turn to core's users route as a request of
  * its own (create: no "user"; update: "user" is the id), so each is checked, written in its own
  * transaction and emailed exactly as if it had come alone; one refused write does not stop the
@@ -506,11 +555,7 @@ add_action(
 					),
 				),
 				'callback'            => function ( WP_REST_Request $request ) {
-					$results = array();
-					foreach ( $request['people'] as $person ) {
-						$results[] = wpf_bridge_lookup( (string) ( $person['contact_id'] ?? '' ), (string) ( $person['email'] ?? '' ) );
-					}
-					return array( 'results' => $results );
+					return array( 'results' => wpf_bridge_lookup_many( $request['people'] ) );
 				},
 			)
 		);
