@@ -174,12 +174,13 @@ def failed_result(store, delivery):
 
 
 def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_path, settings, ortto):
-    from wpf_bridge.store import FAILED, Store
+    from wpf_bridge.store import FAILED, Run, Store
 
     store = Store(settings.database_url)
     delivery = store.add("add", "abc123", "jane@example.test", "customer", True)[0]
     store.retry_later(delivery.id, 30, "attempt 1: WordPress answered HTTP 500 db_error: Deadlock; retry in 30 s",
-                      call="add", code="db_error")
+                      call="add", code="db_error", run=Run(0.3, ["WordPress POST /wpf-bridge/v1/users/batch 500 0.250 s "
+                                                                 "(5 together)"]))
     store.finish(delivery.id, FAILED, "gave up after 2 attempts: WordPress cannot be reached", call="add")
     assert run_cli(env, "replay", "--email", "JANE@example.test", "--dry-run", cwd=tmp_path).stdout.startswith("would replay")
     assert store.get(delivery.id).status == FAILED, "a dry run changes nothing"
@@ -191,8 +192,9 @@ def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_pa
     lines = shown.stdout.splitlines()
     assert f"delivery        {delivery.id}" in lines and "email           jane@example.test" in lines
     assert "role asked      customer" in lines and "welcome email   asked" in lines
-    history = lines[lines.index("history") + 1:]
+    history = [h for h in lines[lines.index("history") + 1:] if not h.startswith("      ")]
     assert [h.split()[2:4] for h in history] == [["add", "retrying"], ["add", "failed"], ["replay", "queued"]]
+    assert lines[lines.index(history[0]) + 1] == "      WordPress POST /wpf-bridge/v1/users/batch 500 0.250 s (5 together)"
     assert history[0].endswith("retry in 30 s [db_error] (next try " + history[0].split("(next try ")[1])
     assert "gave up after 2 attempts" in history[1] and "replayed by an operator" in history[2]
     assert run_cli(env, "show", "nope", cwd=tmp_path).returncode == 1

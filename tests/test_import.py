@@ -34,6 +34,9 @@ def test_import_creates_each_tagged_person_once_and_a_rerun_queues_nobody(proces
         assert can_log_in(wordpress, user["username"], ortto.people[contact_id][PASSWORD_FIELD])
     assert len(processes.store.find(limit=None)) == 12, "only the tagged were queued"
 
+    dry = run_cli(env, "import", "--tag", tag, "--dry-run", cwd=tmp_path)
+    assert ("would create 0 users and update 12 existing ones (their role unchanged); 12 of these were queued by an "
+            "earlier run and would not be queued again") in dry.stdout, dry.stdout
     again = run_cli(env, "import", "--tag", tag, "--notify", cwd=tmp_path)
     assert again.returncode == 0 and "queued 0 add deliveries (12 were queued by an earlier run)" in again.stdout
     assert len(processes.store.find(limit=None)) == 12

@@ -217,6 +217,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     if args.dry_run:
         wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
+        earlier = importer.already_queued(Store(settings.database_url), settings, args.tag, selection.people)
         try:
             would = importer.preview(wordpress, selection.people)
         except BridgeError as exc:
@@ -225,6 +226,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"would create {would.create:,} users and update {would.update:,} existing ones"
               + (f" ({'their role set to ' + repr(args.role) if args.role else 'their role unchanged'})" if would.update else "")
               + (f"; {would.privileged:,} privileged (administrators and such) would be left alone" if would.privileged else "")
+              + (f"; {earlier:,} of these were queued by an earlier run and would not be queued again" if earlier else "")
               + " (a dry run: nothing was queued)")
         return 0
     try:
@@ -308,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     command("refused", cmd_refused, "count the webhooks refused, by reason")
     imports = command("import", cmd_import, "give every Ortto contact carrying a tag their WordPress user (an add each)")
     imports.add_argument("--tag", required=True, help="the Ortto tag's exact name")
-    imports.add_argument("--role", help="role for new users (one of WPF_ALLOWED_ROLES; default WPF_DEFAULT_ROLE)")
+    imports.add_argument("--role", help="role to give, as a webhook's role= does: to the users it creates, and to the "
+                         "existing ones it updates (one of WPF_ALLOWED_ROLES; without it, new users get WPF_DEFAULT_ROLE "
+                         "and existing ones keep theirs)")
     imports.add_argument("--notify", action="store_true", help="send WordPress's welcome email to new users")
     imports.add_argument("--dry-run", action="store_true", help="count who would be created and updated; queue nothing")
     imports.add_argument("--filter", help="an Ortto person filter (JSON) to narrow the scan, as copied from Ortto")

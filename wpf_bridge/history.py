@@ -52,14 +52,15 @@ def whole(delivery: Delivery, attempts: list[Attempt]) -> str:
     text = "\n".join(f"{name:15} {value}" for name, value in rows)
     steps = [f"  {when(a.at)}  {a.call or '-':13} {a.status:8} {a.message}"
              + (f" [{a.code}]" if a.code else "") + (f" (next try {when(a.next_retry)})" if a.next_retry else "")
+             + "".join(f"\n      {request}" for request in (a.calls or "").splitlines())
              for a in attempts]
     return text + "\nhistory\n" + ("\n".join(steps) if steps else "  (nothing recorded yet)")
 
 
 def as_json(delivery: Delivery, attempts: list[Attempt] | None = None) -> dict[str, Any]:
-    """A delivery (and its history) for ``--json``; the sealed password and lease are left out."""
+    """A delivery (and its history) for ``--json``; the sealed password and the lease are left out."""
     data = {key: value for key, value in dataclasses.asdict(delivery).items()
-            if key not in ("secret", "lease_until", "dedupe_key", "push_to")}
+            if key not in ("secret", "lease_until", "lease_owner", "dedupe_key", "push_to")}
     if attempts is not None:
         data["history"] = [dataclasses.asdict(attempt) for attempt in attempts]
     return data

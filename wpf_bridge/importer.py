@@ -79,10 +79,20 @@ def preview(wordpress: WordPressClient, people: list[Contact]) -> Preview:
     return Preview(sum(1 for user in users if user is None), len(users) - users.count(None) - held, held)
 
 
+def import_key(tag: str, contact_id: str) -> str:
+    """What makes a second import of the same person within ``WPF_KEEP_DAYS`` queue nothing."""
+    return f"import:{tag}:{contact_id}"
+
+
+def already_queued(store: Store, settings: Settings, tag: str, people: list[Contact]) -> int:
+    """How many of ``people`` an earlier run of this import queued (a new run leaves them be)."""
+    return len(store.keys_seen([import_key(tag, c.id) for c in people], settings.keep_seconds))
+
+
 def queue(store: Store, settings: Settings, tag: str, people: list[Contact], role: str | None,
           notify: bool) -> list[tuple[str, bool]]:
     """One ``add`` per person, all in one transaction; (delivery id, newly queued) for each."""
-    calls = [("add", c.id, c.email, role, notify, f"import:{tag}:{c.id}") for c in people]
+    calls = [("add", c.id, c.email, role, notify, import_key(tag, c.id)) for c in people]
     added = store.add_many(calls, window=settings.keep_seconds, shape=f"wpf-bridge import --tag {tag}")
     return [(delivery.id, new) for delivery, new in added]
 

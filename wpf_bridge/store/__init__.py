@@ -342,6 +342,16 @@ class Store:
             return [self._insert(tx, now, uuid.uuid4().hex, action, contact_id, email, role, notify, key, window, shape)
                     for action, contact_id, email, role, notify, key in calls]
 
+    def keys_seen(self, keys: list[str], window: float) -> set[str]:
+        """Which of these dedupe keys a delivery that arrived within ``window`` seconds carries."""
+        seen: set[str] = set()
+        for start in range(0, len(keys), 500):
+            condition, names = in_list("dedupe_key", "key", keys[start:start + 500])
+            rows = self.database.query(f"select dedupe_key from deliveries where {condition} and created_at > :since",
+                                       {**names, "since": time.time() - window})
+            seen.update(row["dedupe_key"] for row in rows)
+        return seen
+
     @staticmethod
     def _insert(tx: Any, now: float, delivery_id: str, action: str, contact_id: str | None, email: str | None,
                 role: str | None, send_notification: bool, dedupe_key: str | None, window: float,
