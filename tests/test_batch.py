@@ -111,11 +111,15 @@ def test_php_dying_mid_batch_leaves_each_user_whole_or_absent_and_nobody_twice(b
     assert re.search(r"users/batch 503 \S+ s \(5 together\)", run.calls) and "POST /wp/v2/users 500" in run.calls, run.calls
 
 
-def test_an_older_companion_plugin_gets_the_calls_one_by_one(settings, ortto, caplog):
+def test_an_older_companion_plugin_gets_the_calls_one_by_one(settings, env, ortto, caplog, tmp_path):
+    from test_cli import run_cli
     from wordpress_site import WordPressSite
 
     site = WordPressSite(OLD_PLUGIN.read_text()).start()
     try:
+        checked = run_cli({**env, "WORDPRESS_URL": site.url, "WORDPRESS_APP_PASSWORD": site.app_password}, "check",
+                          cwd=tmp_path)
+        assert "[FAIL] companion plugin 1.2.0 is outdated: without 1.3.0's batch routes" in checked.stdout, checked.stdout
         bridge = Bridge(dataclasses.replace(settings, wordpress_url=site.url, wordpress_app_password=site.app_password))
         people = [person(ortto) for _ in range(3)]
         deliveries = [bridge.store.add("add", cid, None, None, False)[0] for cid, _ in people]

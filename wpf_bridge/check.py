@@ -83,14 +83,21 @@ def _check_wordpress(report: Report, settings: Settings) -> None:
     _check_roles(report, settings, SiteRoles.from_status(status))
 
 
+SAFE_SINCE = (1, 2, 0)  # older companion plugins let any logged-in user grant themselves capabilities
+
+
 def _check_plugin(report: Report, installed: str) -> bool:
     shipped = companion.version()
     if installed == shipped:
         report.check(True, f"companion plugin {installed}")
-    elif _version(installed) < _version(shipped):
+    elif _version(installed) < SAFE_SINCE:
         report.check(False, f"companion plugin {installed} is outdated and unsafe: any logged-in user of the site "
                             f"could grant themselves capabilities through it; install {shipped} now "
                             "(`wpf-bridge wordpress-plugin --install /path/to/wordpress`)")
+    elif _version(installed) < _version(shipped):
+        report.check(False, f"companion plugin {installed} is outdated: without {shipped}'s batch routes every delivery "
+                            f"costs WordPress its own requests (it works, several times slower in a burst); install "
+                            f"{shipped} (`wpf-bridge wordpress-plugin --install /path/to/wordpress`)")
     else:
         report.check(False, f"companion plugin {installed} is newer than this bridge's {shipped}: upgrade the bridge")
     return installed == shipped
