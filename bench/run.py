@@ -50,6 +50,7 @@ BIN = Path(sys.executable).parent
 class Bench:
     def __init__(self, work: Path):
         self.work = work
+        self.databases: list[str] = []  # PostgreSQL databases it created, dropped by close()
         self.wordpress = WordPressSite(companion.source()).start()
         self.ortto = OrttoServer().start()
         self.ortto.state.declare(PASSWORD_FIELD)
@@ -81,6 +82,7 @@ class Bench:
         name = "wpf_bench_" + secrets.token_hex(4)
         with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
             admin.execute(f"create database {name}")
+        self.databases.append(name)
         return f"{POSTGRES}/{name}"
 
     def people(self, n: int, prefix: str) -> list[str]:
@@ -203,6 +205,9 @@ class Bench:
     def close(self) -> None:
         self.ortto.stop()
         self.wordpress.stop()
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            for name in self.databases:
+                admin.execute(f"drop database if exists {name} with (force)")
 
 
 def _answers(url: str) -> bool:
