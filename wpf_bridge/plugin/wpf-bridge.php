@@ -226,40 +226,6 @@ function wpf_bridge_unsaved_columns( $response, $row ) {
 }
 
 /**
- * The user with exactly this email, case aside. MariaDB compares under the table's collation,
- * which ignores accents and trailing spaces: admin@vìctim.com would find admin@victim.com.
- */
-function wpf_bridge_user_by_email( $email ) {
-	global $wpdb;
-	$ids = $wpdb->get_col( $wpdb->prepare( "SELECT ID FROM $wpdb->users WHERE user_email = %s ORDER BY ID", $email ) );
-	foreach ( $ids as $id ) {
-		$user = get_userdata( $id );
-		if ( $user && strtolower( $user->user_email ) === strtolower( $email ) ) {
-			return $user;
-		}
-	}
-	return null;
-}
-
-/** The first user holding exactly this Ortto contact id (the meta look-up is collation-blind too). */
-function wpf_bridge_user_by_contact_id( $contact_id ) {
-	$found = get_users(
-		array(
-			'meta_key'   => 'ortto_contact_id',
-			'meta_value' => $contact_id,
-			'number'     => 20,
-			'orderby'    => 'ID',
-		)
-	);
-	foreach ( $found as $user ) {
-		if ( (string) get_user_meta( $user->ID, 'ortto_contact_id', true ) === $contact_id ) {
-			return $user;
-		}
-	}
-	return null;
-}
-
-/**
  * A bridge write to a user is one database transaction: core REST inserts or updates the user,
  * then its roles, then its meta, so a PHP process killed in between would otherwise leave a user
  * without role or meta, which a retry could not tell from someone else's account. Rolled back on
@@ -393,19 +359,13 @@ function wpf_bridge_notify( $user_id ) {
 	$mark();
 }
 
-/** The users holding this contact id and this email ('' looks up nobody), as the bridge sees them. */
-function wpf_bridge_lookup( $contact_id, $email ) {
-	return array(
-		'by_contact_id' => wpf_bridge_user_summary( '' !== $contact_id ? wpf_bridge_user_by_contact_id( $contact_id ) : null ),
-		'by_email'      => wpf_bridge_user_summary( '' !== $email ? wpf_bridge_user_by_email( $email ) : null ),
-	);
-}
-
 /**
- * wpf_bridge_lookup() for many people with two queries, not two each: the contact id is matched in
- * wp_usermeta, whose meta_value has no index, so each look-up reads every user's
- * ortto_contact_id row (22 ms at 3,000 users); one IN (...) reads them once for the whole list.
- * Matches are then kept only when exact, case included, as in the single look-up; the lowest
+ * The users holding each person's contact id and email ('' looks up nobody), as the bridge sees
+ * them, in two queries for the whole list: the contact id is matched in wp_usermeta, whose
+ * meta_value has no index, so a query reads every user's ortto_contact_id row (22 ms at 3,000
+ * users); one IN (...) reads them once for all. MariaDB compares under the tables' collation, which
+ * ignores case, accents and trailing spaces (admin@vìctim.com would find admin@victim.com), so
+ * only exact matches are kept: case included for contact ids, case aside for emails; the lowest
  * user id wins.
  */
 function wpf_bridge_lookup_many( $people ) {
@@ -528,7 +488,7 @@ add_action(
 					'email'      => array( 'type' => 'string', 'default' => '' ),
 				),
 				'callback'            => function ( WP_REST_Request $request ) {
-					return wpf_bridge_lookup( (string) $request['contact_id'], (string) $request['email'] );
+					return wpf_bridge_lookup_many( array( array( 'contact_id' => $request['contact_id'], 'email' => $request['email'] ) ) )[0];
 				},
 			)
 		);
