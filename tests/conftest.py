@@ -151,6 +151,12 @@ def run_sql(store, sql: str, **params) -> None:
         tx.execute(sql, params)
 
 
+def claim_next(store, lease_seconds: float, owner: str | None = None):
+    """The store's oldest runnable delivery, claimed alone (the worker claims groups); ``None`` if none is."""
+    claimed = store.claim(lease_seconds, owner)
+    return claimed[0] if claimed else None
+
+
 def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{secrets.token_hex(5)}@example.test"
 

@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 import requests
-from conftest import PASSWORD_FIELD, run_sql, unique_email
+from conftest import PASSWORD_FIELD, claim_next, run_sql, unique_email
 from waiting import wait_for
 
 from wpf_bridge.settings import load_settings
@@ -243,7 +243,7 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
             bridge.runner.run_next()
     kept = bridge.store.get(delivery.id)
     assert kept.user_id is None and kept.secret, "nothing recorded but the kept password"
-    assert kept.status == RUNNING and bridge.store.claim_next(60) is None, "held until its lease ends"
+    assert kept.status == RUNNING and claim_next(bridge.store, 60) is None, "held until its lease ends"
     run_sql(bridge.store, "update deliveries set lease_until = lease_until - 3600 where id = :id", id=delivery.id)
 
     done = bridge.run(delivery)  # taken over once the lease has ended
@@ -261,7 +261,7 @@ def test_ortto_rate_limit_is_retried_after_its_hint(bridge, ortto, wordpress):
     assert bridge.runner.run_next()
     retrying = bridge.store.get(delivery.id)
     assert retrying.status == RETRYING and retrying.run_after - retrying.updated_at >= 42
-    assert bridge.store.claim_next(60) is None, "not before its time"
+    assert claim_next(bridge.store, 60) is None, "not before its time"
     assert wordpress.user_by_email(email) is None
     assert bridge.rerun(delivery).status == DONE
 

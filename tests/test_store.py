@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import run_sql
+from conftest import claim_next, run_sql
 from waiting import wait_for
 
 from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, ClientBlocked, Store
@@ -16,7 +16,7 @@ def store(settings):
 
 
 def claimed_ids(store, n):
-    return [store.claim_next(60).id for _ in range(n)]
+    return [claim_next(store, 60).id for _ in range(n)]
 
 
 def test_one_person_at_a_time_in_arrival_order(store):
@@ -27,35 +27,35 @@ def test_one_person_at_a_time_in_arrival_order(store):
     other = store.add("add", "contact-c", None, None, False)[0]
 
     assert claimed_ids(store, 3) == [first.id, by_email.id, other.id], "later ones for a busy person wait"
-    assert store.claim_next(60) is None
+    assert claim_next(store, 60) is None
     assert store.get(first.id).status == RUNNING and store.get(first.id).attempts == 1
     store.update(first.id, status=DONE)
-    assert store.claim_next(60).id == second.id
+    assert claim_next(store, 60).id == second.id
     store.update(by_email.id, status=DONE)
-    assert store.claim_next(60).id == same_email.id
+    assert claim_next(store, 60).id == same_email.id
 
 
 def test_a_retry_waits_for_its_time_and_holds_back_later_deliveries_for_that_person(store):
     first = store.add("add", "contact-r", None, None, False)[0]
     later = store.add("update", "contact-r", None, None, False)[0]
-    assert store.claim_next(60).id == first.id
+    assert claim_next(store, 60).id == first.id
     store.retry_later(first.id, 30, "WordPress cannot be reached")
 
-    assert store.claim_next(60) is None, "neither the retry nor the later delivery runs yet"
+    assert claim_next(store, 60) is None, "neither the retry nor the later delivery runs yet"
     retrying = store.get(first.id)
     assert retrying.status == RETRYING and retrying.lease_until is None
     run_sql(store, "update deliveries set run_after = run_after - 31 where id = :id", id=first.id)
-    again = store.claim_next(60)
+    again = claim_next(store, 60)
     assert (again.id, again.attempts) == (first.id, 2)
     assert store.get(later.id).status == QUEUED
 
 
 def test_a_running_delivery_is_taken_over_only_after_its_lease(store):
     delivery = store.add("add", "contact-l", None, None, False)[0]
-    store.claim_next(60)
-    assert store.claim_next(60) is None, "held by its worker"
+    claim_next(store, 60)
+    assert claim_next(store, 60) is None, "held by its worker"
     run_sql(store, "update deliveries set lease_until = lease_until - 61")
-    taken = store.claim_next(60)
+    taken = claim_next(store, 60)
     assert (taken.id, taken.attempts) == (delivery.id, 2)
 
 
@@ -65,17 +65,17 @@ def test_simultaneous_claims_never_take_the_same_delivery(store):
     for n in range(40):
         store.add("add", f"contact-{n}", None, None, False)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        claims = list(pool.map(lambda _: store.claim_next(60), range(50)))
+        claims = list(pool.map(lambda _: claim_next(store, 60), range(50)))
     ids = [c.id for c in claims if c is not None]
     assert len(ids) == 40 and len(set(ids)) == 40
 
 
 def test_replay_makes_a_failed_delivery_runnable_with_a_fresh_horizon(store):
     delivery = store.add("add", "contact-f", None, None, False)[0]
-    store.claim_next(60)
+    claim_next(store, 60)
     store.update(delivery.id, status="failed", result="WordPress said no")
     assert store.requeue(delivery.id) and not store.requeue(delivery.id), "only a failed delivery is replayed"
-    replayed = store.claim_next(60)
+    replayed = claim_next(store, 60)
     assert (replayed.id, replayed.attempts) == (delivery.id, 1)
     assert replayed.retry_since > delivery.retry_since
 
@@ -94,7 +94,7 @@ def test_a_store_from_version_0_1_gains_the_run_after_column(tmp_path):
         db.execute("insert into deliveries (id, action, contact_id, status, created_at, updated_at, retry_since)"
                    " values ('old1', 'add', 'c1', 'queued', 1, 1, 1)")
     store = Store(f"sqlite:///{path}")
-    assert store.claim_next(60).id == "old1"
+    assert claim_next(store, 60).id == "old1"
 
 
 def test_an_unexpected_error_does_not_end_a_worker_thread(settings, store, monkeypatch):
@@ -166,22 +166,22 @@ def test_one_webhook_naming_the_contact_id_another_the_email_still_run_one_at_a_
     goes back to the queue, uncounted, and runs once the earlier one has ended."""
     by_id = store.add("add", "contact-x", None, None, True)[0]
     by_email = store.add("add", None, "x@example.test", None, True)[0]
-    assert {store.claim_next(60, "w1|a").id, store.claim_next(60, "w2|b").id} == {by_id.id, by_email.id}
+    assert {claim_next(store, 60, "w1|a").id, claim_next(store, 60, "w2|b").id} == {by_id.id, by_email.id}
 
     assert store.learn(by_email.id, "contact-x", "x@example.test", "w2|b") is False, "the earlier one goes first"
     waiting = store.get(by_email.id)
     assert (waiting.status, waiting.attempts, waiting.contact_id) == (QUEUED, 0, "contact-x")
     assert store.learn(by_id.id, "contact-x", "x@example.test", "w1|a") is True
-    assert store.claim_next(60) is None, "it waits for the earlier one"
+    assert claim_next(store, 60) is None, "it waits for the earlier one"
     store.finish(by_id.id, DONE, "created user 7", 7, owner="w1|a")
-    assert store.claim_next(60).id == by_email.id
+    assert claim_next(store, 60).id == by_email.id
 
 
 def test_a_write_by_a_claim_that_lost_its_lease_is_refused(store):
     delivery = store.add("add", "contact-y", None, None, False)[0]
-    store.claim_next(60, "frozen|1")
+    claim_next(store, 60, "frozen|1")
     run_sql(store, "update deliveries set lease_until = 0 where id = :id", id=delivery.id)  # it lapsed
-    assert store.claim_next(60, "other|2").id == delivery.id
+    assert claim_next(store, 60, "other|2").id == delivery.id
     assert store.finish(delivery.id, DONE, "late", owner="frozen|1") is False
     assert store.retry_later(delivery.id, 5, "late", owner="frozen|1") is False
     assert store.learn(delivery.id, "contact-y", "y@example.test", "frozen|1") is True  # it writes nothing

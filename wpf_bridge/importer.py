@@ -21,13 +21,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from .actions.common import privileged
 from .clients.ortto import Contact, OrttoClient
-from .clients.wordpress import PluginOutdated, WordPressClient
+from .clients.wordpress import MAX_LOOKUPS, PluginOutdated, WordPressClient
 from .settings import Settings
 from .store import DONE, FAILED, SKIPPED, Store
 
 ENDED = (DONE, SKIPPED, FAILED)
 WATCH_EVERY = 0.5  # seconds between looks at the store while the worker drains the import
-MAX_LOOKUPS = 100  # people per look-up request (the companion plugin's limit)
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,7 @@ class _SettingsSchema(Schema):
                                  error="must be host:port, for example 127.0.0.1:8000 (loopback only) or 0.0.0.0:8000"),
     )
     worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=4, validate=validate.Range(1, 64))
+    # at most what the companion plugin takes in one batch (clients.wordpress.MAX_WRITES)
     batch_size = mfields.Integer(data_key="WPF_BATCH_SIZE", load_default=50, validate=validate.Range(1, 50))
     ortto_rate_limit = mfields.Float(data_key="ORTTO_RATE_LIMIT", load_default=10.0, validate=validate.Range(0.1, 1000))
     same_call_seconds = mfields.Float(data_key="WPF_SAME_CALL_SECONDS", load_default=120.0, validate=validate.Range(0, 86400))

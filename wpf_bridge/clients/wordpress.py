@@ -21,6 +21,9 @@ PLUGIN_MISSING = (
     "(run `wpf-bridge wordpress-plugin --install /path/to/wordpress`)"
 )
 
+MAX_LOOKUPS = 100  # people per look-up request (the companion plugin's WPF_BRIDGE_MAX_LOOKUPS)
+MAX_WRITES = 50  # user writes per batch request (the companion plugin's WPF_BRIDGE_MAX_WRITES; WPF_BATCH_SIZE's ceiling)
+
 PLUGIN_OUTDATED = (
     "the wpf-bridge companion plugin on WordPress is older than 1.3.0, which takes many look-ups and user "
     "writes per request (run `wpf-bridge wordpress-plugin --install /path/to/wordpress` to update it)"
@@ -80,6 +83,10 @@ class Lookup:
     by_contact_id: User | None
     by_email: User | None
 
+    @classmethod
+    def from_json(cls, body: dict) -> Lookup:
+        return cls(*(User.from_json(body[k]) if body.get(k) else None for k in ("by_contact_id", "by_email")))
+
     @property
     def found(self) -> bool:
         return self.by_contact_id is not None or self.by_email is not None
@@ -102,8 +109,7 @@ class WordPressClient:
     def lookup(self, contact_id: str | None, email: str | None) -> Lookup:
         """Users holding this Ortto contact id, and this email, in one request."""
         params = {"contact_id": contact_id or "", "email": email or ""}
-        body = self._call("GET", "/wpf-bridge/v1/users/lookup", params=params)
-        return Lookup(*(User.from_json(body[k]) if body.get(k) else None for k in ("by_contact_id", "by_email")))
+        return Lookup.from_json(self._call("GET", "/wpf-bridge/v1/users/lookup", params=params))
 
     def create_user(self, values: dict[str, Any]) -> User:
         return User.from_json(self._call("POST", "/wp/v2/users", json=values))
@@ -112,14 +118,13 @@ class WordPressClient:
         return User.from_json(self._call("POST", f"/wp/v2/users/{user_id}", json=values))
 
     def lookup_many(self, people: list[tuple[str | None, str | None]]) -> list[Lookup]:
-        """``lookup`` for many (contact id, email) pairs in one request (companion plugin 1.3.0+)."""
-        body = self._batch("/wpf-bridge/v1/users/lookup", "results", len(people), {
+        """``lookup`` for up to ``MAX_LOOKUPS`` (contact id, email) pairs in one request (companion plugin 1.3.0+)."""
+        answers = self._batch("/wpf-bridge/v1/users/lookup", "results", len(people), {
             "people": [{"contact_id": contact_id or "", "email": email or ""} for contact_id, email in people]})
-        return [Lookup(*(User.from_json(found[k]) if found.get(k) else None for k in ("by_contact_id", "by_email")))
-                for found in body]
+        return [Lookup.from_json(found) for found in answers]
 
     def write_many(self, writes: list[tuple[int | None, dict[str, Any]]]) -> list[User | BridgeError]:
-        """Create (no id) or update many users in one request (companion plugin 1.3.0+): WordPress
+        """Create (no id) or update up to ``MAX_WRITES`` users in one request (companion plugin 1.3.0+): WordPress
         runs each as its own request to core's users route. Each write's result is its user, or the
         error ``create_user`` or ``update_user`` would have raised for it alone."""
         answers = self._batch("/wpf-bridge/v1/users/batch", "responses", len(writes), {

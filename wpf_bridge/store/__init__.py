@@ -393,11 +393,6 @@ class Store:
         rows = self.database.query("select status, count(*) as n from deliveries group by status")
         return {row["status"]: int(row["n"]) for row in rows}
 
-    def claim_next(self, lease_seconds: float, owner: str | None = None) -> Delivery | None:
-        """Take the oldest runnable delivery (see ``claim``); ``None`` if none is."""
-        claimed = self.claim(lease_seconds, owner)
-        return claimed[0] if claimed else None
-
     def claim(self, lease_seconds: float, owner: str | None = None, limit: int = 1) -> list[Delivery]:
         """Take up to ``limit`` of the oldest runnable deliveries, in arrival order, and hold them
         for ``lease_seconds``.

@@ -36,6 +36,7 @@ PRUNE_EVERY = 3600.0  # seconds between deletions of deliveries older than WPF_K
 HEARTBEAT_EVERY = 10.0  # seconds between the worker's "alive" marks in the store (read by /ready)
 STORE_DOWN_PAUSE = 2.0  # seconds to wait after the store could not be read or written
 LEASE_LOST = "delivery %s: another worker took it over while this one was frozen or cut off; its outcome stands"
+DEFERRED = "delivery %s waits for an earlier delivery for the same person"
 
 
 @dataclass
@@ -113,7 +114,7 @@ class Runner:
             try:
                 outcome = ACTIONS[delivery.action](delivery, ctx)
             except Deferred:
-                log.info("delivery %s waits for an earlier delivery for the same person", delivery.id)
+                log.info(DEFERRED, delivery.id)
                 return None
             except TransientError as exc:
                 if past_horizon(delivery.retry_since, self.settings.retry_horizon):
@@ -152,7 +153,7 @@ class Runner:
         known = {d.id: (c.id, c.email) for d in group if (c := self.shared.contacts.cached(d)) is not None}
         deferred = self.store.learn_many([(d_id, *who) for d_id, who in known.items()], owner)
         for delivery_id in deferred:
-            log.info("delivery %s waits for an earlier delivery for the same person", delivery_id)
+            log.info(DEFERRED, delivery_id)
         group = [d for d in group if d.id not in deferred]
         batch = WordPressBatch(self.wordpress, len(group), self.shared.batching)
         ends: list[End | None] = [None] * len(group)

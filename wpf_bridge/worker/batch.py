@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..clients.http import calls_apart, note_calls
-from ..clients.wordpress import BatchRefused, Lookup, PluginOutdated, User, WordPressClient
+from ..clients.wordpress import MAX_LOOKUPS, MAX_WRITES, BatchRefused, Lookup, PluginOutdated, User, WordPressClient
 
 log = logging.getLogger(__name__)
 
-MAX_LOOKUPS = 100  # people per look-up request (the plugin's WPF_BRIDGE_MAX_LOOKUPS)
-MAX_WRITES = 50  # user writes per request (the plugin's WPF_BRIDGE_MAX_WRITES), and WPF_BATCH_SIZE's ceiling
 
 
 class Batching:
