@@ -32,6 +32,14 @@ def wordpress() -> WordPressSite:
 
 
 @pytest.fixture(scope="session")
+def network() -> WordPressSite:
+    """A multisite WordPress (a network of sites) with the companion plugin."""
+    site = WordPressSite(companion.source(), multisite=True).start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="session")
 def ortto_server() -> OrttoServer:
     server = OrttoServer().start()
     server.state.declare(PASSWORD_FIELD, "str:cm:username", "str:cm:wp-password-in", "str:cm:company",
@@ -143,6 +151,14 @@ def env(tmp_path: Path, wordpress: WordPressSite, ortto_server: OrttoServer, dat
 @pytest.fixture
 def settings(env: dict[str, str]) -> Settings:
     return load_settings(env)
+
+
+@pytest.fixture
+def bridge(settings: Settings):
+    """A worker in the test's own process (``inprocess.Bridge``) on the test's store."""
+    from inprocess import Bridge  # it imports this module
+
+    return Bridge(settings)
 
 
 def run_sql(store, sql: str, **params) -> None:

@@ -19,11 +19,6 @@ from wpf_bridge.clients.wordpress import Lookup
 from inprocess import Bridge, can_log_in, person
 
 
-@pytest.fixture
-def bridge(settings):
-    return Bridge(settings)
-
-
 def test_add_creates_user_with_fields_meta_tags_and_returns_password(bridge, ortto, wordpress):
     contact_id, email = person(
         ortto, tags=["vip", "newsletter"],
@@ -464,27 +459,6 @@ def test_a_second_ortto_person_with_the_same_email_does_not_take_over_the_accoun
     assert (after["first_name"], after["roles"]) == ("Jane", ["subscriber"])
     assert wordpress.user_meta(user["id"], "ortto_contact_id") == owner
     assert wordpress.user_meta(user["id"], "ortto_tags") == ["member"]
-
-
-def test_a_mapped_email_changes_only_a_user_found_by_contact_id(env, tmp_path, ortto, wordpress):
-    field_map = tmp_path / "email-map.toml"
-    field_map.write_text('[fields]\nfirst_name = "str::first"\nuser_email = "str:cm:login-email"\n')
-    bridge = Bridge(load_settings({**env, "WPF_FIELD_MAP": str(field_map)}))
-    victim = unique_email("victim")
-    created = wordpress.rest("POST", "/wp/v2/users", json={"username": victim, "email": victim, "password": "Victim-Pass-1"}).json()
-    contact_id, _ = person(ortto, email=victim, **{"str:cm:login-email": "attacker@evil.example"})
-
-    by_email = bridge.deliver("update", contact_id=contact_id)
-
-    assert by_email.status == DONE and "email not changed: the user was found by email" in by_email.result
-    assert wordpress.user_by_email(victim)["id"] == created["id"]
-
-    mine, email = person(ortto, **{"str:cm:login-email": "old@example.test"})
-    bridge.deliver("add", contact_id=mine)
-    moved = unique_email("moved")
-    ortto.people[mine]["str:cm:login-email"] = moved
-    assert bridge.deliver("update", contact_id=mine).status == DONE
-    assert wordpress.user_by_email(moved) is not None and wordpress.user_by_email(email) is None
 
 
 def test_a_password_whose_push_failed_for_good_is_erased_and_a_replay_says_so(bridge, ortto, wordpress):

@@ -8,18 +8,12 @@ import logging
 import re
 from pathlib import Path
 
-import pytest
 from conftest import PASSWORD_FIELD, unique_email
 from inprocess import Bridge, person
 
 from wpf_bridge.store import DONE, FAILED, SKIPPED
 
 OLD_PLUGIN = Path(__file__).parent / "data" / "wpf-bridge-1.2.0.php"
-
-
-@pytest.fixture
-def bridge(settings):
-    return Bridge(settings)
 
 
 def wordpress_requests(wordpress) -> list[str]:
@@ -111,7 +105,11 @@ def test_php_dying_mid_batch_leaves_each_user_whole_or_absent_and_nobody_twice(b
     assert re.search(r"users/batch 503 \S+ s \(5 together\)", run.calls) and "POST /wp/v2/users 500" in run.calls, run.calls
 
 
-def test_an_older_companion_plugin_gets_the_calls_one_by_one(settings, env, ortto, caplog, tmp_path):
+def test_an_older_companion_plugin_gets_the_calls_one_by_one_and_changes_no_existing_user(settings, env, ortto, caplog,
+                                                                                           tmp_path):
+    """Calls go one by one; a user it finds is not changed, since a plugin older than 1.4.0 cannot
+    say what power the user holds on other sites or through plugins: that delivery fails, to be
+    replayed once the plugin is updated."""
     from test_cli import run_cli
     from wordpress_site import WordPressSite
 
@@ -119,7 +117,8 @@ def test_an_older_companion_plugin_gets_the_calls_one_by_one(settings, env, ortt
     try:
         checked = run_cli({**env, "WORDPRESS_URL": site.url, "WORDPRESS_APP_PASSWORD": site.app_password}, "check",
                           cwd=tmp_path)
-        assert "[FAIL] companion plugin 1.2.0 is outdated: without 1.3.0's batch routes" in checked.stdout, checked.stdout
+        assert "[FAIL] companion plugin 1.2.0 is outdated: it cannot say whether a user holds power" in checked.stdout, \
+            checked.stdout
         bridge = Bridge(dataclasses.replace(settings, wordpress_url=site.url, wordpress_app_password=site.app_password))
         people = [person(ortto) for _ in range(3)]
         deliveries = [bridge.store.add("add", cid, None, None, False)[0] for cid, _ in people]
@@ -129,6 +128,9 @@ def test_an_older_companion_plugin_gets_the_calls_one_by_one(settings, env, ortt
         assert [len(site.users_with_email(email)) for _, email in people] == [1] * 3
         assert sum("older than 1.3.0" in r.getMessage() for r in caplog.records) == 1
         assert not bridge.shared.batching.supported
+        again = bridge.deliver("update", contact_id=people[0][0], role="customer")
+        assert again.status == FAILED and "older than 1.4.0" in again.result, again.result
+        assert site.user_by_email(people[0][1])["roles"] == ["subscriber"]
     finally:
         site.stop()
 

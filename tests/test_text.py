@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 from conftest import PASSWORD_FIELD
-from inprocess import Bridge, can_log_in, person
+from inprocess import can_log_in, person
 
 from wpf_bridge.store import DONE
 
@@ -20,11 +20,6 @@ NAMES = [
     ("Ἀλέξανδρος", "Παπαδόπουλος"),
     ("A" * 180 + "é", "B" * 180 + "ü"),  # very long, ending in a two-byte character
 ]
-
-
-@pytest.fixture
-def bridge(settings):
-    return Bridge(settings)
 
 
 def names_of(wordpress, user_id: int) -> tuple[str, str]:

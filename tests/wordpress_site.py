@@ -40,7 +40,8 @@ list($password) = WP_Application_Passwords::create_new_application_password($res
 echo json_encode(array('user_id' => $result['user_id'], 'app_password' => $password));
 """
 
-# Test-only must-use plugin: hold the next request that reaches a point (right after core REST
+# Test-only must-use plugin: grant the capabilities listed in a user's wpf_test_granted_caps meta
+# through a user_has_cap filter, as membership plugins do; hold the next request that reaches a point (right after core REST
 # inserted a new user, before its roles and meta; or just before the new-user email is built), so
 # that a test can kill WordPress at that exact point; or make one query fail in the next user write.
 FAULTS_PHP = r"""<?php
@@ -75,6 +76,10 @@ add_action('rest_insert_user', function ($user, $request, $creating) {
 add_action('retrieve_password_key', function () {
     wpf_test_hold('before-email');
 });
+add_filter('user_has_cap', function ($allcaps, $caps, $args, $user) {  // a plugin granting capabilities at run time
+    $granted = get_user_meta($user->ID, 'wpf_test_granted_caps', true);
+    return is_array($granted) ? array_merge($allcaps, array_fill_keys($granted, true)) : $allcaps;
+}, 10, 4);
 add_filter('insert_user_meta', function ($meta) {  // the users row is written, its meta not yet
     wpf_test_hold('after-row');
     return $meta;
@@ -338,3 +343,18 @@ require_once ABSPATH . 'wp-settings.php';
     def emails_to(self, address: str) -> list[str]:
         return [p.read_text(errors="replace") for p in sorted(self.mail_dir.glob("*.eml"))
                 if f"To: {address}" in p.read_text(errors="replace")]
+
+    def grant_at_run_time(self, user_id: int, capabilities: list[str]) -> None:
+        """Make a ``user_has_cap`` filter (the test must-use plugin's) grant ``capabilities`` to the
+        user: held as WordPress's ``user_can()`` answers, in no role and in no capability list."""
+        caps = base64.b64encode(json.dumps(capabilities).encode()).decode()
+        self.php_eval(f"update_user_meta({int(user_id)}, 'wpf_test_granted_caps', json_decode(base64_decode('{caps}')));")
+
+    def add_site(self, path: str) -> int:
+        """A new site of the network at ``/path/``; its id."""
+        return int(self.php_eval(
+            f"$id = wp_insert_site(array('domain' => '127.0.0.1:{self.port}', 'path' => '/{path}/', 'title' => '{path}'));"
+            " echo is_wp_error($id) ? $id->get_error_message() : $id;").strip())
+
+    def add_to_site(self, site: int, user_id: int, role: str) -> None:
+        self.php_eval(f"add_user_to_blog({int(site)}, {int(user_id)}, '{role}');")

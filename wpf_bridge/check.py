@@ -84,20 +84,23 @@ def _check_wordpress(report: Report, settings: Settings) -> None:
 
 
 SAFE_SINCE = (1, 2, 0)  # older companion plugins let any logged-in user grant themselves capabilities
+JUDGES_POWER_SINCE = (1, 4, 0)  # older ones cannot report power held on other sites or granted by plugins
 
 
 def _check_plugin(report: Report, installed: str) -> bool:
     shipped = companion.version()
+    install = f"install {shipped} (`wpf-bridge wordpress-plugin --install /path/to/wordpress`)"
     if installed == shipped:
         report.check(True, f"companion plugin {installed}")
     elif _version(installed) < SAFE_SINCE:
         report.check(False, f"companion plugin {installed} is outdated and unsafe: any logged-in user of the site "
-                            f"could grant themselves capabilities through it; install {shipped} now "
-                            "(`wpf-bridge wordpress-plugin --install /path/to/wordpress`)")
+                            f"could grant themselves capabilities through it; {install} now")
+    elif _version(installed) < JUDGES_POWER_SINCE:
+        report.check(False, f"companion plugin {installed} is outdated: it cannot say whether a user holds power on "
+                            "another site of a network or through another plugin, so every delivery for an existing "
+                            f"user fails (nothing is changed) until you {install}, then replay them")
     elif _version(installed) < _version(shipped):
-        report.check(False, f"companion plugin {installed} is outdated: without {shipped}'s batch routes every delivery "
-                            f"costs WordPress its own requests (it works, several times slower in a burst); install "
-                            f"{shipped} (`wpf-bridge wordpress-plugin --install /path/to/wordpress`)")
+        report.check(False, f"companion plugin {installed} is outdated: {install}")
     else:
         report.check(False, f"companion plugin {installed} is newer than this bridge's {shipped}: upgrade the bridge")
     return installed == shipped

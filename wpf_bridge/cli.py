@@ -219,7 +219,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
         earlier = importer.already_queued(Store(settings.database_url), settings, args.tag, selection.people)
         try:
-            would = importer.preview(wordpress, selection.people)
+            would = importer.preview(wordpress, selection.people, settings.allowed_roles)
         except BridgeError as exc:
             print(f"wpf-bridge: WordPress: {exc}", file=sys.stderr)
             return 2

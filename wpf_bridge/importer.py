@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
-from .actions.common import privileged
 from .clients.ortto import Contact, OrttoClient
 from .clients.wordpress import MAX_LOOKUPS, PluginOutdated, WordPressClient
+from .roles import held_power
 from .settings import Settings
 from .store import DONE, FAILED, SKIPPED, Store
 
@@ -66,15 +66,16 @@ class Preview:
     privileged: int  # found, but never changed
 
 
-def preview(wordpress: WordPressClient, people: list[Contact]) -> Preview:
-    """Look the people up in WordPress, changing nothing: ``--dry-run``."""
+def preview(wordpress: WordPressClient, people: list[Contact], grantable: frozenset[str]) -> Preview:
+    """Look the people up in WordPress, changing nothing: ``--dry-run``. ``grantable``: the roles a
+    webhook may grant; a user with any other, or with power, is left alone."""
     pairs = [(c.id, c.email) for c in people]
     try:
         found = [f for start in range(0, len(pairs), MAX_LOOKUPS) for f in wordpress.lookup_many(pairs[start:start + MAX_LOOKUPS])]
     except PluginOutdated:
         found = [wordpress.lookup(*pair) for pair in pairs]
     users = [f.by_contact_id or f.by_email for f in found]
-    held = sum(1 for user in users if user is not None and privileged(user))
+    held = sum(1 for user in users if user is not None and held_power(user, grantable))
     return Preview(sum(1 for user in users if user is None), len(users) - users.count(None) - held, held)
 
 

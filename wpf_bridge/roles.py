@@ -1,7 +1,9 @@
 """What counts as power on a WordPress site, and the site's roles as the companion plugin reports them.
 
 A webhook may grant only a harmless role and may never change a user who holds power: anyone can
-fill an Ortto form, so a role or user that can run the site is out of a webhook's reach.
+fill an Ortto form, so a role or user that can run the site is out of a webhook's reach. A user
+is the bridge's to change only if every role they have, on every site of a network, is one a
+webhook may grant, and WordPress itself says they hold none of ``POWERS`` on any of those sites.
 """
 from __future__ import annotations
 
@@ -10,22 +12,37 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-#: Capabilities that let a user run the site, see or manage its users, or run code in it.
-PRIVILEGED_CAPABILITIES = frozenset({
-    "manage_options", "edit_users", "promote_users", "create_users", "delete_users", "remove_users", "list_users",
-    "activate_plugins", "edit_plugins", "install_plugins", "upload_plugins", "update_plugins", "delete_plugins",
-    "switch_themes", "edit_themes", "install_themes", "upload_themes", "update_themes", "delete_themes",
-    "edit_files", "unfiltered_html", "unfiltered_upload", "update_core", "import", "export",
-    "manage_network", "manage_sites", "create_sites", "delete_sites", "manage_network_users",
-    "manage_network_plugins", "manage_network_themes", "manage_network_options", "upgrade_network", "setup_network",
-})
-NEVER_GRANTED = "administrator"
+from .clients.wordpress import POWERS, User
+from .settings import NEVER_GRANTED
 ROLES_TTL = 60.0  # seconds the site's roles are trusted before they are read again
 
 
 def powers(capabilities: frozenset[str] | set[str]) -> list[str]:
     """The privileged capabilities among ``capabilities``, sorted (empty: harmless)."""
-    return sorted(PRIVILEGED_CAPABILITIES & set(capabilities))
+    return sorted(POWERS & set(capabilities))
+
+
+PLUGIN_TOO_OLD = ("the companion plugin on WordPress is older than 1.4.0, so it cannot say what power the user holds on "
+                  "other sites of a network or through other plugins; update it (`wpf-bridge wordpress-plugin --install "
+                  "/path/to/wordpress`) and replay")
+
+
+def held_power(user: User, grantable: frozenset[str]) -> str | None:
+    """Why a webhook may never change ``user``, else ``None``: a super admin, a role on any site
+    that is not ``grantable`` (``WPF_ALLOWED_ROLES`` and the default role), or a privileged
+    capability on any site however it was given; or no report of the other sites to judge by."""
+    if user.super_admin:
+        return "a super admin of the network"
+    if user.sites is None:
+        return PLUGIN_TOO_OLD
+    for site in user.sites:
+        where = f" on site {site.site}" if len(user.sites) > 1 else ""
+        others = sorted(set(site.roles) - grantable)
+        if others:
+            return f"role {', '.join(others)}{where}, which a webhook may not grant"
+        if site.powers:
+            return f"can {', '.join(site.powers)}{where}"
+    return None
 
 
 @dataclass(frozen=True)

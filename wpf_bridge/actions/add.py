@@ -31,7 +31,7 @@ def _existing(ctx: Context, match: Match, contact: Contact, delivery: Delivery) 
         if _wants_email(ctx, delivery) and not user.notified:  # killed between commit and email
             ctx.wordpress.update_user(user.id, {"wpf_send_notification": True})
         return _finish_created(ctx, user, "")
-    return refusal(match, contact) or update_user(ctx, match, contact, delivery)
+    return refusal(ctx, match, contact) or update_user(ctx, match, contact, delivery)
 
 
 def _ours(match: Match, delivery: Delivery) -> bool:
@@ -61,6 +61,7 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
             "ortto_contact_id": contact.id,
             "ortto_tags": tags_meta(contact),
             "wpf_bridge_delivery": delivery.id,
+            "wpf_bridge_created_for": contact.id,  # the one person whose email this user follows
         },
         wpf_send_notification=_wants_email(ctx, delivery),
     )

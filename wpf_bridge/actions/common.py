@@ -1,8 +1,9 @@
 """Rules every action shares: which contact, which user, which role, what may be touched.
 
-Ortto contact data is attacker-controlled (anyone can fill an Ortto form), so a user found only by
-email is not taken from another Ortto person, nor has its email changed, and no role that carries
-power is ever granted.
+Ortto contact data is attacker-controlled (anyone can fill an Ortto form with anyone's email), so
+a user who holds power by any means is never changed, a user found only by email is not taken from
+another Ortto person, only a user the bridge created for the same Ortto person follows that
+person's email, and no role that carries power is ever granted.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from ..clients.ortto import Contact
 from ..clients.wordpress import User, WordPressClient
 from ..errors import PermanentError
-from ..roles import NEVER_GRANTED, PRIVILEGED_CAPABILITIES, SiteRoles
+from ..roles import PLUGIN_TOO_OLD, SiteRoles, held_power
 from ..settings import Settings
 from ..store import DONE, FAILED, SKIPPED, Delivery
 
@@ -75,21 +76,21 @@ def find_user(ctx: Context, contact: Contact) -> Match | None:
     return Match(found.by_email, False) if found.by_email else None
 
 
-def privileged(user: User) -> bool:
-    return user.super_admin or NEVER_GRANTED in user.roles or bool(user.capabilities & PRIVILEGED_CAPABILITIES)
-
-
-def refusal(match: Match | None, contact: Contact) -> Outcome | None:
-    """Why an existing-user action must stop here, else ``None``: no user, or a privileged one
-    (skipped: nothing to do); or one found by email that belongs to another Ortto person (a second
-    person sharing an email must not take over the account) or that set the email on itself
-    unconfirmed (a site user must not claim someone's contact, role and tags by typing their
-    email): failed, for an operator to sort out and replay."""
+def refusal(ctx: Context, match: Match | None, contact: Contact) -> Outcome | None:
+    """Why an existing-user action must stop here, else ``None``: no user, or one who holds power
+    (skipped: nothing to do; not linked, renamed or re-roled); or one found by email that belongs
+    to another Ortto person (a second person sharing an email must not take over the account) or
+    that set the email on itself unconfirmed (a site user must not claim someone's contact, role and
+    tags by typing their email), or a plugin too old to tell: failed, for an operator to sort out
+    and replay."""
     if match is None:
         return Outcome(SKIPPED, "no matching user")
     user = match.user
-    if privileged(user):
-        return Outcome(SKIPPED, f"user {user.id} is privileged (administrator or can manage the site); not changed", user.id)
+    power = held_power(user, ctx.settings.allowed_roles)
+    if power == PLUGIN_TOO_OLD:
+        return Outcome(FAILED, f"user {user.id} not changed: {power}", user.id)
+    if power:
+        return Outcome(SKIPPED, f"user {user.id} is privileged ({power}); not changed", user.id)
     if not match.by_contact_id and user.email_unconfirmed:
         return Outcome(
             FAILED,
@@ -136,14 +137,17 @@ def tags_meta(contact: Contact) -> list[str] | None:
 def update_user(ctx: Context, match: Match, contact: Contact, delivery: Delivery) -> Outcome:
     """Pull mapped fields, meta, tags and the allowed role onto an existing user, in one write.
 
-    A mapped ``user_email`` is applied only to a user found by its contact id: changing the email
-    of a user found by email would hand the account to whoever filled in the form."""
+    A mapped ``user_email`` is applied only to a user the bridge created for this very Ortto
+    person: moving the email of a user it found by email (and linked) would hand the account, and
+    its password resets, to whoever typed that email into an Ortto form."""
     user = match.user
     field_map = ctx.settings.field_map
     values: dict = field_map.user_values(contact.fields, creating=False)
     notes = []
-    if not match.by_contact_id and values.pop("email", user.email).lower() != user.email.lower():
-        notes.append("email not changed: the user was found by email, not by contact id")
+    if not (match.by_contact_id and user.created_for == contact.id) and \
+            values.pop("email", user.email).lower() != user.email.lower():
+        notes.append(f"email not changed: user {user.id} was not created by the bridge for this Ortto person "
+                     "(only such a user follows its person's email)")
     values["wpf_meta"] = {
         **field_map.meta_values(contact.fields),
         "ortto_contact_id": contact.id,

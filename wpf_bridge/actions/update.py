@@ -9,4 +9,4 @@ def update(delivery: Delivery, ctx: Context) -> Outcome:
     """No user for the contact is not an error (WP Fusion: "no matching user"): nothing is created."""
     contact = load_contact(ctx, delivery)
     match = find_user(ctx, contact)
-    return refusal(match, contact) or update_user(ctx, match, contact, delivery)
+    return refusal(ctx, match, contact) or update_user(ctx, match, contact, delivery)

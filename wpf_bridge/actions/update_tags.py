@@ -8,7 +8,7 @@ from .common import Context, Outcome, find_user, load_contact, refusal, tags_met
 def update_tags(delivery: Delivery, ctx: Context) -> Outcome:
     contact = load_contact(ctx, delivery)
     match = find_user(ctx, contact)
-    stop = refusal(match, contact)
+    stop = refusal(ctx, match, contact)
     if stop:
         return stop
     user = match.user

@@ -24,6 +24,19 @@ PLUGIN_MISSING = (
 MAX_LOOKUPS = 100  # people per look-up request (the companion plugin's WPF_BRIDGE_MAX_LOOKUPS)
 MAX_WRITES = 50  # user writes per batch request (the companion plugin's WPF_BRIDGE_MAX_WRITES; WPF_BATCH_SIZE's ceiling)
 
+#: Capabilities that let a user run the site, see or manage its users, or run code in it. The
+#: companion plugin (1.4.0+) reports which of them each user it finds holds, on every site of a
+#: network, as WordPress's own ``user_can()`` answers (so plugins' run-time grants count).
+POWERS = frozenset({
+    "manage_options", "edit_users", "promote_users", "create_users", "delete_users", "remove_users", "list_users",
+    "activate_plugins", "edit_plugins", "install_plugins", "upload_plugins", "update_plugins", "delete_plugins",
+    "switch_themes", "edit_themes", "install_themes", "upload_themes", "update_themes", "delete_themes",
+    "edit_files", "unfiltered_html", "unfiltered_upload", "update_core", "import", "export",
+    "manage_network", "manage_sites", "create_sites", "delete_sites", "manage_network_users",
+    "manage_network_plugins", "manage_network_themes", "manage_network_options", "upgrade_network", "setup_network",
+})
+_JUDGED = sorted(POWERS)
+
 PLUGIN_OUTDATED = (
     "the wpf-bridge companion plugin on WordPress is older than 1.3.0, which takes many look-ups and user "
     "writes per request (run `wpf-bridge wordpress-plugin --install /path/to/wordpress` to update it)"
@@ -47,6 +60,19 @@ class BatchRefused(WordPressError):
 
 
 @dataclass(frozen=True)
+class Standing:
+    """A user on one site of the network: their roles there and the ``POWERS`` they hold there."""
+
+    site: int
+    roles: tuple[str, ...]
+    powers: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: dict) -> Standing:
+        return cls(int(data["site"]), tuple(data.get("roles") or ()), tuple(data.get("powers") or ()))
+
+
+@dataclass(frozen=True)
 class User:
     id: int
     username: str
@@ -54,7 +80,9 @@ class User:
     roles: tuple[str, ...]
     capabilities: frozenset[str]
     super_admin: bool = False  # multisite: holds every capability without listing them
+    sites: tuple[Standing, ...] | None = None  # every site the user stands on; None: the plugin is older than 1.4.0
     contact_id: str = ""
+    created_for: str = ""  # the Ortto contact id the bridge created this user for, if it did
     delivery_id: str = ""  # the bridge delivery that created this user, if any
     notified: bool = False  # the companion plugin sent (or is sending) the new-user email
     email_unconfirmed: bool = False  # the user set this email on themselves, without a confirmation link
@@ -71,7 +99,9 @@ class User:
             roles=tuple(data.get("roles") or ()),
             capabilities=frozenset(caps),
             super_admin=bool(data.get("super_admin")),
+            sites=tuple(Standing.from_json(site) for site in data["sites"]) if isinstance(data.get("sites"), list) else None,
             contact_id=str(data.get("contact_id") or ""),
+            created_for=str(data.get("created_for") or ""),
             delivery_id=str(data.get("delivery_id") or ""),
             notified=bool(data.get("notified")),
             email_unconfirmed=bool(data.get("email_unconfirmed")),
@@ -107,8 +137,9 @@ class WordPressClient:
         return User.from_json(self._call("GET", "/wp/v2/users/me", params={"context": "edit"}))
 
     def lookup(self, contact_id: str | None, email: str | None) -> Lookup:
-        """Users holding this Ortto contact id, and this email, in one request."""
-        params = {"contact_id": contact_id or "", "email": email or ""}
+        """Users holding this Ortto contact id, and this email, in one request, each with where it
+        stands on every site of the network."""
+        params = {"contact_id": contact_id or "", "email": email or "", "capabilities": ",".join(_JUDGED)}
         return Lookup.from_json(self._call("GET", "/wpf-bridge/v1/users/lookup", params=params))
 
     def create_user(self, values: dict[str, Any]) -> User:
@@ -120,7 +151,8 @@ class WordPressClient:
     def lookup_many(self, people: list[tuple[str | None, str | None]]) -> list[Lookup]:
         """``lookup`` for up to ``MAX_LOOKUPS`` (contact id, email) pairs in one request (companion plugin 1.3.0+)."""
         answers = self._batch("/wpf-bridge/v1/users/lookup", "results", len(people), {
-            "people": [{"contact_id": contact_id or "", "email": email or ""} for contact_id, email in people]})
+            "people": [{"contact_id": contact_id or "", "email": email or ""} for contact_id, email in people],
+            "capabilities": _JUDGED})
         return [Lookup.from_json(found) for found in answers]
 
     def write_many(self, writes: list[tuple[int | None, dict[str, Any]]]) -> list[User | BridgeError]:

@@ -1,8 +1,8 @@
 <?php
 /**
  * Plugin Name: wpf-bridge companion
- * Description: Gives the wpf-bridge service what core REST lacks: user look-up by Ortto contact id, user meta writes, the new-user email, and many look-ups or user writes in one request. Holds no business rules.
- * Version: 1.3.0
+ * Description: Gives the wpf-bridge service what core REST lacks: user look-up by Ortto contact id (with where each user stands on every site of a network), user meta writes, the new-user email, and many look-ups or user writes in one request. Holds no business rules.
+ * Version: 1.4.0
  *
  * Install as a must-use plugin: save this file as wp-content/mu-plugins/wpf-bridge.php.
  *
@@ -23,8 +23,9 @@
 
 defined( 'ABSPATH' ) || exit;
 
-const WPF_BRIDGE_PLUGIN_VERSION = '1.3.0';
+const WPF_BRIDGE_PLUGIN_VERSION = '1.4.0';
 const WPF_BRIDGE_MAX_LOOKUPS    = 100; // people per look-up request
+const WPF_BRIDGE_MAX_JUDGED     = 100; // capabilities a look-up may ask about
 const WPF_BRIDGE_MAX_WRITES     = 50; // user writes per batch request
 const WPF_BRIDGE_BATCH_SECONDS  = 15; // writes not started by then are answered 503, well before PHP's 30 s limit
 const WPF_BRIDGE_CREDENTIAL     = 'wpf-bridge'; // the application password the bridge signs in with
@@ -144,8 +145,11 @@ function wpf_bridge_meta_error( $meta ) {
 	return null;
 }
 
-/** The part of a user the bridge needs to decide what to do. */
-function wpf_bridge_user_summary( $user ) {
+/**
+ * The part of a user the bridge needs to decide what to do. $capabilities: the ones the bridge
+ * asks about, judged on every site the user stands on (see wpf_bridge_standing).
+ */
+function wpf_bridge_user_summary( $user, $capabilities ) {
 	if ( ! $user ) {
 		return null;
 	}
@@ -156,11 +160,43 @@ function wpf_bridge_user_summary( $user ) {
 		'roles'        => array_values( $user->roles ),
 		'capabilities' => array_keys( array_filter( $user->allcaps ) ),
 		'super_admin'  => is_multisite() && is_super_admin( $user->ID ),
+		'sites'        => wpf_bridge_standing( $user->ID, $capabilities ),
 		'contact_id'   => (string) get_user_meta( $user->ID, 'ortto_contact_id', true ),
+		'created_for'  => (string) get_user_meta( $user->ID, 'wpf_bridge_created_for', true ),
 		'delivery_id'  => (string) get_user_meta( $user->ID, 'wpf_bridge_delivery', true ),
 		'notified'     => '' !== (string) get_user_meta( $user->ID, 'wpf_bridge_notified', true ),
 		'email_unconfirmed' => strtolower( (string) get_user_meta( $user->ID, 'wpf_bridge_unconfirmed_email', true ) ) === strtolower( $user->user_email ),
 	);
+}
+
+/**
+ * Where a user stands on the current site and, on a network, on every other site they belong to
+ * (archived and deactivated ones too): their roles there, and which of $capabilities they hold
+ * there as WordPress itself answers user_can() on that site, so that capabilities another plugin
+ * grants at run time (a user_has_cap filter, a membership plugin) count as much as roles do.
+ */
+function wpf_bridge_standing( $user_id, $capabilities ) {
+	$current = get_current_blog_id();
+	$sites   = array( $current );
+	if ( is_multisite() ) {
+		$sites = array_unique( array_merge( $sites, array_map( 'intval', array_keys( get_blogs_of_user( $user_id, true ) ) ) ) );
+	}
+	$standing = array();
+	foreach ( $sites as $site ) {
+		$switched = $site !== $current;
+		if ( $switched ) {
+			switch_to_blog( $site );
+		}
+		$user = new WP_User( $user_id, '', $site );
+		$held = array_values( array_filter( $capabilities, function ( $capability ) use ( $user ) {
+			return user_can( $user, $capability );
+		} ) );
+		$standing[] = array( 'site' => $site, 'roles' => array_values( $user->roles ), 'powers' => $held );
+		if ( $switched ) {
+			restore_current_blog();
+		}
+	}
+	return $standing;
 }
 
 /**
@@ -366,9 +402,9 @@ function wpf_bridge_notify( $user_id ) {
  * users); one IN (...) reads them once for all. MariaDB compares under the tables' collation, which
  * ignores case, accents and trailing spaces (admin@vìctim.com would find admin@victim.com), so
  * only exact matches are kept: case included for contact ids, case aside for emails; the lowest
- * user id wins.
+ * user id wins. Each user found is judged on $capabilities (wpf_bridge_user_summary).
  */
-function wpf_bridge_lookup_many( $people ) {
+function wpf_bridge_lookup_many( $people, $capabilities ) {
 	global $wpdb;
 	$ids    = array();
 	$emails = array();
@@ -382,8 +418,8 @@ function wpf_bridge_lookup_many( $people ) {
 	foreach ( $ids as $n => $id ) {
 		$email     = strtolower( $emails[ $n ] );
 		$results[] = array(
-			'by_contact_id' => wpf_bridge_user_summary( isset( $by_id[ $id ] ) ? get_userdata( $by_id[ $id ] ) : null ),
-			'by_email'      => wpf_bridge_user_summary( isset( $by_email[ $email ] ) ? get_userdata( $by_email[ $email ] ) : null ),
+			'by_contact_id' => wpf_bridge_user_summary( isset( $by_id[ $id ] ) ? get_userdata( $by_id[ $id ] ) : null, $capabilities ),
+			'by_email'      => wpf_bridge_user_summary( isset( $by_email[ $email ] ) ? get_userdata( $by_email[ $email ] ) : null, $capabilities ),
 		);
 	}
 	return $results;
@@ -448,6 +484,12 @@ add_action(
 		$can_list_users = function () {
 			return current_user_can( 'list_users' );
 		};
+		$judged         = array( // the capabilities the bridge asks about each user found (GET: comma-separated)
+			'type'     => 'array',
+			'default'  => array(),
+			'maxItems' => WPF_BRIDGE_MAX_JUDGED,
+			'items'    => array( 'type' => 'string', 'pattern' => '^[a-z0-9_]{1,64}$' ),
+		);
 
 		register_rest_route(
 			'wpf-bridge/v1',
@@ -484,11 +526,13 @@ add_action(
 				'methods'             => 'GET',
 				'permission_callback' => $can_list_users,
 				'args'                => array(
-					'contact_id' => array( 'type' => 'string', 'default' => '' ),
-					'email'      => array( 'type' => 'string', 'default' => '' ),
+					'contact_id'   => array( 'type' => 'string', 'default' => '' ),
+					'email'        => array( 'type' => 'string', 'default' => '' ),
+					'capabilities' => $judged,
 				),
 				'callback'            => function ( WP_REST_Request $request ) {
-					return wpf_bridge_lookup_many( array( array( 'contact_id' => $request['contact_id'], 'email' => $request['email'] ) ) )[0];
+					$person = array( 'contact_id' => $request['contact_id'], 'email' => $request['email'] );
+					return wpf_bridge_lookup_many( array( $person ), $request['capabilities'] )[0];
 				},
 			)
 		);
@@ -513,9 +557,10 @@ add_action(
 							'additionalProperties' => false,
 						),
 					),
+					'capabilities' => $judged,
 				),
 				'callback'            => function ( WP_REST_Request $request ) {
-					return array( 'results' => wpf_bridge_lookup_many( $request['people'] ) );
+					return array( 'results' => wpf_bridge_lookup_many( $request['people'], $request['capabilities'] ) );
 				},
 			)
 		);
