@@ -3,6 +3,9 @@
 1. Ingest: webhooks/s and p50/p99 answer time under wrk (16 connections, loopback) for the bridge
    on SQLite and on PostgreSQL, next to a bare Flask endpoint answering 202 under the same
    gunicorn settings (the ceiling of the stack). No worker runs: this is the web process alone.
+   Each runs with the gevent workers the bridge uses and, for comparison, with gunicorn's sync
+   workers it used before; and the bridge once more while 40 clients hold connections open with
+   a body that never arrives (a sync worker is held by each).
 2. Drain: N new-user ``add`` deliveries against a real local WordPress (Debian's package, the
    companion plugin, ``php -S`` with 4 PHP workers) and the Ortto test server: time from the first
    request until every delivery is done (user created, password in Ortto), next to the floor of
@@ -23,6 +26,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -106,20 +110,26 @@ class Bench:
 
     # 1. ingest
 
-    def ingest(self, label: str, app: str, database_url: str, seconds: int) -> dict:
+    def ingest(self, label: str, app: str, database_url: str, seconds: int, workers: str, stalled: int = 0) -> dict:
+        """``workers``: gunicorn's worker class; ``stalled``: clients holding a connection open with a
+        body that never comes, opened before wrk starts and kept open throughout."""
         port = free_port()
-        env = self.env(database_url, PORT=str(port))
+        env = self.env(database_url, PORT=str(port), GUNICORN_CMD_ARGS=f"--worker-class {workers}")
         Store(database_url)  # schema first, as the release step would
-        web = self.start([str(BIN / "gunicorn"), "-c", "python:wpf_bridge.web.gunicorn_conf", app], env, f"ingest-{label}")
+        web = self.start([str(BIN / "gunicorn"), "-c", "python:wpf_bridge.gunicorn_conf", app], env, f"ingest-{label}")
+        held: list[socket.socket] = []
         try:
             wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health") or _answers(f"http://127.0.0.1:{port}/"), 30)
             url = f"http://127.0.0.1:{port}/?wpf_action=add&access_key={self.key}"
             subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", str(ROOT / "bench" / "webhook.lua"), url],
                            capture_output=True, check=True)  # warm-up
-            out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s",
+            held = [_stall(port) for _ in range(stalled)]
+            out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "2s", "--latency", "-s",
                                   str(ROOT / "bench" / "webhook.lua"), url], capture_output=True, text=True, check=True).stdout
             rss = max(peak_rss(pid) for pid in children(web.pid))
         finally:
+            for client in held:
+                client.close()
             stop(web)
         result = parse_wrk(out)
         result["web_worker_peak_rss_mb"] = rss
@@ -210,6 +220,13 @@ class Bench:
                 admin.execute(f"drop database if exists {name} with (force)")
 
 
+def _stall(port: int) -> socket.socket:
+    """A connection that sends a webhook's headers and one byte of a 100,000-byte body, then nothing."""
+    client = socket.create_connection(("127.0.0.1", port))
+    client.sendall(b"POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+    return client
+
+
 def _answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).status_code < 500
@@ -251,9 +268,25 @@ def parse_wrk(out: str) -> dict:
         return round(float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 2)
 
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {"requests_per_second": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))),
-            "p50_ms": ms(latency["50"]), "p99_ms": ms(latency["99"]), "non_2xx": int(errors.group(1)) if errors else 0}
+            "p50_ms": ms(latency["50"]) if "50" in latency else None, "p99_ms": ms(latency["99"]) if "99" in latency else None,
+            "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+            "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)}
+
+
+BRIDGE = "wpf_bridge.web:create_app()"
+INGEST_RUNS = [  # label, WSGI app, store, gunicorn worker class, stalled clients
+    ("bare Flask 202", "bench.bare_app:app", "sqlite", "gevent", 0),
+    ("bare Flask 202, sync", "bench.bare_app:app", "sqlite", "sync", 0),
+    ("bridge, SQLite", BRIDGE, "sqlite", "gevent", 0),
+    ("bridge, SQLite, sync", BRIDGE, "sqlite", "sync", 0),
+    ("bridge, PostgreSQL", BRIDGE, "postgresql", "gevent", 0),
+    ("bridge, PostgreSQL, sync", BRIDGE, "postgresql", "sync", 0),
+    ("bridge, PG, 40 stalled", BRIDGE, "postgresql", "gevent", 40),
+    ("bridge, PG, sync, 40 st.", BRIDGE, "postgresql", "sync", 40),
+]
 
 
 def main() -> None:
@@ -268,11 +301,9 @@ def main() -> None:
     results: dict = {"machine": f"{os.cpu_count()} cores", "when": time.strftime("%Y-%m-%d %H:%M:%S"),
                      "ingest": {}, "drain": []}
     try:
-        for label, app, kind in [] if args.no_ingest else [("bare Flask 202", "bench.bare_app:app", "sqlite"),
-                                                          ("bridge, SQLite", "wpf_bridge.web:create_app()", "sqlite"),
-                                                          ("bridge, PostgreSQL", "wpf_bridge.web:create_app()", "postgresql")]:
+        for label, app, kind, workers, stalled in [] if args.no_ingest else INGEST_RUNS:
             print(f"ingest: {label} ...", flush=True)
-            results["ingest"][label] = bench.ingest(label, app, bench.new_database(kind), args.seconds)
+            results["ingest"][label] = bench.ingest(label, app, bench.new_database(kind), args.seconds, workers, stalled)
         for n in args.drain:  # each on a fresh WordPress: a look-up costs more as the user table grows
             print(f"drain: {n} users by the floor script ...", flush=True)
             bench.fresh_wordpress()
@@ -294,11 +325,11 @@ def main() -> None:
 
 def table(results: dict) -> str:
     ceiling = results["ingest"].get("bare Flask 202", {}).get("requests_per_second")
-    lines = ["", "Ingest (wrk, 16 connections, 2 gunicorn workers)",
-             f"{'':22} {'req/s':>7} {'of bare':>8} {'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7}"]
+    lines = ["", "Ingest (wrk, 16 connections, 2 gunicorn workers: gevent unless marked sync; 2 s timeout)",
+             f"{'':24} {'req/s':>7} {'of bare':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7} {'RSS MB':>7}"]
     for label, r in results["ingest"].items():
-        lines.append(f"{label:22} {r['requests_per_second']:7} {r['requests_per_second'] / ceiling:8.0%} "
-                     f"{r['p50_ms']:7} {r['p99_ms']:7} {r['web_worker_peak_rss_mb']:7}")
+        lines.append(f"{label:24} {r['requests_per_second']:7} {r['requests_per_second'] / ceiling:8.0%} "
+                     f"{r['p50_ms']:7} {r['p99_ms']:7} {r['errors']:7} {r['web_worker_peak_rss_mb']:7}")
     lines += ["", "Drain (new users, real WordPress; floor: a look-up and a create per user, 4 at a time)",
               f"{'N':>5} {'bridge s':>9} {'floor s':>8} {'speed-up':>9} {'WP/deliv':>9} {'floor WP':>9} {'PHP CPU s/1000':>15} "
               f"{'floor CPU':>10} {'Ortto/deliv':>12} {'web RSS':>8} {'worker RSS':>11}"]

@@ -124,9 +124,11 @@ def test_make_run_on_a_fresh_clone_starts_serves_health_and_stops_cleanly(tmp_pa
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), 60, "make run to serve /health")
         wait_for(lambda: "worker started" in log.read_text(), 30, "the worker to start")
-        # both gunicorn workers booted: a SIGTERM in the middle of a boot can leave gunicorn waiting on
-        # the worker it was forking, and honcho kills it 5 s later (gunicorn's race, not the bridge's)
-        wait_for(lambda: log.read_text().count("Booting worker with pid") >= 2, 30, "gunicorn's two workers to boot")
+        # both gunicorn workers have loaded the app (each warns of the placeholders): a SIGTERM in the
+        # middle of a boot can leave gunicorn waiting on the worker it was forking, and honcho kills it
+        # 5 s later (gunicorn's race, not the bridge's)
+        wait_for(lambda: log.read_text().count("WARNING wpf_bridge.web: settings still hold") >= 2, 30,
+                 "gunicorn's two workers to load the app")
     finally:
         os.killpg(make.pid, signal.SIGTERM)
         make.wait(30)

@@ -60,7 +60,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     if settings.metrics_token:  # before gunicorn imports wpf_bridge.web, which defines the figures
         metrics_directory(settings)
-    sys.argv = ["gunicorn", "-c", "python:wpf_bridge.web.gunicorn_conf", "wpf_bridge.web:create_app()", *args.gunicorn_args]
+    sys.argv = ["gunicorn", "-c", "python:wpf_bridge.gunicorn_conf", "wpf_bridge.web:create_app()", *args.gunicorn_args]
     run()
     return 0
 

@@ -16,6 +16,7 @@ from ..settings import Settings, load_settings
 from ..store import ClientBlocked, Store, StoreUnavailable
 from ..metrics import WEBHOOKS
 from .addresses import client_key, looks_proxied
+from .bodies import WholeBodies
 from .console import init_console
 from .metrics import metrics_blueprint
 from .readiness import readiness
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.wsgi_app = WholeBodies(app.wsgi_app, MAX_BODY)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     store = Store(settings.database_url)

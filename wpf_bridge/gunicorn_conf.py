@@ -1,7 +1,13 @@
-"""Gunicorn settings for the web process (``gunicorn -c python:wpf_bridge.web.gunicorn_conf``).
+"""Gunicorn settings for the web process (``gunicorn -c python:wpf_bridge.gunicorn_conf``).
 
 Settings are validated here, in the master, so a bad setting stops start-up with one line.
 The access log leaves out the query string: it carries the access key.
+
+gevent workers: the web process is often reached directly, without a proxy that buffers requests,
+and a sync worker is held by one client for as long as that client takes to send its body (two
+stalled clients stalled every webhook for 30 s). A gevent worker holds a greenlet per connection
+instead (up to ``worker_connections``); headers must arrive within ``keepalive`` seconds, and
+bodies within ``web.bodies.BODY_SECONDS``.
 """
 import os
 
@@ -14,6 +20,8 @@ _settings = settings_or_exit()
 
 bind = _settings.bind
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gevent"
+worker_connections = 1000
 timeout = 30
 graceful_timeout = 20
 accesslog = "-"
