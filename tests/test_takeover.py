@@ -10,13 +10,63 @@ its password resets to whoever changed the person in Ortto.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 
 import pytest
+import requests
 from conftest import unique_email
 from inprocess import Bridge, person
 
 from wpf_bridge.settings import load_settings
 from wpf_bridge.store import DONE, SKIPPED
+
+#: A plugin as a network may run it on one site only (activated there, not network-wide): it
+#: lets the users named in that site's option "wpf_review_managers" manage that site's users.
+SITE_PLUGIN = """<?php
+/* Plugin Name: wpf-review site managers */
+add_filter('user_has_cap', function ($allcaps, $caps, $args, $user) {
+    if (in_array((int) $user->ID, array_map('intval', (array) get_option('wpf_review_managers', array())), true)) {
+        $allcaps['list_users'] = $allcaps['edit_users'] = $allcaps['promote_users'] = true;
+    }
+    return $allcaps;
+}, 10, 4);
+"""
+
+#: A network-wide (must-use) plugin that makes the user named in a site's "wpf_review_owner"
+#: option that site's owner: manage_options there, without making them a member of the site.
+OWNER_MU_PLUGIN = """<?php
+add_filter('user_has_cap', function ($allcaps, $caps, $args, $user) {
+    if ((int) get_option('wpf_review_owner', 0) === (int) $user->ID && $user->ID) {
+        $allcaps['manage_options'] = $allcaps['list_users'] = true;
+    }
+    return $allcaps;
+}, 10, 4);
+"""
+
+
+#: Counts the site switches of a request and reports them in a header, to measure a look-up's work.
+SWITCH_COUNTER_MU_PLUGIN = """<?php
+$GLOBALS['wpf_review_switches'] = 0;
+add_action('switch_blog', function () { $GLOBALS['wpf_review_switches']++; });
+add_filter('rest_post_dispatch', function ($response) {
+    $response->header('X-Review-Switches', (string) $GLOBALS['wpf_review_switches']);
+    return $response;
+});
+"""
+
+
+def as_user(site_url: str, user: dict, route: str, **params) -> requests.Response:
+    return requests.get(site_url + "/", params={"rest_route": route, **params}, auth=(user["login"], user["app_password"]),
+                        timeout=30)
+
+
+def reachable_site(network, path: str) -> int:
+    """A new site of the network that also answers HTTP at network.url/path/ (wp_insert_site drops
+    the port's colon from the domain, so add_site's sites are reachable through switch_to_blog only)."""
+    site = network.add_site(path)
+    network.php_eval(f"global $wpdb; $wpdb->update($wpdb->blogs, array('domain' => '127.0.0.1:{network.port}'),"
+                     f" array('blog_id' => {site})); clean_blog_cache({site});")
+    return site
 
 
 def left_alone(site, user: dict) -> None:
@@ -138,3 +188,75 @@ def test_a_user_the_bridge_created_follows_its_persons_email(email_bridge, ortto
 
     assert done.status == DONE and "email not changed" not in done.result
     assert wordpress.user_by_email(moved)["id"] == created.user_id and wordpress.user_by_email(email) is None
+
+
+def test_power_a_plugin_active_on_another_site_only_grants_there_counts(network, network_bridge, ortto):
+    """The look-up judges site 2 from a request to site 1, where only site 1's plugins are loaded:
+    a plugin active on site 2 alone (not network-wide) that lets a user manage users there cannot
+    be asked, so a user who belongs to a site running code the bridge's site does not is left alone."""
+    plugins = network.docroot / "wp-content" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    (plugins / "wpf-review-site-managers.php").write_text(SITE_PLUGIN)
+    path = "managed-" + secrets.token_hex(4)
+    site = reachable_site(network, path)
+    user = network.add_user("subscriber")
+    network.add_to_site(site, user["id"], "subscriber")
+    network.php_eval(f"switch_to_blog({site}); update_option('active_plugins', array('wpf-review-site-managers.php'));"
+                     f" update_option('wpf_review_managers', array({user['id']})); restore_current_blog();")
+    # WordPress itself, on site 2, lets the user list (and edit) users; on site 1 it does not
+    assert as_user(f"{network.url}/{path}", user, "/wp/v2/users", context="edit").status_code == 200
+    assert as_user(network.url, user, "/wp/v2/users", context="edit").status_code == 403
+    contact_id, _ = person(ortto, email=user["email"], tags=["vip"], **{"str::first": "Mallory"})
+
+    done = network_bridge.deliver("update", contact_id=contact_id, role="customer")
+
+    assert done.status == SKIPPED and f"privileged (belongs to site {site}, whose own plugins or theme " \
+        "(wpf-review-site-managers.php) are not loaded on the bridge's site" in done.result, done.result
+    assert network.user_meta(user["id"], "ortto_contact_id") == "" and network.user_meta(user["id"], "first_name") != "Mallory"
+
+
+def test_power_on_a_site_the_user_is_not_a_member_of_counts(network, network_bridge, ortto):
+    """Every site of a network (up to 50 sites) is judged, not only those the user belongs to: a
+    network-wide plugin may make a user the owner (manage_options) of a site without making them
+    a member of it."""
+    mu = network.docroot / "wp-content" / "mu-plugins" / "wpf-review-site-owner.php"
+    if not mu.exists():
+        mu.write_text(OWNER_MU_PLUGIN)
+    path = "owned-" + secrets.token_hex(4)
+    site = network.add_site(path)
+    user = network.add_user("subscriber")
+    network.php_eval(f"switch_to_blog({site}); update_option('wpf_review_owner', {user['id']}); restore_current_blog();")
+    assert network.php_eval(f"echo is_user_member_of_blog({user['id']}, {site}) ? 'member' : 'not a member';") == "not a member"
+    assert network.php_eval(f"switch_to_blog({site}); echo user_can({user['id']}, 'manage_options') ? 'yes' : 'no';") == "yes"
+    contact_id, _ = person(ortto, email=user["email"], tags=["vip"], **{"str::first": "Mallory"})
+
+    done = network_bridge.deliver("update", contact_id=contact_id, role="customer")
+
+    assert done.status == SKIPPED and f"privileged (can list_users, manage_options on site {site})" in done.result, \
+        done.result
+    assert network.user_meta(user["id"], "ortto_contact_id") == "" and network.user_meta(user["id"], "first_name") != "Mallory"
+
+
+def test_a_look_up_judges_each_user_it_finds_once(network):
+    """Each user is judged with a site switch and 35 user_can() per site: a linked user, found both
+    by contact id and by email, is judged once (0.36 ms per user and site was measured)."""
+    mu = network.docroot / "wp-content" / "mu-plugins" / "wpf-review-switch-counter.php"
+    if not mu.exists():
+        mu.write_text(SWITCH_COUNTER_MU_PLUGIN)
+    sites = [network.add_site("member-" + secrets.token_hex(4)) for _ in range(3)]
+    user = network.add_user("subscriber")
+    for site in sites:
+        network.add_to_site(site, user["id"], "subscriber")
+    network.php_eval(f"update_user_meta({user['id']}, 'ortto_contact_id', 'c-{user['id']}');")
+
+    def look_up(contact_id: str) -> tuple[dict, int]:
+        answer = network.rest("POST", "/wpf-bridge/v1/users/lookup", json={
+            "people": [{"contact_id": contact_id, "email": user["email"]}], "capabilities": ["manage_options"]})
+        return answer.json()["results"][0], int(answer.headers["X-Review-Switches"])
+
+    by_email_only, once = look_up("")
+    found, switches = look_up(f"c-{user['id']}")
+
+    assert found["by_contact_id"]["id"] == found["by_email"]["id"] == by_email_only["by_email"]["id"] == user["id"]
+    assert len(found["by_email"]["sites"]) == 4 and once >= 2 * len(sites)
+    assert switches == once, f"{switches} site switches for one user found twice, {once} for it found once"

@@ -30,7 +30,8 @@ PLUGIN_TOO_OLD = ("the companion plugin on WordPress is older than 1.4.0, so it 
 def held_power(user: User, grantable: frozenset[str]) -> str | None:
     """Why a webhook may never change ``user``, else ``None``: a super admin, a role on any site
     that is not ``grantable`` (``WPF_ALLOWED_ROLES`` and the default role), or a privileged
-    capability on any site however it was given; or no report of the other sites to judge by."""
+    capability on any site however it was given; or a site the user belongs to that runs code the
+    look-up could not ask (its own plugins or theme); or no report of the other sites to judge by."""
     if user.super_admin:
         return "a super admin of the network"
     if user.sites is None:
@@ -42,6 +43,9 @@ def held_power(user: User, grantable: frozenset[str]) -> str | None:
             return f"role {', '.join(others)}{where}, which a webhook may not grant"
         if site.powers:
             return f"can {', '.join(site.powers)}{where}"
+        if site.unseen:
+            return (f"belongs to site {site.site}, whose own plugins or theme ({', '.join(site.unseen[:3])}) are not "
+                    "loaded on the bridge's site and could grant power there")
     return None
 
 

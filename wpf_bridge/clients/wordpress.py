@@ -61,15 +61,18 @@ class BatchRefused(WordPressError):
 
 @dataclass(frozen=True)
 class Standing:
-    """A user on one site of the network: their roles there and the ``POWERS`` they hold there."""
+    """A user on one site of the network: their roles there, the ``POWERS`` they hold there, and
+    the plugins and theme of that site whose run-time grants the look-up could not ask (they are
+    not loaded on the bridge's site)."""
 
     site: int
     roles: tuple[str, ...]
     powers: tuple[str, ...]
+    unseen: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: dict) -> Standing:
-        return cls(int(data["site"]), tuple(data.get("roles") or ()), tuple(data.get("powers") or ()))
+        return cls(int(data["site"]), *(tuple(data.get(key) or ()) for key in ("roles", "powers", "unseen")))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@
  * their own account and make themselves an application password), so each one checks what a
  * person would need in wp-admin:
  * - /wpf-bridge/v1/status and /wpf-bridge/v1/users/lookup (one person by GET, many by POST): list_users.
+ *   On a network, the look-up shows each user's roles and the asked capabilities on every site
+ *   (what the bridge needs to leave powerful users alone) to whoever may list users on any site.
  * - /wpf-bridge/v1/users/batch (many core user writes in one request): list_users, create_users and
  *   edit_users; each write is then dispatched to core's /wp/v2/users route as its own request,
  *   so core's permission checks and everything below apply to it, one transaction per user.
@@ -26,6 +28,7 @@ defined( 'ABSPATH' ) || exit;
 const WPF_BRIDGE_PLUGIN_VERSION = '1.4.0';
 const WPF_BRIDGE_MAX_LOOKUPS    = 100; // people per look-up request
 const WPF_BRIDGE_MAX_JUDGED     = 100; // capabilities a look-up may ask about
+const WPF_BRIDGE_MAX_SITES      = 50; // a network up to this size has every site judged for each user found
 const WPF_BRIDGE_MAX_WRITES     = 50; // user writes per batch request
 const WPF_BRIDGE_BATCH_SECONDS  = 15; // writes not started by then are answered 503, well before PHP's 30 s limit
 const WPF_BRIDGE_CREDENTIAL     = 'wpf-bridge'; // the application password the bridge signs in with
@@ -153,14 +156,15 @@ function wpf_bridge_user_summary( $user, $capabilities ) {
 	if ( ! $user ) {
 		return null;
 	}
+	$super_admin = is_multisite() && is_super_admin( $user->ID );
 	return array(
 		'id'           => $user->ID,
 		'username'     => $user->user_login,
 		'email'        => $user->user_email,
 		'roles'        => array_values( $user->roles ),
 		'capabilities' => array_keys( array_filter( $user->allcaps ) ),
-		'super_admin'  => is_multisite() && is_super_admin( $user->ID ),
-		'sites'        => wpf_bridge_standing( $user->ID, $capabilities ),
+		'super_admin'  => $super_admin,
+		'sites'        => $super_admin ? array() : wpf_bridge_standing( $user->ID, $capabilities ), // a super admin is never changed
 		'contact_id'   => (string) get_user_meta( $user->ID, 'ortto_contact_id', true ),
 		'created_for'  => (string) get_user_meta( $user->ID, 'wpf_bridge_created_for', true ),
 		'delivery_id'  => (string) get_user_meta( $user->ID, 'wpf_bridge_delivery', true ),
@@ -171,18 +175,29 @@ function wpf_bridge_user_summary( $user, $capabilities ) {
 
 /**
  * Where a user stands on the current site and, on a network, on every other site they belong to
- * (archived and deactivated ones too): their roles there, and which of $capabilities they hold
- * there as WordPress itself answers user_can() on that site, so that capabilities another plugin
- * grants at run time (a user_has_cap filter, a membership plugin) count as much as roles do.
+ * (archived and deactivated ones too) and, on a network of at most WPF_BRIDGE_MAX_SITES sites, on
+ * every other site where they hold any of $capabilities without belonging to it: their roles
+ * there, which of $capabilities they hold there as WordPress itself answers user_can() on that
+ * site (so capabilities that plugins grant at run time count as much as roles do), and the
+ * plugins and theme of that site that are not loaded in this request ('unseen': their run-time
+ * grants cannot be asked from here). Judged once per user and request.
  */
 function wpf_bridge_standing( $user_id, $capabilities ) {
-	$current = get_current_blog_id();
-	$sites   = array( $current );
-	if ( is_multisite() ) {
-		$sites = array_unique( array_merge( $sites, array_map( 'intval', array_keys( get_blogs_of_user( $user_id, true ) ) ) ) );
+	static $judged = array();
+	if ( isset( $judged[ $user_id ] ) ) {
+		return $judged[ $user_id ];
 	}
+	$current = get_current_blog_id();
+	$member  = array( $current );
+	$others  = array();
+	if ( is_multisite() ) {
+		$member = array_unique( array_merge( $member, array_map( 'intval', array_keys( get_blogs_of_user( $user_id, true ) ) ) ) );
+		$all    = get_sites( array( 'fields' => 'ids', 'number' => WPF_BRIDGE_MAX_SITES + 1 ) );
+		$others = count( $all ) <= WPF_BRIDGE_MAX_SITES ? array_diff( array_map( 'intval', $all ), $member ) : array();
+	}
+	$loaded   = wpf_bridge_loaded_code();
 	$standing = array();
-	foreach ( $sites as $site ) {
+	foreach ( array_merge( $member, $others ) as $site ) {
 		$switched = $site !== $current;
 		if ( $switched ) {
 			switch_to_blog( $site );
@@ -191,12 +206,22 @@ function wpf_bridge_standing( $user_id, $capabilities ) {
 		$held = array_values( array_filter( $capabilities, function ( $capability ) use ( $user ) {
 			return user_can( $user, $capability );
 		} ) );
-		$standing[] = array( 'site' => $site, 'roles' => array_values( $user->roles ), 'powers' => $held );
+		if ( in_array( $site, $member, true ) || $held ) {
+			$unseen     = $switched ? array_values( array_diff( wpf_bridge_loaded_code(), $loaded ) ) : array();
+			$standing[] = array( 'site' => $site, 'roles' => array_values( $user->roles ), 'powers' => $held, 'unseen' => $unseen );
+		}
 		if ( $switched ) {
 			restore_current_blog();
 		}
 	}
+	$judged[ $user_id ] = $standing;
 	return $standing;
+}
+
+/** The plugins and theme that the current site runs: network-activated plugins, its own, its theme. */
+function wpf_bridge_loaded_code() {
+	$plugins = array_merge( (array) get_option( 'active_plugins', array() ), is_multisite() ? array_keys( (array) get_site_option( 'active_sitewide_plugins', array() ) ) : array() );
+	return array_unique( array_merge( $plugins, array( 'theme ' . get_option( 'stylesheet' ), 'theme ' . get_option( 'template' ) ) ) );
 }
 
 /**
