@@ -380,14 +380,29 @@ def test_the_cookie_does_not_let_its_holder_test_passwords_offline(client, conso
     assert session["pw"] and session["pw"] != keyed_by_password and CONSOLE_PASSWORD not in str(session)
 
 
-def test_wrong_passwords_from_many_addresses_close_the_console_for_the_minute(client):
+def guess_from_many_addresses(client) -> None:
+    """As many wrong passwords as all clients together may send in a minute, none over its own limit."""
     from wpf_bridge.web.console.auth import LOGIN_LIMIT, LOGIN_LIMIT_ALL
 
     for n in range(LOGIN_LIMIT_ALL):
-        address = f"198.51.100.{n // (LOGIN_LIMIT - 1)}"
-        client.environ_base["REMOTE_ADDR"] = address
+        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n // (LOGIN_LIMIT - 1)}"
         assert "Wrong password." in sign_in(client, "wrong-password-1").text
     client.environ_base["REMOTE_ADDR"] = "192.0.2.200"
+
+
+def test_wrong_passwords_from_many_addresses_close_the_console_for_the_minute(client):
+    guess_from_many_addresses(client)
+    assert "Too many wrong passwords" in sign_in(client).text
+
+
+def test_wrong_keys_from_more_addresses_than_are_counted_do_not_reopen_the_console(client, monkeypatch):
+    from wpf_bridge import store as store_module
+
+    monkeypatch.setattr(store_module, "MAX_KEY_CLIENTS", 50)
+    guess_from_many_addresses(client)
+    store = client.application.extensions["wpf_bridge"]["store"]
+    for n in range(60):  # wrong webhook keys: the oldest per-address counts are dropped
+        store.key_failure(f"203.0.113.{n}", 60)
     assert "Too many wrong passwords" in sign_in(client).text
 
 

@@ -61,6 +61,11 @@ create table if not exists key_failures (
     failures integer not null
 );
 create index if not exists key_failures_window on key_failures (window_start);
+create table if not exists key_totals (
+    client text primary key,
+    window_start {float} not null,
+    failures integer not null
+);
 create table if not exists attempts (
     delivery_id text not null,
     at {float} not null,
@@ -567,34 +572,38 @@ class Store:
             {"prefix": prefix, "length": len(prefix)})
         return [row["lease_owner"] for row in rows]
 
-    def key_failure(self, client: str, window: float) -> int:
+    def key_failure(self, client: str, window: float, *, total: bool = False) -> int:
         """Count one wrong access key from ``client``; return its failures in the current window.
 
         Rows whose window has passed are deleted in the same write, and beyond ``MAX_KEY_CLIENTS``
-        the oldest go too, so guessing from many addresses cannot grow the table without end."""
+        the oldest go too, so guessing from many addresses cannot grow the table without end.
+        A ``total`` (all clients together, such as the console's) is a table of its own, out of
+        that eviction: the many addresses it counts could otherwise push it out."""
         now = time.time()
+        table = "key_totals" if total else "key_failures"
         with self.database.transaction() as tx:
-            tx.execute("delete from key_failures where window_start <= :since", {"since": now - window})
+            if not total:
+                tx.execute("delete from key_failures where window_start <= :since", {"since": now - window})
+                tx.execute(
+                    "delete from key_failures where window_start <= (select window_start from key_failures"
+                    " order by window_start desc limit 1 offset :keep)",
+                    {"keep": MAX_KEY_CLIENTS - 1},
+                )
             tx.execute(
-                "delete from key_failures where window_start <= (select window_start from key_failures"
-                " order by window_start desc limit 1 offset :keep)",
-                {"keep": MAX_KEY_CLIENTS - 1},
-            )
-            tx.execute(
-                "insert into key_failures (client, window_start, failures) values (:client, :now, 1)"
+                f"insert into {table} (client, window_start, failures) values (:client, :now, 1)"
                 " on conflict (client) do update set"
-                " failures = case when key_failures.window_start > :since then key_failures.failures + 1 else 1 end,"
-                " window_start = case when key_failures.window_start > :since then key_failures.window_start else :now end",
+                f" failures = case when {table}.window_start > :since then {table}.failures + 1 else 1 end,"
+                f" window_start = case when {table}.window_start > :since then {table}.window_start else :now end",
                 {"client": client, "now": now, "since": now - window},
             )
-            rows = tx.execute("select failures from key_failures where client = :client", {"client": client})
+            rows = tx.execute(f"select failures from {table} where client = :client", {"client": client})
         return int(rows[0]["failures"])
 
-    def key_block(self, client: str, window: float, limit: int) -> float:
-        """Seconds until ``client`` may try keys again (0 when it is not blocked)."""
+    def key_block(self, client: str, window: float, limit: int, *, total: bool = False) -> float:
+        """Seconds until ``client`` (or the ``total``, see ``key_failure``) may try keys again (0 when it is not blocked)."""
         rows = self.database.query(
-            "select window_start, failures from key_failures where client = :client", {"client": client}
-        )
+            f"select window_start, failures from {'key_totals' if total else 'key_failures'} where client = :client",
+            {"client": client})
         return _blocked_for(rows, window, limit)
 
     def prune(self, keep_seconds: float) -> int:

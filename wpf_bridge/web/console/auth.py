@@ -83,13 +83,14 @@ def login_required(settings: Settings) -> Callable:
 def try_login(settings: Settings, store: Store, password: str, name: str) -> tuple[bool, str]:
     """Check a password; ``(True, "")`` opens a session, else ``(False, why)``."""
     client = "console " + client_key(request.remote_addr)
-    wait = max(store.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT), store.key_block(EVERYONE, LOGIN_WINDOW, LOGIN_LIMIT_ALL))
+    wait = max(store.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT),
+               store.key_block(EVERYONE, LOGIN_WINDOW, LOGIN_LIMIT_ALL, total=True))
     if wait:
         log.warning("console sign-in refused from %s: too many wrong passwords", request.remote_addr)
         return False, f"Too many wrong passwords: try again in {math.ceil(wait)} s."
     if not hmac.compare_digest(password.encode(), (settings.console_password or "").encode()):
         store.key_failure(client, LOGIN_WINDOW)
-        store.key_failure(EVERYONE, LOGIN_WINDOW)
+        store.key_failure(EVERYONE, LOGIN_WINDOW, total=True)
         log.warning("console sign-in refused from %s: wrong password", request.remote_addr)
         return False, "Wrong password."
     session.clear()
