@@ -126,6 +126,15 @@ def test_finished_deliveries_older_than_the_keep_period_are_deleted(store):
     assert [store.get(d.id) is not None for d in (old_done, old_failed, old_waiting, recent)] == [False, False, True, True]
 
 
+def test_console_sessions_end_when_signed_out_or_expired_and_expired_ones_are_deleted(store):
+    live, ended, expired = (store.sessions.open(who, "192.0.2.1", "fingerprint", 3600) for who in ("a", "b", "c"))
+    store.sessions.end(ended)
+    run_sql(store, "update console_sessions set expires_at = expires_at - 3601 where who = 'c'")
+    assert [store.sessions.find(sid) is not None for sid in (live, ended, expired)] == [True, False, False]
+    store.prune(30 * 86400)
+    assert [row["who"] for row in store.database.query("select who from console_sessions")] == ["a"]
+
+
 def test_the_worker_prunes_on_start(settings, store):
     import dataclasses
     import threading

@@ -15,6 +15,7 @@ from typing import Any
 
 from .database import CLAIM_LOCK, Database, StoreUnavailable, connect
 from .search import Search, in_list
+from .sessions import Sessions, prune_sessions
 
 __all__ = ["Attempt", "Delivery", "RECENT_REFUSALS", "Run", "STATUSES", "Search", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
 
@@ -106,7 +107,16 @@ create index if not exists operator_actions_at on operator_actions (at);
 create table if not exists marks (
     name text primary key,
     value {float} not null
-)
+);
+create table if not exists console_sessions (
+    id text primary key,
+    who text not null,
+    client text not null,
+    password text not null,
+    created_at {float} not null,
+    expires_at {float} not null
+);
+create index if not exists console_sessions_expires on console_sessions (expires_at)
 """
 
 # Columns added since 0.1 (when Huey held the queue), with what an older row gets.
@@ -277,6 +287,7 @@ class Store:
             self._add_columns(tx, "attempts")
             if self.database.functions:
                 tx.execute(_ADD_FUNCTION)
+        self.sessions = Sessions(self.database)
 
     def _add_columns(self, tx: Any, table: str) -> None:
         """Bring a table written by an earlier version up to date."""
@@ -608,7 +619,8 @@ class Store:
 
     def prune(self, keep_seconds: float) -> int:
         """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago,
-        with their history; return how many went. Unfinished ones are never deleted, however old."""
+        with their history, and expired console sessions; return how many deliveries went.
+        Unfinished ones are never deleted, however old."""
         with self.database.transaction() as tx:
             tx.execute(f"delete from deliveries where status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before",
                        {"before": self.database.now(tx) - keep_seconds})
@@ -616,6 +628,7 @@ class Store:
             if pruned:  # deliveries first, then attempts: the order every transaction keeps
                 tx.execute("delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)")
             tx.execute("delete from operator_actions where at < :before", {"before": self.database.now(tx) - keep_seconds})
+            prune_sessions(tx)
             return pruned
 
     def requeue(self, delivery_id: str, who: str = "an operator") -> bool:
