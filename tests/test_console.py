@@ -272,20 +272,49 @@ def test_replay_without_csrf_token_is_refused_and_changes_nothing(client, consol
     assert answer.status_code == 302 and bridge.store.get(failed.id).status == QUEUED
 
 
-def test_session_expires_after_the_configured_hours_and_with_a_new_password(client, console_settings, env, monkeypatch):
-    from wpf_bridge.web.console import auth
+def copy_of_session(client, settings):
+    """Another web process, and another browser holding a copy of ``client``'s console cookie."""
+    other = create_app(settings).test_client()
+    other.set_cookie("wpf_console", client.get_cookie("wpf_console", path="/console").value, path="/console")
+    return other
+
+
+def test_sign_out_ends_every_copy_of_the_session(client, console_settings):
+    sign_in(client)
+    copy = copy_of_session(client, console_settings)
+    assert copy.get("/console/").status_code == 200, "every web process accepts the session"
+    client.post("/console/logout", data={"csrf_token": token(client, "/console/")})
+    assert client.get("/console/").status_code == 302
+    answer = copy.get("/console/deliveries")
+    assert answer.status_code == 302 and answer.headers["Location"].startswith("/console/login")
+
+
+def test_the_console_says_so_when_the_store_is_down(client, monkeypatch):
+    from wpf_bridge.store import StoreUnavailable
+    from wpf_bridge.store.sessions import Sessions
+
+    def down(*args):
+        raise StoreUnavailable("delivery store unavailable: disk I/O error")
 
     sign_in(client)
-    assert client.get("/console/").status_code == 200
-    later = time.time() + console_settings.console_session_seconds + 1
-    monkeypatch.setattr(auth.time, "time", lambda: later)
-    assert client.get("/console/").status_code == 302
+    monkeypatch.setattr(Sessions, "find", down)  # the session itself cannot be read
+    answer = client.get("/console/")
+    assert answer.status_code == 503 and "cannot be read now" in answer.text
+
+
+def test_session_expires_after_the_configured_hours_and_with_a_new_password(client, console_settings, env, monkeypatch):
+    sign_in(client)
+    copy = copy_of_session(client, console_settings)
+    start, hours = time.time(), console_settings.console_session_seconds
+    monkeypatch.setattr(time, "time", lambda: start + hours * 0.6)
+    assert copy.get("/console/").status_code == 200  # the answer signs the cookie anew: its age no longer ends it
+    monkeypatch.setattr(time, "time", lambda: start + hours + 1)
+    assert copy.get("/console/").status_code == 302 and client.get("/console/").status_code == 302
     monkeypatch.undo()
 
     sign_in(client)
-    other = create_app(load_settings({**env, "WPF_CONSOLE_PASSWORD": "another-password-42"})).test_client()
-    other.set_cookie("wpf_console", client.get_cookie("wpf_console", path="/console").value, path="/console")
-    assert other.get("/console/").status_code == 302, "a session opened with the old password ends with it"
+    copy = copy_of_session(client, load_settings({**env, "WPF_CONSOLE_PASSWORD": "another-password-42"}))
+    assert copy.get("/console/").status_code == 302, "a session opened with the old password ends with it"
 
 
 def test_wrong_passwords_are_limited_per_client_and_logged(client, caplog):
@@ -369,15 +398,18 @@ def test_a_hanging_wordpress_never_holds_a_console_request(env):
         silent.close()
 
 
-def test_the_cookie_does_not_let_its_holder_test_passwords_offline(client, console_settings):
+def test_neither_the_cookie_nor_the_store_lets_its_reader_test_passwords_offline(client):
     import hashlib
     import hmac
 
     sign_in(client)
     app = client.application
     session = app.session_interface.get_signing_serializer(app).loads(client.get_cookie("wpf_console", path="/console").value)
+    assert set(session) <= {"sid", "csrf_token", "_permanent"}, "the cookie holds an id, nothing about the password"
+    [row] = app.extensions["wpf_bridge"]["store"].database.query("select * from console_sessions")
     keyed_by_password = hmac.new(CONSOLE_PASSWORD.encode(), b"console password", hashlib.sha256).hexdigest()[:32]
-    assert session["pw"] and session["pw"] != keyed_by_password and CONSOLE_PASSWORD not in str(session)
+    assert row["password"] and row["password"] != keyed_by_password and CONSOLE_PASSWORD not in str(row)
+    assert row["id"] != session["sid"], "the store holds a hash of the id, not one to sign in with"
 
 
 def guess_from_many_addresses(client) -> None:

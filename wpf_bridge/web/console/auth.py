@@ -1,6 +1,7 @@
 """Signing in to the console: one password (``WPF_CONSOLE_PASSWORD``), compared in constant time,
-at most ``LOGIN_LIMIT`` wrong tries a minute per client address, and a signed session cookie that
-lasts ``WPF_CONSOLE_SESSION_HOURS`` and dies with a change of password."""
+at most ``LOGIN_LIMIT`` wrong tries a minute per client address, and a session recorded in the
+store (its id in a signed cookie) that lasts ``WPF_CONSOLE_SESSION_HOURS`` and ends, for every
+copy of the cookie, with sign-out or a change of password."""
 from __future__ import annotations
 
 import functools
@@ -8,14 +9,14 @@ import hashlib
 import hmac
 import logging
 import math
-import time
 from typing import Callable
 
-from flask import Flask, redirect, request, session, url_for
+from flask import Flask, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from ...settings import Settings
 from ...store import Store
+from ...store.sessions import ConsoleSession
 from ..addresses import client_key
 
 LOGIN_LIMIT = 5  # wrong passwords a client may send per window
@@ -33,9 +34,8 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 
 def configure_sessions(app: Flask, settings: Settings) -> None:
-    """Cookies signed with a key derived from ``WPF_SECRET_KEY``, so every web process and dyno
-    accepts them, and expiring after the configured hours (checked on the server, from the
-    signature's time, not only by the browser)."""
+    """Cookies signed with a key derived from ``WPF_SECRET_KEY``, holding the id of a session the
+    store records (``signed_in`` checks it), and dropped by the browser after the configured hours."""
     from datetime import timedelta
 
     app.secret_key = _derive(settings.secret_keys[0], "console session")
@@ -52,27 +52,39 @@ def _derive(key: str, purpose: str) -> str:
 
 def _fingerprint(settings: Settings) -> str:
     """Which password a session was opened with: a new password ends every session. Keyed with
-    ``WPF_SECRET_KEY``: the cookie is signed, not encrypted, and must not let whoever holds one
-    test password guesses offline."""
+    ``WPF_SECRET_KEY``, so whoever reads the store cannot test password guesses offline."""
     return _derive(settings.secret_keys[0], "console password " + (settings.console_password or ""))[:32]
 
 
-def signed_in(settings: Settings) -> bool:
-    started = session.get("at", 0)
-    return (hmac.compare_digest(session.get("pw", ""), _fingerprint(settings))
-            and time.time() - started < settings.console_session_seconds)
+def _current(settings: Settings, store: Store) -> ConsoleSession | None:
+    """The live session this request's cookie names (looked up once a request): recorded, not
+    expired, and opened with today's password."""
+    if "console_session" not in g:
+        found = store.sessions.find(session["sid"]) if session.get("sid") else None
+        g.console_session = found if found and hmac.compare_digest(found.password, _fingerprint(settings)) else None
+    return g.console_session
+
+
+def signed_in(settings: Settings, store: Store) -> bool:
+    return _current(settings, store) is not None
+
+
+def assume_signed_out() -> None:
+    """For the rest of this request, when the store cannot be read to say who is signed in."""
+    g.console_session = None
 
 
 def operator() -> str:
     """Who did it, for the action log: the name given at sign-in and the address it came from."""
-    return f"{session.get('who') or 'operator'} ({session.get('from', '?')})"
+    found = g.get("console_session")
+    return f"{found.who or 'operator'} ({found.client})" if found else "operator (?)"
 
 
-def login_required(settings: Settings) -> Callable:
+def login_required(settings: Settings, store: Store) -> Callable:
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            if not signed_in(settings):
+            if not signed_in(settings, store):
                 session.clear()
                 return redirect(url_for("console.login", next=request.full_path if request.method == "GET" else None))
             return view(*args, **kwargs)
@@ -93,11 +105,26 @@ def try_login(settings: Settings, store: Store, password: str, name: str) -> tup
         store.key_failure(EVERYONE, LOGIN_WINDOW, total=True)
         log.warning("console sign-in refused from %s: wrong password", request.remote_addr)
         return False, "Wrong password."
-    session.clear()
+    _end(store)  # a sign-in in the same browser replaces its session, and a new id defeats fixation
     session.permanent = True
-    session.update(pw=_fingerprint(settings), at=time.time(), who=_printable(name)[:60], **{"from": request.remote_addr})
+    who, address = _printable(name)[:60], request.remote_addr or "?"
+    session["sid"] = store.sessions.open(who, address, _fingerprint(settings), settings.console_session_seconds)
+    g.console_session = store.sessions.find(session["sid"])
     log.info("console sign-in by %s", operator())
     return True, ""
+
+
+def sign_out(settings: Settings, store: Store) -> None:
+    """End the session in the store, so that no copy of the cookie opens it again."""
+    if signed_in(settings, store):
+        log.info("console sign-out by %s", operator())
+    _end(store)
+
+
+def _end(store: Store) -> None:
+    if session.get("sid"):
+        store.sessions.end(session["sid"])
+    session.clear()
 
 
 def _printable(text: str) -> str:
