@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "wpf_bridge", *args], cwd=cwd, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=60,
-    )
+    """Run the command; its output is decoded as it was written (text mode would turn a ``\r`` into a newline)."""
+    result = subprocess.run([sys.executable, "-m", "wpf_bridge", *args], cwd=cwd, env={**os.environ, **env},
+                            capture_output=True, timeout=60)
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 def test_wordpress_plugin_prints_the_companion_plugin_and_php_accepts_it(env, tmp_path):
@@ -285,3 +285,39 @@ def test_make_creates_env_readable_by_its_owner_only(tmp_path):
     env_file = tmp_path / ".env"
     assert env_file.stat().st_mode & 0o777 == 0o600
     assert "change-me" not in env_file.read_text(), "fresh keys were written"
+
+
+HOSTILE = "\x1b]0;OWNED\x07\x1b[2J\x9b31m\r[bold]x\x7f"  # retitle, clear, C1 CSI, carriage return, markup, DEL
+SHOWN = r"\x1b]0;OWNED\x07\x1b[2J\x9b31m\r[bold]x\x7f"
+
+
+def raw_controls(text: str) -> list[str]:
+    """Control characters that would reach the terminal as they are (the output's own newlines aside)."""
+    return [c for c in text if not c.isprintable() and c != "\n"]
+
+
+def test_text_from_outside_reaches_the_terminal_escaped(env, tmp_path, settings, ortto):
+    """An email, contact id, WordPress answer or refusal reason carrying escape sequences is printed
+    escaped and visible by every command, never as raw control characters or rich markup."""
+    import time
+
+    from wpf_bridge.store import FAILED, Run, Store
+
+    store = Store(settings.database_url)
+    delivery = store.add("add", "c" + HOSTILE, f"x{HOSTILE}@example.test", None, False)[0]
+    store.retry_later(delivery.id, 30, f"WordPress answered 500: {HOSTILE}\nforged line", call="add",
+                      code=HOSTILE, run=Run(0.1, [f"WordPress POST /{HOSTILE} 500 0.100 s"]))
+    store.finish(delivery.id, FAILED, f"gave up: {HOSTILE}", call="add")
+    store.count_refusals({f"access_key {HOSTILE}": (1, time.time())})
+    commands = [["deliveries"], ["deliveries", "--json"], ["show", delivery.id], ["show", delivery.id, "--json"],
+                ["replay", "--dry-run"], ["refused"], ["check"], ["import", "--tag", "vip"]]
+    leaks = {}
+    for command in commands:
+        ortto.fail_next(400, {"request_id": "r1", "code": 400, "error": f"Ortto says {HOSTILE}"})
+        result = run_cli(env, *command, cwd=tmp_path)
+        printed = result.stdout + result.stderr
+        if raw_controls(printed) or ("--json" not in command and SHOWN not in printed):
+            leaks[" ".join(command[:2])] = printed
+    assert not leaks, "".join(f"\n{command}: {printed!r}" for command, printed in leaks.items())
+    shown = run_cli(env, "show", delivery.id, cwd=tmp_path).stdout
+    assert r"500: " + SHOWN + r"\nforged line" in shown, "a newline from outside forges no line"

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import __version__, companion, history, logs, redact
 from .settings import ENV_FILE, Settings, SettingsError, env_file, load_settings
 from .store import STATUSES
+from .terminal import progress_console, say
 
 log = logging.getLogger("wpf_bridge")
 
@@ -23,7 +24,7 @@ def metrics_directory(settings: Settings) -> None:
     try:
         metrics_folder.prepare(metrics_folder.directory(settings.database_url, settings.metrics_dir))
     except (OSError, ValueError) as exc:
-        print(f"wpf-bridge: {exc}", file=sys.stderr)
+        say(f"wpf-bridge: {exc}", err=True)
         raise SystemExit(2) from None
 
 
@@ -37,7 +38,7 @@ def settings_or_exit() -> Settings:
             found = "" if env_file().is_file() else ", which does not exist"
             where = (f" (settings come from the environment and from {env_file()}{found}; "
                      "give another file with --env-file PATH)")
-        print(f"wpf-bridge: setting {exc}{where}", file=sys.stderr)
+        say(f"wpf-bridge: setting {exc}{where}", err=True)
         raise SystemExit(2) from None
 
 
@@ -48,7 +49,7 @@ def use_env_file(path: str | None) -> None:
         return
     file = Path(path).expanduser().absolute()
     if not file.is_file():
-        print(f"wpf-bridge: --env-file {file}: no such file", file=sys.stderr)
+        say(f"wpf-bridge: --env-file {file}: no such file", err=True)
         raise SystemExit(2)
     os.environ[ENV_FILE] = str(file)
     os.chdir(file.parent)
@@ -85,7 +86,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = settings_or_exit()
     Store(settings.database_url)
-    print(f"delivery store ready: {redact.url(settings.database_url)}")
+    say(f"delivery store ready: {redact.url(settings.database_url)}")
     return 0
 
 
@@ -96,9 +97,9 @@ def cmd_plugin(args: argparse.Namespace) -> int:
     try:
         target = companion.install(Path(args.install))
     except (OSError, ValueError) as exc:
-        print(f"wpf-bridge: {exc}", file=sys.stderr)
+        say(f"wpf-bridge: {exc}", err=True)
         return 1
-    print(f"companion plugin {companion.version()} written to {target} (a must-use plugin: active at once)")
+    say(f"companion plugin {companion.version()} written to {target} (a must-use plugin: active at once)")
     return 0
 
 
@@ -106,12 +107,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .check import run_checks, webhook_urls
 
     settings = settings_or_exit()
-    problems = run_checks(settings, print)
+    problems = run_checks(settings, say)
     base = args.url or f"http://localhost:{settings.port}"
-    print("\nWebhook URLs for Ortto (Data sources > Webhook)" + (": fix the problems above before you use them" if problems else ":"))
+    say("", "Webhook URLs for Ortto (Data sources > Webhook)" + (": fix the problems above before you use them" if problems else ":"))
     for action, url in webhook_urls(settings, base, settings.access_keys[0]):
-        print(f"  {action:12} {url}")
-    print(f"\n{'all checks passed' if not problems else f'{problems} problem(s) found'}")
+        say(f"  {action:12} {url}")
+    say("", "all checks passed" if not problems else f"{problems} problem(s) found")
     return 1 if problems else 0
 
 
@@ -125,22 +126,27 @@ def _filters(args: argparse.Namespace) -> dict:
     try:
         since = history.parse_since(args.since) if args.since else None
     except ValueError as exc:
-        print(f"wpf-bridge: {exc}", file=sys.stderr)
+        say(f"wpf-bridge: {exc}", err=True)
         raise SystemExit(2) from None
     return {"status": getattr(args, "status", None), "email": args.email, "contact_id": args.contact, "since": since}
+
+
+def _json_lines(data: object) -> list[str]:
+    """``--json`` output as lines; every control character inside a value is already a JSON escape."""
+    return json.dumps(data, indent=2).split("\n")
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
     store = _open_store()
     found = store.find(**_filters(args), limit=args.limit)
     if args.json:
-        print(json.dumps([history.as_json(d) for d in found], indent=2))
+        say(*_json_lines([history.as_json(d) for d in found]))
     elif found:
-        print(history.HEADER)
+        say(history.HEADER)
         for delivery in found:
-            print(history.line(delivery))
+            say(history.line(delivery))
     else:
-        print("no deliveries match", file=sys.stderr)
+        say("no deliveries match", err=True)
     return 0
 
 
@@ -148,12 +154,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = _open_store()
     matches = store.with_id_prefix(args.id)
     if len(matches) != 1:
-        print(f"wpf-bridge: {'no delivery' if not matches else f'{len(matches)} deliveries'} with an id starting "
-              f"{args.id!r}", file=sys.stderr)
+        say(f"wpf-bridge: {'no delivery' if not matches else f'{len(matches)} deliveries'} with an id starting "
+            f"{args.id!r}", err=True)
         return 1
     delivery = matches[0]
     attempts = store.history(delivery.id)
-    print(json.dumps(history.as_json(delivery, attempts), indent=2) if args.json else history.whole(delivery, attempts))
+    say(*(_json_lines(history.as_json(delivery, attempts)) if args.json else history.whole(delivery, attempts)))
     return 0
 
 
@@ -163,27 +169,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     store = _open_store()
     filters = _filters(args)
     if args.ids and any(filters.values()):
-        print("wpf-bridge: give delivery ids or filters, not both", file=sys.stderr)
+        say("wpf-bridge: give delivery ids or filters, not both", err=True)
         return 2
     chosen = [store.get(i) for i in args.ids] if args.ids else store.find(**{**filters, "status": FAILED}, limit=None)
     replayed = 0
     for wanted, delivery in zip(args.ids or [d.id for d in chosen], chosen):
         if delivery is None or delivery.status != FAILED:
             state = "no such delivery" if delivery is None else f"it is {delivery.status}, not failed"
-            print(f"{wanted}: left alone ({state})", file=sys.stderr)
+            say(f"{wanted}: left alone ({state})", err=True)
         elif args.dry_run:
-            print(f"would replay {history.line(delivery)}")
+            say(f"would replay {history.line(delivery)}")
             replayed += 1
         elif store.requeue(delivery.id):
-            print(f"replayed {history.line(delivery)}")
+            say(f"replayed {history.line(delivery)}")
             replayed += 1
-    print(f"{'would replay' if args.dry_run else 'replayed'} {replayed} {'delivery' if replayed == 1 else 'deliveries'}")
+    say(f"{'would replay' if args.dry_run else 'replayed'} {replayed} {'delivery' if replayed == 1 else 'deliveries'}")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from . import importer
     from .clients.http import RateLimiter
     from .clients.ortto import OrttoClient
@@ -192,28 +196,28 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .store import FAILED, SKIPPED, Store
 
     settings = settings_or_exit()
-    console = Console(stderr=True, highlight=False)
+    console = progress_console()
     if args.role and args.role not in settings.allowed_roles:
-        print(f"wpf-bridge: --role {args.role}: not in WPF_ALLOWED_ROLES ({', '.join(sorted(settings.allowed_roles))})",
-              file=sys.stderr)
+        say(f"wpf-bridge: --role {args.role}: not in WPF_ALLOWED_ROLES ({', '.join(sorted(settings.allowed_roles))})",
+            err=True)
         return 2
     try:
         where = json.loads(args.filter) if args.filter else None
     except ValueError as exc:
-        print(f"wpf-bridge: --filter is not JSON: {exc}", file=sys.stderr)
+        say(f"wpf-bridge: --filter is not JSON: {exc}", err=True)
         return 2
     ortto = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=RateLimiter(settings.ortto_rate_limit))
     try:
         selection = importer.select(ortto, args.tag, where, console)
     except BridgeError as exc:
-        print(f"wpf-bridge: Ortto: {exc}; nothing was queued", file=sys.stderr)
+        say(f"wpf-bridge: Ortto: {exc}; nothing was queued", err=True)
         return 2
     except KeyboardInterrupt:
-        print("wpf-bridge: interrupted during the scan; nothing was queued", file=sys.stderr)
+        say("wpf-bridge: interrupted during the scan; nothing was queued", err=True)
         return 130
     if not selection.people:
-        print(f"wpf-bridge: no contact carries the tag {args.tag!r} (tags are matched by their exact name, as "
-              "Ortto shows them); nothing was queued", file=sys.stderr)
+        say(f"wpf-bridge: no contact carries the tag {args.tag!r} (tags are matched by their exact name, as "
+            "Ortto shows them); nothing was queued", err=True)
         return 1
     if args.dry_run:
         wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
@@ -221,43 +225,43 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             would = importer.preview(wordpress, selection.people, settings.allowed_roles)
         except BridgeError as exc:
-            print(f"wpf-bridge: WordPress: {exc}", file=sys.stderr)
+            say(f"wpf-bridge: WordPress: {exc}", err=True)
             return 2
-        print(f"would create {would.create:,} users and update {would.update:,} existing ones"
-              + (f" ({'their role set to ' + repr(args.role) if args.role else 'their role unchanged'})" if would.update else "")
-              + (f"; {would.privileged:,} privileged (administrators and such) would be left alone" if would.privileged else "")
-              + (f"; {earlier:,} of these were queued by an earlier run and would not be queued again" if earlier else "")
-              + " (a dry run: nothing was queued)")
+        say(f"would create {would.create:,} users and update {would.update:,} existing ones"
+            + (f" ({'their role set to ' + repr(args.role) if args.role else 'their role unchanged'})" if would.update else "")
+            + (f"; {would.privileged:,} privileged (administrators and such) would be left alone" if would.privileged else "")
+            + (f"; {earlier:,} of these were queued by an earlier run and would not be queued again" if earlier else "")
+            + " (a dry run: nothing was queued)")
         return 0
     try:
         queued = importer.queue(Store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify)
     except KeyboardInterrupt:
-        print("wpf-bridge: interrupted while queueing; run the same command again (it queues nobody twice)", file=sys.stderr)
+        say("wpf-bridge: interrupted while queueing; run the same command again (it queues nobody twice)", err=True)
         return 130
     try:
         new = sum(1 for _, is_new in queued if is_new)
-        print(f"queued {new:,} add deliveries ({len(queued) - new:,} were queued by an earlier run)")
+        say(f"queued {new:,} add deliveries ({len(queued) - new:,} were queued by an earlier run)")
         if args.no_wait:
             return 0
         console.print("the worker applies them (`wpf-bridge worker` must run); Ctrl-C stops watching, not the import")
         counts = importer.watch(Store(settings.database_url), [delivery_id for delivery_id, _ in queued], console)
     except KeyboardInterrupt:
-        print("stopped watching; the deliveries stay queued and the worker applies them (run the same command "
-              "again to follow them: it queues nobody twice)", file=sys.stderr)
+        say("stopped watching; the deliveries stay queued and the worker applies them (run the same command "
+            "again to follow them: it queues nobody twice)", err=True)
         return 130
-    print("; ".join(f"{status} {n:,}" for status, n in sorted(counts.items())))
+    say("; ".join(f"{status} {n:,}" for status, n in sorted(counts.items())))
     for status in (SKIPPED, FAILED):
         if counts.get(status):
-            print(f"why: wpf-bridge deliveries --status {status}   (or the console's Deliveries page)")
+            say(f"why: wpf-bridge deliveries --status {status}   (or the console's Deliveries page)")
     return 1 if counts.get(FAILED) else 0
 
 
 def cmd_refused(args: argparse.Namespace) -> int:
     rows = _open_store().refusals()
     for reason, count, last in rows:
-        print(f"{count:8}  last {history.when(last)}  {reason}")
+        say(f"{count:8}  last {history.when(last)}  {reason}")
     if not rows:
-        print("no webhook has been refused")
+        say("no webhook has been refused")
     return 0
 
 

@@ -37,8 +37,9 @@ def line(delivery: Delivery) -> str:
             f"{delivery.attempts:<5} {delivery.contact_id or '-':24} {delivery.email or '-':30} {delivery.result or ''}").rstrip()
 
 
-def whole(delivery: Delivery, attempts: list[Attempt]) -> str:
-    """One delivery with every field an operator needs and its history, oldest step first."""
+def whole(delivery: Delivery, attempts: list[Attempt]) -> list[str]:
+    """One delivery with every field an operator needs and its history, oldest step first, as
+    lines (a value from outside holding a newline stays within its line)."""
     rows = [
         ("delivery", delivery.id), ("action", delivery.action), ("status", delivery.status),
         ("contact id", delivery.contact_id or "-"), ("email", delivery.email or "-"),
@@ -49,12 +50,16 @@ def whole(delivery: Delivery, attempts: list[Attempt]) -> str:
     ]
     if delivery.status in ("queued", "retrying", "pushing"):
         rows.append(("next run", when(delivery.run_after)))
-    text = "\n".join(f"{name:15} {value}" for name, value in rows)
-    steps = [f"  {when(a.at)}  {a.call or '-':13} {a.status:8} {a.message}"
-             + (f" [{a.code}]" if a.code else "") + (f" (next try {when(a.next_retry)})" if a.next_retry else "")
-             + "".join(f"\n      {request}" for request in (a.calls or "").splitlines())
-             for a in attempts]
-    return text + "\nhistory\n" + ("\n".join(steps) if steps else "  (nothing recorded yet)")
+    steps = [line for attempt in attempts for line in _step(attempt)]
+    return [f"{name:15} {value}" for name, value in rows] + ["history"] + (steps or ["  (nothing recorded yet)"])
+
+
+def _step(attempt: Attempt) -> list[str]:
+    """One step of a delivery's history, then the requests it made, one a line."""
+    head = (f"  {when(attempt.at)}  {attempt.call or '-':13} {attempt.status:8} {attempt.message}"
+            + (f" [{attempt.code}]" if attempt.code else "")
+            + (f" (next try {when(attempt.next_retry)})" if attempt.next_retry else ""))
+    return [head] + [f"      {request}" for request in (attempt.calls or "").split("\n") if request]
 
 
 def as_json(delivery: Delivery, attempts: list[Attempt] | None = None) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def select(ortto: OrttoClient, tag: str, where: dict | None, console: Console) -
     """Page through Ortto and keep the contacts carrying ``tag`` (its exact name)."""
     scanned = pages = 0
     people: list[Contact] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+    with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
         task = progress.add_task("scanning Ortto", total=None)
 
@@ -100,7 +100,7 @@ def queue(store: Store, settings: Settings, tag: str, people: list[Contact], rol
 def watch(store: Store, ids: list[str], console: Console) -> dict[str, int]:
     """Follow the deliveries until every one has ended, with a progress bar (rate and time left);
     return how many ended in each status."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console) as progress:
         task = progress.add_task("applying", total=len(ids))
         while True:
