@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import stat
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -164,13 +167,65 @@ def test_alert_webhook_must_be_a_url(env):
     assert "https://hooks.slack.test/T/B/x" in load_settings({**env, "WPF_ALERT_WEBHOOK": "https://hooks.slack.test/T/B/x"}).secrets()
 
 
-def test_metrics_folder_is_private_and_named_without_the_database_password(tmp_path):
-    from wpf_bridge.metrics_folder import directory, prepare
+def test_metrics_folder_is_named_without_the_database_password():
+    from wpf_bridge.metrics_folder import directory
 
     assert directory("postgresql://u:one@db:5432/bridge", None) == directory("postgresql://u:two@db:5432/bridge", None)
     assert directory("postgresql://u:one@db:5432/bridge", None) != directory("postgresql://u:one@db:5432/other", None)
-    shared = tmp_path / "shared"
-    shared.mkdir(mode=0o777)
-    shared.chmod(0o777)
-    with pytest.raises(ValueError, match="must belong to this user and be private"):
-        prepare(shared)
+
+
+def test_metrics_folder_on_postgresql_is_private_in_the_users_state_folder(tmp_path, monkeypatch):
+    """Not a predictable name in the shared /tmp, which another local user could make first; the
+    same for every process of the user and store (XDG_RUNTIME_DIR differs between a login shell
+    and a service, so it is not used), and created mode 700."""
+    from wpf_bridge.metrics_folder import MULTIPROC_ENV, directory, prepare
+
+    url = "postgresql://u:p@db:5432/bridge"
+    assert not directory(url, None).is_relative_to(tempfile.gettempdir())
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    folder = directory(url, None)
+    assert folder.is_relative_to(home / ".local" / "state" / "wpf-bridge")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    assert directory(url, None) == folder
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)  # prepare sets it: undone after the test
+    prepare(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert directory(url, None).is_relative_to(tmp_path / "state" / "wpf-bridge")
+
+
+@pytest.mark.parametrize("case", ["open to all", "another owner", "link of another owner", "link to another's"])
+def test_metrics_folder_of_another_user_or_open_to_others_is_refused(tmp_path, case):
+    """Another user's folder (or link) could feed the figures or read them: refuse it, in one line
+    saying what to do."""
+    from wpf_bridge.metrics_folder import prepare
+
+    if case != "open to all" and os.geteuid() != 0:
+        pytest.skip("giving a file to another owner needs root")
+    folder, other = tmp_path / "metrics", 54321
+    target = tmp_path / "target"
+    target.mkdir(mode=0o700)
+    if case == "open to all":
+        folder.mkdir()
+        folder.chmod(0o777)
+    elif case == "another owner":
+        folder.mkdir(mode=0o700)
+        os.chown(folder, other, other)
+    else:
+        folder.symlink_to(target)
+        os.chown(target if case == "link to another's" else folder, other, other, follow_symlinks=False)
+    with pytest.raises(ValueError) as refused:
+        prepare(folder)
+    assert "\n" not in str(refused.value) and "set WPF_METRICS_DIR" in str(refused.value)
+    assert f"the metrics folder {folder} must belong to this user and be private (mode 700)" in str(refused.value)
+
+
+def test_metrics_folder_that_cannot_be_made_says_what_to_do(tmp_path):
+    from wpf_bridge.metrics_folder import prepare
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"cannot create the metrics folder .*: set WPF_METRICS_DIR"):
+        prepare(tmp_path / "file" / "metrics")

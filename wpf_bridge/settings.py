@@ -65,7 +65,7 @@ class Settings:
     console_password: str | None = field(default=None, repr=False)  # the operator console is off without one
     console_session_seconds: float = 8 * 3600.0  # a console login lasts this long
     metrics_token: str | None = field(default=None, repr=False)  # /metrics is off without one
-    metrics_dir: str | None = None  # where this host's processes share their figures (see metrics.directory)
+    metrics_dir: str | None = None  # where this host's processes share their figures (see metrics_folder.directory)
     json_logs: bool = False  # WPF_LOG_FORMAT=json
     alert_webhook: str | None = field(default=None, repr=False)  # Slack-compatible incoming webhook URL
 
