@@ -70,3 +70,28 @@ def test_a_value_from_outside_cannot_forge_a_log_line():
         logger.warning("refused %s", "/console/x\n2026-11-28 16:00:00 INFO console sign-in by admin\r\t")
     assert stream.getvalue().count("\n") == 1
     assert "/console/x\\n2026-11-28 16:00:00 INFO console sign-in by admin\\r\\t" in stream.getvalue()
+
+
+HOSTILE = "jane\x1b]0;OWNED\x07@evil.example\x9b2J\x7f"
+
+
+def test_no_control_character_from_outside_reaches_a_log_line_raw_tracebacks_and_json_included():
+    """Logs reach an operator's terminal (`make run`, journalctl): an email from Ortto carrying
+    escape sequences, in a message or in an exception's text, is escaped in both formats; JSON
+    lines still decode to the very same text."""
+    for json_lines in (False, True):
+        name = f"test-hostile-{json_lines}"
+        with captured(name) as (logger, stream):
+            logs.install([], json_lines=json_lines, loggers=[name])
+            logger.warning("no user for %s", HOSTILE)
+            try:
+                raise ValueError(f"bad email {HOSTILE}")
+            except ValueError:
+                logger.exception("failed")
+        written = stream.getvalue()
+        assert not any(c in written for c in "\x1b\x07\x9b\x7f"), (json_lines, written)
+        if json_lines:
+            first, second = (json.loads(line) for line in written.splitlines())
+            assert first["message"] == f"no user for {HOSTILE}" and f"ValueError: bad email {HOSTILE}" in second["exception"]
+        else:
+            assert "jane\\x1b]0;OWNED\\x07@evil.example\\x9b2J\\x7f" in written and "Traceback" in written

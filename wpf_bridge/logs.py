@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
-from .redact import RedactingFormatter, redact
+from .redact import RedactingFormatter, json_safe, redact
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _delivery: ContextVar[str | None] = ContextVar("delivery_id", default=None)
@@ -40,7 +40,7 @@ class JsonFormatter(logging.Formatter):
             entry["delivery_id"] = _delivery.get()
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps({key: redact(value, self.secrets) for key, value in entry.items()}, ensure_ascii=False)
+        return json_safe(json.dumps({key: redact(value, self.secrets) for key, value in entry.items()}, ensure_ascii=False))
 
 
 def configure(secrets: Iterable[str], json_lines: bool = False) -> None:

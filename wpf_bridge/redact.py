@@ -32,10 +32,24 @@ class RedactingFormatter(logging.Formatter):
         message = record.getMessage()
         if not message.isprintable():  # a request path or a value from outside must not forge a second line
             record = logging.makeLogRecord({**record.__dict__, "msg": printable(message), "args": None})
-        return redact(self.inner.format(record), self.secrets)
+        return _TERMINAL_CONTROLS.sub(_escaped, redact(self.inner.format(record), self.secrets))  # a traceback's too
 
 
 def printable(text: str) -> str:
     """Control characters (newlines included) escaped, as Python writes them (``\\n``)."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+#: What a terminal would act on, but a traceback's own line breaks and indents: C0, DEL and C1.
+_TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escaped(found: re.Match) -> str:
+    return repr(found.group())[1:-1]
+
+
+def json_safe(line: str) -> str:
+    """A JSON text with DEL and C1 controls written as ``\\u`` escapes (JSON escapes only C0):
+    it decodes to the same value, and a terminal showing it acts on none of them."""
+    return re.sub(r"[\x7f-\x9f]", lambda found: f"\\u{ord(found.group()):04x}", line)
 
