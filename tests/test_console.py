@@ -289,7 +289,7 @@ def test_sign_out_ends_every_copy_of_the_session(client, console_settings):
     assert answer.status_code == 302 and answer.headers["Location"].startswith("/console/login")
 
 
-def test_the_console_says_so_when_the_store_is_down(client, monkeypatch):
+def test_the_console_says_so_when_the_store_is_down_on_its_error_pages_too(client, monkeypatch):
     from wpf_bridge.store import StoreUnavailable
     from wpf_bridge.store.sessions import Sessions
 
@@ -300,6 +300,8 @@ def test_the_console_says_so_when_the_store_is_down(client, monkeypatch):
     monkeypatch.setattr(Sessions, "find", down)  # the session itself cannot be read
     answer = client.get("/console/")
     assert answer.status_code == 503 and "cannot be read now" in answer.text
+    expired = client.post("/console/logout", data={"csrf_token": "expired"})  # the CSRF page asks who is signed in too
+    assert expired.status_code == 400 and "CSRF check failed" in expired.text
 
 
 def test_session_expires_after_the_configured_hours_and_with_a_new_password(client, console_settings, env, monkeypatch):

@@ -1,6 +1,7 @@
 """The store as a queue: one worker per delivery, one delivery per person, in arrival order."""
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -238,3 +239,18 @@ def test_a_client_over_its_wrong_key_limit_is_refused_even_with_the_right_key(st
     assert 55 < blocked.value.wait <= 60
     assert store.add("add", "c1", None, None, False, client="10.0.0.8", key_limit=(60, 5))[1], "another client is not"
     assert sum(store.counts().values()) == 1
+
+
+def test_the_set_up_check_leaves_no_descriptor_open(settings):
+    """The console runs the set-up check once a minute in its web process: each run opened a store
+    whose connections (and SQLite lock-file descriptor) stayed open, 1,024 of them in 17 hours."""
+    import dataclasses
+
+    from wpf_bridge.check import run_checks
+
+    unreachable = dataclasses.replace(settings, wordpress_url="http://127.0.0.1:9/", ortto_api_url="http://127.0.0.1:9/")
+    run_checks(unreachable, lambda line: None)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(10):
+        run_checks(unreachable, lambda line: None)
+    assert len(os.listdir("/proc/self/fd")) == before

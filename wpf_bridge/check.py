@@ -47,7 +47,7 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
 def _check_store(report: Report, settings: Settings) -> None:
     where = f"delivery store {redact.url(settings.database_url)}"
     try:
-        Store(settings.database_url)
+        Store(settings.database_url).close()
         report.check(True, where)
     except (BridgeError, OSError) as exc:
         report.check(False, f"{where}: {exc}")

@@ -25,6 +25,7 @@ STATUSES = (QUEUED, RUNNING, RETRYING, PUSHING, DONE, SKIPPED, FAILED)
 UNFINISHED = f"('{QUEUED}', '{RETRYING}', '{RUNNING}', '{PUSHING}')"  # literal SQL, so the partial indexes apply
 
 MAX_KEY_CLIENTS = 10_000  # client addresses whose wrong keys are counted at once
+REPLAY_PAUSE = 0.005  # seconds between a bulk replay's transactions
 
 _SCHEMA = """
 create table if not exists deliveries (
@@ -288,6 +289,10 @@ class Store:
             if self.database.functions:
                 tx.execute(_ADD_FUNCTION)
         self.sessions = Sessions(self.database)
+
+    def close(self) -> None:
+        """Close its idle connections (and SQLite's lock-file descriptors): a store opened for one look."""
+        self.database.close()
 
     def _add_columns(self, tx: Any, table: str) -> None:
         """Bring a table written by an earlier version up to date."""
@@ -610,6 +615,12 @@ class Store:
             rows = tx.execute(f"select failures from {table} where client = :client", {"client": client})
         return int(rows[0]["failures"])
 
+    def key_refund(self, client: str, *, total: bool = False) -> None:
+        """Take back a try counted by ``key_failure`` before it was judged, once it proved right."""
+        with self.database.transaction() as tx:
+            tx.execute(f"update {'key_totals' if total else 'key_failures'} set failures = failures - 1"
+                       " where client = :client and failures > 0", {"client": client})
+
     def key_block(self, client: str, window: float, limit: int, *, total: bool = False) -> float:
         """Seconds until ``client`` (or the ``total``, see ``key_failure``) may try keys again (0 when it is not blocked)."""
         rows = self.database.query(
@@ -657,6 +668,7 @@ class Store:
                            {"done": done, "now": now, "last": int(len(rows) < chunk), "id": action_id})
             if len(rows) < chunk:
                 return done
+            time.sleep(REPLAY_PAUSE)  # the process serves its other requests meanwhile (a gevent worker runs one at a time)
 
     @staticmethod
     def _requeue(tx: Any, ids: list[str], who: str, now: float) -> int:

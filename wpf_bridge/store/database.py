@@ -25,6 +25,8 @@ IDLE_IN_TRANSACTION = 10.0  # seconds PostgreSQL lets a session sit in an open t
 CLAIM_LOCK = 0x77706662  # PostgreSQL advisory lock that serialises claims ("wpfb")
 SCHEMA_LOCK = 0x77706663
 CONNECTIONS = 8  # per process: what its threads (a worker's groups run fifty at once) share
+_WRITERS: dict[str, threading.Lock] = {}  # per SQLite file: this process's writers queue here before the lock file
+_WRITERS_GUARD = threading.Lock()
 
 
 class StoreUnavailable(TransientError):
@@ -49,6 +51,7 @@ class Database(Protocol):
     def serialize_key(self, tx: Transaction, key: str) -> None: ...
     def prepare(self, tx: Transaction) -> None: ...
     def columns(self, tx: Transaction, table: str) -> set[str]: ...
+    def close(self) -> None: ...
 
 
 class _Pool:
@@ -87,6 +90,13 @@ class _Pool:
                 self._idle.append(held[0])
                 self._returned.notify()
 
+    def drain(self) -> list[Any]:
+        """Take every idle connection, to be closed (a ``Store`` made for one look, by ``check``)."""
+        with self._returned:
+            idle, self._idle = self._idle, []
+            self._opened -= len(idle)
+            return idle
+
 
 def connect(database_url: str) -> Database:
     """``sqlite:///path.db`` (``sqlite:////abs/path.db``), ``postgresql://…`` or ``postgres://…``."""
@@ -121,6 +131,8 @@ class SqliteDatabase:
         path.parent.mkdir(parents=True, exist_ok=True)
         _owner_only(path)
         self._pool = _Pool(self._open)
+        with _WRITERS_GUARD:
+            self._writer = _WRITERS.setdefault(str(path.absolute()), threading.Lock())
 
     def _open(self) -> tuple[sqlite3.Connection, int]:
         """A connection, and its own descriptor of ``<file>.lock``: writers queue on an flock(2) of it
@@ -144,7 +156,11 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with self._pool.borrow() as held:
+        """The writers of this process queue on a lock of its own first, then on the lock file with
+        other processes. In a gevent web worker ``flock`` blocks the whole process while a writer of
+        the same process that holds the file waits (yields) for ``begin immediate``: without the
+        first lock the two would wait on each other for ever; with it the second yields instead."""
+        with self._pool.borrow() as held, self._writer:
             db, lock = held[0]
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -193,6 +209,11 @@ class SqliteDatabase:
 
     def columns(self, tx: Transaction, table: str) -> set[str]:
         return {row["name"] for row in tx.execute(f"pragma table_info({table})")}
+
+    def close(self) -> None:
+        for db, lock in self._pool.drain():
+            db.close()
+            os.close(lock)
 
 
 def _owner_only(path: Path) -> None:
@@ -301,6 +322,10 @@ class PostgresDatabase:
         rows = tx.execute("select column_name from information_schema.columns"
                           " where table_schema = current_schema() and table_name = :table", {"table": table})
         return {row["column_name"] for row in rows}
+
+    def close(self) -> None:
+        for db in self._pool.drain():
+            db.close()
 
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")

@@ -100,9 +100,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             name, message = _first_error(exc)
             return refuse(message if name in message else f"{name}: {message}", 400, f"{name}: {message}")
         if not _key_matches(_given_key(), settings.access_keys):
-            if answer := unless_blocked(client):
-                return answer
-            store.key_failure(client, KEY_FAILURE_WINDOW)
+            # counted before it is answered: keys sent together cannot all pass a check made before any was counted
+            if store.key_failure(client, KEY_FAILURE_WINDOW) > settings.key_failure_limit:
+                return blocked(store.key_block(client, KEY_FAILURE_WINDOW, settings.key_failure_limit))
             return refuse("wrong or missing access_key", 403, f"access_key: {'wrong' if _given_key() else 'missing'}")
         if call.is_test:
             if answer := unless_blocked(client):

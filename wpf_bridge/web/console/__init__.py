@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from ... import history
 from ...settings import Settings
 from ...store import FAILED, RETRYING, Store, StoreUnavailable
-from .auth import assume_signed_out, configure_sessions, login_required, operator, sign_out, signed_in, try_login
+from .auth import configure_sessions, login_required, operator, shown_signed_in, sign_out, try_login
 from ...check import webhook_urls
 from ...store import STATUSES
 from .filters import ACTIONS, PAGE_SIZE, read_filters
@@ -64,14 +64,13 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @console.errorhandler(StoreUnavailable)
     def store_down(exc: StoreUnavailable) -> tuple[str, int]:
         log.error("%s", exc)
-        assume_signed_out()  # the page's header must not ask the store who is signed in
         return render_template("console/error.html", message="The delivery store cannot be read now; try again "
                                "in a moment."), 503
 
     @console.context_processor
     def helpers() -> dict:
         return {"when": history.when, "ago": _ago, "until": _until, "now": time.time(), "zone": time.strftime("%Z"),
-                "signed_in": signed_in(settings, store), "operator": operator}
+                "signed_in": shown_signed_in(settings, store), "operator": operator}
 
     @console.route("/login", methods=["GET", "POST"])
     def login():

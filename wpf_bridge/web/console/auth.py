@@ -15,7 +15,7 @@ from flask import Flask, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from ...settings import Settings
-from ...store import Store
+from ...store import Store, StoreUnavailable
 from ...store.sessions import ConsoleSession
 from ..addresses import client_key
 
@@ -69,9 +69,13 @@ def signed_in(settings: Settings, store: Store) -> bool:
     return _current(settings, store) is not None
 
 
-def assume_signed_out() -> None:
-    """For the rest of this request, when the store cannot be read to say who is signed in."""
-    g.console_session = None
+def shown_signed_in(settings: Settings, store: Store) -> bool:
+    """For a page's header: signed in, or not when the store cannot say (an error page must render)."""
+    try:
+        return signed_in(settings, store)
+    except StoreUnavailable:
+        g.console_session = None
+        return False
 
 
 def operator() -> str:
@@ -93,18 +97,22 @@ def login_required(settings: Settings, store: Store) -> Callable:
 
 
 def try_login(settings: Settings, store: Store, password: str, name: str) -> tuple[bool, str]:
-    """Check a password; ``(True, "")`` opens a session, else ``(False, why)``."""
+    """Check a password; ``(True, "")`` opens a session, else ``(False, why)``. Each try is counted
+    before it is judged (and taken back if the password is right): tries that arrive together
+    cannot all pass a check made before any of them was counted."""
     client = "console " + client_key(request.remote_addr)
-    wait = max(store.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT),
-               store.key_block(EVERYONE, LOGIN_WINDOW, LOGIN_LIMIT_ALL, total=True))
-    if wait:
+    over = [store.key_failure(client, LOGIN_WINDOW) > LOGIN_LIMIT,
+            store.key_failure(EVERYONE, LOGIN_WINDOW, total=True) > LOGIN_LIMIT_ALL]
+    if any(over):
+        wait = max(store.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT),
+                   store.key_block(EVERYONE, LOGIN_WINDOW, LOGIN_LIMIT_ALL, total=True))
         log.warning("console sign-in refused from %s: too many wrong passwords", request.remote_addr)
-        return False, f"Too many wrong passwords: try again in {math.ceil(wait)} s."
+        return False, f"Too many wrong passwords: try again in {max(1, math.ceil(wait))} s."
     if not hmac.compare_digest(password.encode(), (settings.console_password or "").encode()):
-        store.key_failure(client, LOGIN_WINDOW)
-        store.key_failure(EVERYONE, LOGIN_WINDOW, total=True)
         log.warning("console sign-in refused from %s: wrong password", request.remote_addr)
         return False, "Wrong password."
+    store.key_refund(client)
+    store.key_refund(EVERYONE, total=True)
     _end(store)  # a sign-in in the same browser replaces its session, and a new id defeats fixation
     session.permanent = True
     who, address = _printable(name)[:60], request.remote_addr or "?"
