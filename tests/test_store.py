@@ -1,6 +1,7 @@
 """The store as a queue: one worker per delivery, one delivery per person, in arrival order."""
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 
@@ -249,8 +250,12 @@ def test_the_set_up_check_leaves_no_descriptor_open(settings):
     from wpf_bridge.check import run_checks
 
     unreachable = dataclasses.replace(settings, wordpress_url="http://127.0.0.1:9/", ortto_api_url="http://127.0.0.1:9/")
+    def descriptors() -> int:
+        gc.collect()  # what earlier tests left for the collector must not count either way
+        return len(os.listdir("/proc/self/fd"))
+
     run_checks(unreachable, lambda line: None)
-    before = len(os.listdir("/proc/self/fd"))
+    before = descriptors()
     for _ in range(10):
         run_checks(unreachable, lambda line: None)
-    assert len(os.listdir("/proc/self/fd")) == before
+    assert descriptors() <= before
