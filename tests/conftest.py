@@ -167,6 +167,12 @@ def run_sql(store, sql: str, **params) -> None:
         tx.execute(sql, params)
 
 
+def set_columns(store, delivery_id: str, **values: object) -> None:
+    """Put a delivery in a state a test needs (status, result, secret...), behind the store's back."""
+    columns = ", ".join(f"{name} = :{name}" for name in values)
+    run_sql(store, f"update deliveries set {columns} where id = :delivery_id", delivery_id=delivery_id, **values)
+
+
 def claim_next(store, lease_seconds: float, owner: str | None = None):
     """The store's oldest runnable delivery, claimed alone (the worker claims groups); ``None`` if none is."""
     claimed = store.claim(lease_seconds, owner)

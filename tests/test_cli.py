@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_sql
+from conftest import run_sql, set_columns
 
 from wpf_bridge import companion
 
@@ -251,9 +251,9 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
     email = "replay-" + os.urandom(4).hex() + "@example.test"
     contact_id = ortto.add_person({"str::email": email, "str::first": "Re"})
     failed = store.add("add", contact_id, None, None, False)[0]
-    store.update(failed.id, status=FAILED, result="Ortto refused the API key", attempts=3)
+    set_columns(store, failed.id, status=FAILED, result="Ortto refused the API key", attempts=3)
     finished = store.add("update", contact_id, None, None, False)[0]
-    store.update(finished.id, status=DONE)
+    set_columns(store, finished.id, status=DONE)
 
     result = run_cli(env, "replay", cwd=tmp_path)
     assert result.returncode == 0 and "replayed 1 delivery" in result.stdout

@@ -8,7 +8,7 @@ import signal
 import time
 
 import requests
-from conftest import PASSWORD_FIELD, unique_email
+from conftest import PASSWORD_FIELD, run_sql, unique_email
 from inprocess import can_log_in
 from waiting import wait_for
 
@@ -115,3 +115,49 @@ def test_sigterm_hands_back_what_cannot_finish_in_time(start_processes, env, ort
     procs.wait_until_applied([delivery_id])
     assert time.monotonic() - stopped_at < 30, "taken over before its lease would have ended"
     one_whole_user(wordpress, ortto, contact_id, email)
+
+
+def test_a_worker_that_wakes_after_its_lease_passed_cannot_replace_the_kept_password(settings, ortto, wordpress,
+                                                                                       monkeypatch):
+    """A worker freezes after it found no user and no kept password, while it generates one; its
+    lease lapses, a second worker creates the user and keeps its own password; the first wakes and
+    keeps the password it generated. That late write must be refused: else the password that
+    reaches Ortto is not the user's."""
+    import importlib
+    import threading
+
+    from inprocess import Bridge, person
+
+    from wpf_bridge.store import PUSHING
+    from wpf_bridge.worker import Runner
+
+    frozen, second = Bridge(settings), Bridge(settings)
+    contact_id, email = person(ortto)
+    delivery = frozen.store.add("add", contact_id, None, None, False)[0]
+    generating, wake = threading.Event(), threading.Event()
+    add = importlib.import_module("wpf_bridge.actions.add")  # the package's ``add`` is the function
+    real_generate = add.generate_password
+
+    def generate_then_freeze() -> str:
+        if threading.current_thread().name == "frozen":
+            generating.set()
+            wake.wait(60)
+        return real_generate()
+
+    monkeypatch.setattr(add, "generate_password", generate_then_freeze)
+    first = threading.Thread(target=frozen.runner.run_next, name="frozen")
+    first.start()
+    try:
+        assert generating.wait(30), "the first worker is generating a password"
+        run_sql(frozen.store, "update deliveries set lease_until = 0 where id = :id", id=delivery.id)  # its lease lapses
+        assert Runner(settings, second.store, second.shared).run_next()
+        assert second.store.get(delivery.id).status == PUSHING
+    finally:
+        wake.set()
+        first.join(60)
+    second.shared.pusher.push_due()
+
+    [user] = wordpress.users_with_email(email)
+    assert second.store.get(delivery.id).status == DONE
+    assert can_log_in(wordpress, user["username"], ortto.people[contact_id][PASSWORD_FIELD]), \
+        "the password in Ortto is the one the user was created with"

@@ -6,7 +6,7 @@ import os
 import sqlite3
 
 import pytest
-from conftest import claim_next, run_sql
+from conftest import claim_next, run_sql, set_columns
 from waiting import wait_for
 
 from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, ClientBlocked, Store
@@ -31,9 +31,9 @@ def test_one_person_at_a_time_in_arrival_order(store):
     assert claimed_ids(store, 3) == [first.id, by_email.id, other.id], "later ones for a busy person wait"
     assert claim_next(store, 60) is None
     assert store.get(first.id).status == RUNNING and store.get(first.id).attempts == 1
-    store.update(first.id, status=DONE)
+    set_columns(store, first.id, status=DONE)
     assert claim_next(store, 60).id == second.id
-    store.update(by_email.id, status=DONE)
+    set_columns(store, by_email.id, status=DONE)
     assert claim_next(store, 60).id == same_email.id
 
 
@@ -75,7 +75,7 @@ def test_simultaneous_claims_never_take_the_same_delivery(store):
 def test_replay_makes_a_failed_delivery_runnable_with_a_fresh_horizon(store):
     delivery = store.add("add", "contact-f", None, None, False)[0]
     claim_next(store, 60)
-    store.update(delivery.id, status="failed", result="WordPress said no")
+    set_columns(store, delivery.id, status="failed", result="WordPress said no")
     assert store.requeue(delivery.id) and not store.requeue(delivery.id), "only a failed delivery is replayed"
     replayed = claim_next(store, 60)
     assert (replayed.id, replayed.attempts) == (delivery.id, 1)
@@ -156,7 +156,7 @@ def test_the_worker_prunes_on_start(settings, store):
 
 def test_a_failed_delivery_loses_its_sealed_password(store):
     delivery = store.add("add", "c1", None, None, False)[0]
-    store.update(delivery.id, secret="sealed", push_to="c1")
+    set_columns(store, delivery.id, secret="sealed", push_to="c1")
     store.finish(delivery.id, "failed", "refused")
     assert store.get(delivery.id).secret is None
 

@@ -30,3 +30,8 @@ class Deferred(BridgeError):
 
 class PermanentError(BridgeError):
     """Retrying cannot help (bad data, missing plugin, refused field): the delivery fails."""
+
+
+class ClaimLost(BridgeError):
+    """The delivery's lease passed to another worker while this one ran (it froze, or was cut off
+    from the store): this run writes nothing more, and the other worker's run stands."""

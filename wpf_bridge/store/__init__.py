@@ -529,6 +529,18 @@ class Store:
         claim ``owner`` no longer holds it, and nothing was written)."""
         return self.end([End(delivery_id, RETRYING, result, None, call, code, email, run, owner, delay)]) == [True]
 
+    def keep_secret(self, delivery_id: str, owner: str, secret: str | None, push_to: str | None = None) -> bool:
+        """Keep (or, ``None``, erase) a run's sealed password and the Ortto person it goes to, only
+        while the claim ``owner`` holds the delivery; ``False`` (nothing written) when it no longer
+        does: a worker that woke after its lease passed must not replace the password of the
+        worker that took over, or the password that reaches Ortto would not be the user's."""
+        with self.database.transaction() as tx:
+            tx.execute("update deliveries set secret = :secret, push_to = coalesce(cast(:push_to as text), push_to),"
+                       " updated_at = :now where id = :id and lease_owner = :owner",
+                       {"secret": secret, "push_to": push_to, "now": self.database.now(tx), "id": delivery_id,
+                        "owner": owner})
+            return tx.rowcount == 1
+
     def learn(self, delivery_id: str, contact_id: str, email: str | None, owner: str | None = None) -> bool:
         """Record the contact id and email a running delivery's contact turned out to have (a
         webhook may name only one), and check again that no other delivery for that person must
@@ -821,18 +833,6 @@ class Store:
             f"select count(*) as n, min(created_at) as oldest from deliveries where status in {UNFINISHED}")[0]
         return {"now": time.time(), "worker_beat": beat, "last_applied": applied,
                 "waiting": int(waiting["n"]), "oldest_waiting": waiting["oldest"]}
-
-    def update(self, delivery_id: str, **values: object) -> None:
-        """Set columns of one delivery (``status``, ``result``, ``user_id``, ``secret``, ``push_to``, ``attempts``)."""
-        unknown = set(values) - {"status", "result", "user_id", "secret", "push_to", "attempts"}
-        if unknown:
-            raise ValueError(f"not a delivery column: {sorted(unknown)}")
-        columns = ", ".join(f"{name} = :{name}" for name in values)
-        with self.database.transaction() as tx:
-            tx.execute(
-                f"update deliveries set {columns}, updated_at = :updated_at where id = :delivery_id",
-                {**values, "updated_at": time.time(), "delivery_id": delivery_id},
-            )
 
 
 def _blocked_for(rows: list[dict[str, Any]], window: float, limit: int) -> float:

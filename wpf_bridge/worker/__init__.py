@@ -15,7 +15,7 @@ from ..clients.alerts import AlertClient
 from ..clients.http import RateLimiter
 from ..clients.ortto import OrttoClient
 from ..clients.wordpress import WordPressClient
-from ..errors import BridgeError, Deferred, PermanentError, TransientError
+from ..errors import BridgeError, ClaimLost, Deferred, PermanentError, TransientError
 from ..roles import RoleCache
 from ..settings import Settings
 from ..logs import log_context
@@ -46,7 +46,7 @@ class StoreJournal:
     store: Store
     vault: Vault
     delivery_id: str
-    owner: str | None = None  # the claim holding the delivery
+    owner: str  # the claim holding the delivery: every write of the run goes through it
     email: str | None = None  # the contact's email, recorded with the outcome
     learned: tuple[str, str | None] | None = None  # (contact id, email) already recorded for its group
 
@@ -62,10 +62,12 @@ class StoreJournal:
         return self.vault.open(delivery.secret) if delivery and delivery.secret else None
 
     def keep_password(self, password: str, person_id: str) -> None:
-        self.store.update(self.delivery_id, secret=self.vault.seal(password), push_to=person_id)
+        if not self.store.keep_secret(self.delivery_id, self.owner, self.vault.seal(password), person_id):
+            raise ClaimLost(LEASE_LOST % self.delivery_id)
 
     def forget_password(self) -> None:
-        self.store.update(self.delivery_id, secret=None)
+        if not self.store.keep_secret(self.delivery_id, self.owner, None):
+            raise ClaimLost(LEASE_LOST % self.delivery_id)
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,9 @@ class Runner:
     def run(self, delivery: Delivery, wordpress: WordPressBatch | None = None,
             learned: tuple[str, str | None] | None = None) -> End | None:
         """Apply one claimed delivery; how it ended, or when to try it again, to record (``None``:
-        it went back to the queue behind another delivery for the same person)."""
-        journal = StoreJournal(self.store, self.vault, delivery.id, delivery.lease_owner, learned=learned)
+        it went back to the queue behind another delivery for the same person, or another worker
+        took it over while this one ran)."""
+        journal = StoreJournal(self.store, self.vault, delivery.id, delivery.lease_owner or "", learned=learned)
         ctx = Context(self.settings, wordpress or self.wordpress, self.shared.contacts, journal, self.shared.roles.get)
         code = ""
         timer = Timer(delivery.action)
@@ -115,6 +118,9 @@ class Runner:
                 outcome = ACTIONS[delivery.action](delivery, ctx)
             except Deferred:
                 log.info(DEFERRED, delivery.id)
+                return None
+            except ClaimLost as exc:
+                log.warning("%s", exc)
                 return None
             except TransientError as exc:
                 if past_horizon(delivery.retry_since, self.settings.retry_horizon):
