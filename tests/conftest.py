@@ -173,7 +173,14 @@ def set_columns(store, delivery_id: str, **values: object) -> None:
     run_sql(store, f"update deliveries set {columns} where id = :delivery_id", delivery_id=delivery_id, **values)
 
 
-def claim_next(store, lease_seconds: float, owner: str | None = None):
+def hold(store, delivery_id: str, owner: str = "test|claim") -> str:
+    """Claim one given delivery for a test (as a worker's claim would hold it); the claim's owner,
+    which every write that ends the run must name."""
+    set_columns(store, delivery_id, status="running", lease_owner=owner, lease_until=9e9)
+    return owner
+
+
+def claim_next(store, lease_seconds: float, owner: str = "test|claim"):
     """The store's oldest runnable delivery, claimed alone (the worker claims groups); ``None`` if none is."""
     claimed = store.claim(lease_seconds, owner)
     return claimed[0] if claimed else None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_sql, set_columns
+from conftest import hold, run_sql, set_columns
 
 from wpf_bridge import companion
 
@@ -146,9 +146,9 @@ def test_deliveries_lists_what_became_of_each_with_filters(env, tmp_path, settin
 
     store = Store(settings.database_url)
     skipped = store.add("update", "abc123", "Jane@Example.test", None, False)[0]
-    store.finish(skipped.id, "skipped", "no matching user", call="update")
+    store.finish(skipped.id, "skipped", "no matching user", call="update", owner=hold(store, skipped.id))
     failed = store.add("add", "def456", "bob@example.test", None, False)[0]
-    store.finish(failed.id, "failed", "Ortto has no contact with id def456", call="add")
+    store.finish(failed.id, "failed", "Ortto has no contact with id def456", call="add", owner=hold(store, failed.id))
     run_sql(store, "update deliveries set created_at = created_at - 7200 where id = :id", id=failed.id)
 
     listed = run_cli(env, "deliveries", cwd=tmp_path)
@@ -180,8 +180,9 @@ def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_pa
     delivery = store.add("add", "abc123", "jane@example.test", "customer", True)[0]
     store.retry_later(delivery.id, 30, "attempt 1: WordPress answered HTTP 500 db_error: Deadlock; retry in 30 s",
                       call="add", code="db_error", run=Run(0.3, ["WordPress POST /wpf-bridge/v1/users/batch 500 0.250 s "
-                                                                 "(5 together)"]))
-    store.finish(delivery.id, FAILED, "gave up after 2 attempts: WordPress cannot be reached", call="add")
+                                                                 "(5 together)"]), owner=hold(store, delivery.id))
+    store.finish(delivery.id, FAILED, "gave up after 2 attempts: WordPress cannot be reached", call="add",
+                 owner=hold(store, delivery.id))
     assert run_cli(env, "replay", "--email", "JANE@example.test", "--dry-run", cwd=tmp_path).stdout.startswith("would replay")
     assert store.get(delivery.id).status == FAILED, "a dry run changes nothing"
     assert "replayed 1 delivery" in run_cli(env, "replay", "--email", "jane@example.test", cwd=tmp_path).stdout
@@ -306,8 +307,8 @@ def test_text_from_outside_reaches_the_terminal_escaped(env, tmp_path, settings,
     store = Store(settings.database_url)
     delivery = store.add("add", "c" + HOSTILE, f"x{HOSTILE}@example.test", None, False)[0]
     store.retry_later(delivery.id, 30, f"WordPress answered 500: {HOSTILE}\nforged line", call="add",
-                      code=HOSTILE, run=Run(0.1, [f"WordPress POST /{HOSTILE} 500 0.100 s"]))
-    store.finish(delivery.id, FAILED, f"gave up: {HOSTILE}", call="add")
+                      code=HOSTILE, run=Run(0.1, [f"WordPress POST /{HOSTILE} 500 0.100 s"]), owner=hold(store, delivery.id))
+    store.finish(delivery.id, FAILED, f"gave up: {HOSTILE}", call="add", owner=hold(store, delivery.id))
     store.count_refusals({f"access_key {HOSTILE}": (1, time.time())})
     commands = [["deliveries"], ["deliveries", "--json"], ["show", delivery.id], ["show", delivery.id, "--json"],
                 ["replay", "--dry-run"], ["refused"], ["check"], ["import", "--tag", "vip"]]

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from conftest import unique_email
+from conftest import hold, unique_email
 from inprocess import Bridge
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -134,7 +134,7 @@ def receiver():
 
 def fail(store: Store, reason: str) -> float:
     delivery = store.add("add", None, unique_email("alert"), None, False)[0]
-    store.finish(delivery.id, FAILED, reason)
+    store.finish(delivery.id, FAILED, reason, owner=hold(store, delivery.id))
     return store.get(delivery.id).updated_at
 
 

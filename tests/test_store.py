@@ -6,7 +6,7 @@ import os
 import sqlite3
 
 import pytest
-from conftest import claim_next, run_sql, set_columns
+from conftest import claim_next, hold, run_sql, set_columns
 from waiting import wait_for
 
 from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, ClientBlocked, Store
@@ -41,7 +41,7 @@ def test_a_retry_waits_for_its_time_and_holds_back_later_deliveries_for_that_per
     first = store.add("add", "contact-r", None, None, False)[0]
     later = store.add("update", "contact-r", None, None, False)[0]
     assert claim_next(store, 60).id == first.id
-    store.retry_later(first.id, 30, "WordPress cannot be reached")
+    store.retry_later(first.id, 30, "WordPress cannot be reached", owner="test|claim")
 
     assert claim_next(store, 60) is None, "neither the retry nor the later delivery runs yet"
     retrying = store.get(first.id)
@@ -121,7 +121,7 @@ def test_an_unexpected_error_does_not_end_a_worker_thread(settings, store, monke
 def test_finished_deliveries_older_than_the_keep_period_are_deleted(store):
     old_done, old_failed, old_waiting, recent = (store.add("update", f"c{i}", None, None, False)[0] for i in range(4))
     for delivery, status in ((old_done, DONE), (old_failed, "failed"), (recent, DONE)):
-        store.finish(delivery.id, status, "x")
+        store.finish(delivery.id, status, "x", owner=hold(store, delivery.id))
     run_sql(store, "update deliveries set updated_at = updated_at - 31 * 86400 where id != :id", id=recent.id)
 
     assert store.prune(30 * 86400) == 2
@@ -144,7 +144,7 @@ def test_the_worker_prunes_on_start(settings, store):
     from wpf_bridge.worker import Worker
 
     done = store.add("update", "c1", None, None, False)[0]
-    store.finish(done.id, DONE, "x")
+    store.finish(done.id, DONE, "x", owner=hold(store, done.id))
     run_sql(store, "update deliveries set updated_at = updated_at - 3 * 86400")
     worker = Worker(dataclasses.replace(settings, keep_seconds=2 * 86400), store, threads=1)
     pruner = threading.Thread(target=worker._housekeeping)
@@ -157,7 +157,7 @@ def test_the_worker_prunes_on_start(settings, store):
 def test_a_failed_delivery_loses_its_sealed_password(store):
     delivery = store.add("add", "c1", None, None, False)[0]
     set_columns(store, delivery.id, secret="sealed", push_to="c1")
-    store.finish(delivery.id, "failed", "refused")
+    store.finish(delivery.id, "failed", "refused", owner=hold(store, delivery.id))
     assert store.get(delivery.id).secret is None
 
 
@@ -259,3 +259,13 @@ def test_the_set_up_check_leaves_no_descriptor_open(settings):
     for _ in range(10):
         run_checks(unreachable, lambda line: None)
     assert descriptors() <= before
+
+
+def test_only_the_claim_that_holds_a_delivery_writes_its_end(store):
+    """No owner, or one that never held the delivery, writes nothing: there is no unchecked path."""
+    delivery = store.add("add", "c-unclaimed", None, None, False)[0]
+    assert store.finish(delivery.id, DONE, "made up", owner="never|held") is False
+    assert store.keep_secret(delivery.id, "never|held", "sealed", "c-unclaimed") is False
+    assert (store.get(delivery.id).status, store.get(delivery.id).secret) == (QUEUED, None)
+    with pytest.raises(TypeError):
+        store.finish(delivery.id, DONE, "no claim named")  # type: ignore[call-arg]

@@ -5,7 +5,7 @@ import json
 import time
 
 import pytest
-from conftest import run_sql, store_locked
+from conftest import hold, run_sql, store_locked
 from waiting import wait_for
 
 from wpf_bridge.store import database
@@ -361,7 +361,7 @@ def test_ready_reports_the_store_the_worker_and_the_backlog(app, settings):
     assert "none was applied" in stalled.get_json()["problem"]
 
     applied = store.add("update", "def456", None, None, False)[0]
-    store.finish(applied.id, "done", "updated user 3", call="update")
+    store.finish(applied.id, "done", "updated user 3", call="update", owner=hold(store, applied.id))
     assert client.get("/ready").status_code == 200, "deliveries wait, but the worker is applying them"
     assert waiting.id
 

@@ -127,8 +127,8 @@ _ADDED_COLUMNS = {
 }
 RECENT_REFUSALS = 200  # refused webhooks kept one by one (time, reason, client) for the console
 
-# A write by a worker's claim applies only while that claim holds the lease (no owner: always).
-_HELD = " and (cast(:owner as text) is null or lease_owner = :owner)"
+# A write by a worker's claim applies only while that claim holds the lease.
+_HELD = " and lease_owner = :owner"
 
 # Another delivery for the same person that must end first: an earlier unfinished one, or one
 # running under a live lease whatever its order (with several web processes, a delivery can
@@ -233,8 +233,8 @@ class Run:
 class End:
     """How a claimed run ended, to record: ``status`` with ``result``, or ``retrying`` in ``delay``
     seconds. ``email`` is the contact's, kept when the webhook did not carry one; ``forget_secret``
-    erases the sealed password (it reached Ortto). With ``owner``, written only while that claim
-    holds the lease."""
+    erases the sealed password (it reached Ortto). Written only while the claim ``owner`` holds
+    the lease: there is no other way to write a claimed run's end."""
 
     delivery_id: str
     status: str
@@ -414,7 +414,7 @@ class Store:
         rows = self.database.query("select status, count(*) as n from deliveries group by status")
         return {row["status"]: int(row["n"]) for row in rows}
 
-    def claim(self, lease_seconds: float, owner: str | None = None, limit: int = 1) -> list[Delivery]:
+    def claim(self, lease_seconds: float, owner: str, limit: int = 1) -> list[Delivery]:
         """Take up to ``limit`` of the oldest runnable deliveries, in arrival order, and hold them
         for ``lease_seconds``.
 
@@ -442,16 +442,16 @@ class Store:
 
     def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None, *,
                call: str = "", code: str = "", email: str | None = None, run: Run | None = None,
-               owner: str | None = None) -> bool:
+               owner: str) -> bool:
         """Record how a run of ``call`` ended (``pushing`` included: the push is claimed separately);
         ``False`` (nothing written) when the claim ``owner`` no longer holds it. See ``End``."""
         return self.end([End(delivery_id, status, result, user_id, call, code, email, run, owner)]) == [True]
 
     def finish_many(self, outcomes: list[tuple[str, str, str, str]], forget_secret: bool = False, *, call: str = "",
-                    run: Run | None = None, owner: str | None = None) -> int:
+                    run: Run | None = None, owner: str) -> int:
         """Record how several pushes ended (id, status, result, code) in one write, and erase their
         sealed passwords in the same write when they have reached Ortto; return how many were
-        recorded (with ``owner``, those whose lease that claim still holds)."""
+        recorded (those whose lease the claim ``owner`` still holds)."""
         return sum(self.end([End(delivery_id, status, result, None, call, code, run=run, owner=owner,
                                  forget_secret=forget_secret) for delivery_id, status, result, code in outcomes]))
 
@@ -481,7 +481,7 @@ class Store:
             _record(tx, steps)
             return recorded
 
-    def claim_pushes(self, limit: int, lease_seconds: float, owner: str | None = None) -> list[Delivery]:
+    def claim_pushes(self, limit: int, lease_seconds: float, owner: str) -> list[Delivery]:
         """Take up to ``limit`` deliveries whose password is due to go to Ortto, oldest first."""
         with self.database.transaction() as tx:
             self.database.serialize_claims(tx)
@@ -497,7 +497,7 @@ class Store:
         return [replace(_delivery(row), lease_owner=owner) for row in rows]
 
     def push_later(self, results: dict[str, str], delay: float, *, call: str = "", code: str = "",
-                   run: Run | None = None, owner: str | None = None) -> None:
+                   run: Run | None = None, owner: str) -> None:
         """Ortto could not take a batch now: try those pushes (delivery id: result) again in ``delay`` s."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
@@ -524,7 +524,7 @@ class Store:
         return [(row["contact_id"], float(row["created_at"])) for row in rows]
 
     def retry_later(self, delivery_id: str, delay: float, result: str, *, call: str = "", code: str = "",
-                    email: str | None = None, run: Run | None = None, owner: str | None = None) -> bool:
+                    email: str | None = None, run: Run | None = None, owner: str) -> bool:
         """Give a claimed delivery back, to be claimed again in ``delay`` seconds (``False``: the
         claim ``owner`` no longer holds it, and nothing was written)."""
         return self.end([End(delivery_id, RETRYING, result, None, call, code, email, run, owner, delay)]) == [True]
@@ -541,14 +541,14 @@ class Store:
                         "owner": owner})
             return tx.rowcount == 1
 
-    def learn(self, delivery_id: str, contact_id: str, email: str | None, owner: str | None = None) -> bool:
+    def learn(self, delivery_id: str, contact_id: str, email: str | None, owner: str) -> bool:
         """Record the contact id and email a running delivery's contact turned out to have (a
         webhook may name only one), and check again that no other delivery for that person must
         go first, as a claim does. If one must, the delivery goes back to the queue, its attempt
         uncounted, and ``False`` is returned: it runs after the other one."""
         return not self.learn_many([(delivery_id, contact_id, email)], owner)
 
-    def learn_many(self, learned: list[tuple[str, str, str | None]], owner: str | None = None) -> set[str]:
+    def learn_many(self, learned: list[tuple[str, str, str | None]], owner: str) -> set[str]:
         """``learn`` for several deliveries (id, contact id, email) in one write; the ids sent back
         to the queue."""
         deferred: set[str] = set()
