@@ -1,7 +1,8 @@
 """``wpf-bridge check``: can this bridge reach and use WordPress and Ortto as configured, safely?"""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from . import companion, redact
@@ -75,11 +76,14 @@ def _check_wordpress(report: Report, settings: Settings) -> None:
     if not current:  # an older plugin reports neither the credential nor what each role can do
         report.note("the application password's name and the roles are checked once the plugin is current")
         return
-    report.check(bool(status.get("bridge_credential")),
-                 f"signed in with the application password named {CREDENTIAL!r}" if status.get("bridge_credential") else
-                 f"the application password in WORDPRESS_APP_PASSWORD is not named {CREDENTIAL!r}: the companion "
-                 "plugin lets only that one write the bridge's own meta (ortto_contact_id, ortto_tags); create one "
-                 f"named {CREDENTIAL!r} under Users > Profile > Application Passwords and use it")
+    report.check(
+        bool(status.get("bridge_credential")),
+        f"signed in with the application password named {CREDENTIAL!r}"
+        if status.get("bridge_credential")
+        else f"the application password in WORDPRESS_APP_PASSWORD is not named {CREDENTIAL!r}: the companion "
+        "plugin lets only that one write the bridge's own meta (ortto_contact_id, ortto_tags); create one "
+        f"named {CREDENTIAL!r} under Users > Profile > Application Passwords and use it",
+    )
     _check_roles(report, settings, SiteRoles.from_status(status))
 
 
@@ -93,12 +97,18 @@ def _check_plugin(report: Report, installed: str) -> bool:
     if installed == shipped:
         report.check(True, f"companion plugin {installed}")
     elif _version(installed) < SAFE_SINCE:
-        report.check(False, f"companion plugin {installed} is outdated and unsafe: any logged-in user of the site "
-                            f"could grant themselves capabilities through it; {install} now")
+        report.check(
+            False,
+            f"companion plugin {installed} is outdated and unsafe: any logged-in user of the site "
+            f"could grant themselves capabilities through it; {install} now",
+        )
     elif _version(installed) < JUDGES_POWER_SINCE:
-        report.check(False, f"companion plugin {installed} is outdated: it cannot say whether a user holds power on "
-                            "another site of a network or through another plugin, so every delivery for an existing "
-                            f"user fails (nothing is changed) until you {install}, then replay them")
+        report.check(
+            False,
+            f"companion plugin {installed} is outdated: it cannot say whether a user holds power on "
+            "another site of a network or through another plugin, so every delivery for an existing "
+            f"user fails (nothing is changed) until you {install}, then replay them",
+        )
     elif _version(installed) < _version(shipped):
         report.check(False, f"companion plugin {installed} is outdated: {install}")
     else:
@@ -108,8 +118,12 @@ def _check_plugin(report: Report, installed: str) -> bool:
 
 def _check_capabilities(report: Report, user: str, granted: set[str] | frozenset[str]) -> None:
     missing = [cap for cap in NEEDED_CAPABILITIES if cap not in granted]
-    report.check(not missing, f"user {user} can {', '.join(NEEDED_CAPABILITIES)}" if not missing else
-                 f"user {user} lacks {', '.join(missing)} (the bridge needs {', '.join(NEEDED_CAPABILITIES)})")
+    report.check(
+        not missing,
+        f"user {user} can {', '.join(NEEDED_CAPABILITIES)}"
+        if not missing
+        else f"user {user} lacks {', '.join(missing)} (the bridge needs {', '.join(NEEDED_CAPABILITIES)})",
+    )
 
 
 def _check_roles(report: Report, settings: Settings, roles: SiteRoles) -> None:
@@ -121,8 +135,12 @@ def _check_roles(report: Report, settings: Settings, roles: SiteRoles) -> None:
             setting = "WPF_DEFAULT_ROLE" if role == settings.default_role else "WPF_ALLOWED_ROLES"
             refused.append(f"{role} ({setting}): {why}")
     allowed = ", ".join(sorted(settings.allowed_roles))
-    report.check(not refused, f"roles a webhook may grant exist and carry no privileged capability: {allowed}"
-                 if not refused else "roles a webhook may not grant: " + "; ".join(refused) + "; change the settings")
+    report.check(
+        not refused,
+        f"roles a webhook may grant exist and carry no privileged capability: {allowed}"
+        if not refused
+        else "roles a webhook may not grant: " + "; ".join(refused) + "; change the settings",
+    )
 
 
 def _check_ortto(report: Report, settings: Settings) -> None:
@@ -141,17 +159,26 @@ def _check_ortto(report: Report, settings: Settings) -> None:
     if not password_field:
         report.note("Return Password is off (ORTTO_PASSWORD_FIELD is not set): new users get no password in Ortto")
     elif password_field not in custom:
-        report.check(False, f"ORTTO_PASSWORD_FIELD {password_field} is not a custom field in this Ortto account "
-                            "(Settings > Fields: create a text field, and copy its id)")
+        report.check(
+            False,
+            f"ORTTO_PASSWORD_FIELD {password_field} is not a custom field in this Ortto account "
+            "(Settings > Fields: create a text field, and copy its id)",
+        )
     elif custom[password_field] not in TEXT_TYPES:
-        report.check(False, f"ORTTO_PASSWORD_FIELD {password_field} is a {custom[password_field]} field; "
-                            "passwords need a text field")
+        report.check(
+            False,
+            f"ORTTO_PASSWORD_FIELD {password_field} is a {custom[password_field]} field; passwords need a text field",
+        )
     else:
         report.check(True, f"Return Password: generated passwords go to Ortto text field {password_field}")
     mapped = sorted(set(settings.field_map.ortto_fields()) - BUILT_IN_FIELDS)
     missing = [field for field in mapped if ":cm:" in field and field not in custom]
-    report.check(not missing, f"every mapped Ortto field exists ({len(mapped)} custom)" if not missing else
-                 f"mapped Ortto fields missing from the account: {', '.join(missing)} (fix the field map, WPF_FIELD_MAP, default {DEFAULT_FIELD_MAP})")
+    report.check(
+        not missing,
+        f"every mapped Ortto field exists ({len(mapped)} custom)"
+        if not missing
+        else f"mapped Ortto fields missing from the account: {', '.join(missing)} (fix the field map, WPF_FIELD_MAP, default {DEFAULT_FIELD_MAP})",
+    )
     for field in mapped:
         if ":cm:" not in field:
             report.note(f"{field} is not a built-in field the bridge knows: check its id in Ortto")
@@ -160,16 +187,22 @@ def _check_ortto(report: Report, settings: Settings) -> None:
 def _notes(report: Report, settings: Settings) -> None:
     """What is not wrong but easy to get wrong: the proxy setting, where the login email comes from."""
     if settings.trusted_proxies:
-        report.note(f"WPF_TRUSTED_PROXIES={settings.trusted_proxies}: the client address is read from X-Forwarded-For, "
-                    f"{settings.trusted_proxies} hop(s) back; without that many proxies in front, clients could fake it")
+        report.note(
+            f"WPF_TRUSTED_PROXIES={settings.trusted_proxies}: the client address is read from X-Forwarded-For, "
+            f"{settings.trusted_proxies} hop(s) back; without that many proxies in front, clients could fake it"
+        )
     else:
-        report.note(f"WPF_TRUSTED_PROXIES=0: wrong keys are counted per client address ({settings.key_failure_limit} a "
-                    "minute). Behind a reverse proxy (nginx, Heroku's router) every client shares the proxy's address, "
-                    "so a few wrong keys from anyone would lock Ortto out: set it to the number of proxies in front")
+        report.note(
+            f"WPF_TRUSTED_PROXIES=0: wrong keys are counted per client address ({settings.key_failure_limit} a "
+            "minute). Behind a reverse proxy (nginx, Heroku's router) every client shares the proxy's address, "
+            "so a few wrong keys from anyone would lock Ortto out: set it to the number of proxies in front"
+        )
     email_field = settings.field_map.fields.get("user_email")
     if email_field and email_field != "str::email":
-        report.note(f"user_email comes from {email_field}: whoever fills in an Ortto form with someone's email can set "
-                    "that field, and with it the login email of a user linked to that contact; map it from str::email")
+        report.note(
+            f"user_email comes from {email_field}: whoever fills in an Ortto form with someone's email can set "
+            "that field, and with it the login email of a user linked to that contact; map it from str::email"
+        )
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -181,6 +214,11 @@ def webhook_urls(settings: Settings, base: str, access_key: str | None = None) -
     it (the console never shows it), or sends it as the ``X-WPF-Access-Key`` header."""
     base = base.rstrip("/")
     key = {"access_key": access_key} if access_key else {}
-    return [(action, f"{base}/?{urlencode({'wpf_action': action, **key, **extra})}")
-            for action, extra in (("add", {"role": settings.default_role, "send_notification": "true"}),
-                                  ("update", {}), ("update_tags", {}))]
+    return [
+        (action, f"{base}/?{urlencode({'wpf_action': action, **key, **extra})}")
+        for action, extra in (
+            ("add", {"role": settings.default_role, "send_notification": "true"}),
+            ("update", {}),
+            ("update_tags", {}),
+        )
+    ]

@@ -1,5 +1,6 @@
 """The ``wpf-bridge`` command: run the web or worker process, check a set-up, read and replay
 deliveries, install the WordPress plugin."""
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,10 @@ def settings_or_exit() -> Settings:
         where = ""
         if str(exc).endswith("is required"):
             found = "" if env_file().is_file() else ", which does not exist"
-            where = (f" (settings come from the environment and from {env_file()}{found}; "
-                     "give another file with --env-file PATH)")
+            where = (
+                f" (settings come from the environment and from {env_file()}{found}; "
+                "give another file with --env-file PATH)"
+            )
         say(f"wpf-bridge: setting {exc}{where}", err=True)
         raise SystemExit(2) from None
 
@@ -109,7 +112,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     problems = run_checks(settings, say)
     base = args.url or f"http://localhost:{settings.port}"
-    say("", "Webhook URLs for Ortto (Data sources > Webhook)" + (": fix the problems above before you use them" if problems else ":"))
+    say(
+        "",
+        "Webhook URLs for Ortto (Data sources > Webhook)"
+        + (": fix the problems above before you use them" if problems else ":"),
+    )
     for action, url in webhook_urls(settings, base, settings.access_keys[0]):
         say(f"  {action:12} {url}")
     say("", "all checks passed" if not problems else f"{problems} problem(s) found")
@@ -154,8 +161,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = _open_store()
     matches = store.with_id_prefix(args.id)
     if len(matches) != 1:
-        say(f"wpf-bridge: {'no delivery' if not matches else f'{len(matches)} deliveries'} with an id starting "
-            f"{args.id!r}", err=True)
+        say(
+            f"wpf-bridge: {'no delivery' if not matches else f'{len(matches)} deliveries'} with an id starting "
+            f"{args.id!r}",
+            err=True,
+        )
         return 1
     delivery = matches[0]
     attempts = store.history(delivery.id)
@@ -173,7 +183,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     chosen = [store.get(i) for i in args.ids] if args.ids else store.find(**{**filters, "status": FAILED}, limit=None)
     replayed = 0
-    for wanted, delivery in zip(args.ids or [d.id for d in chosen], chosen):
+    for wanted, delivery in zip(args.ids or [d.id for d in chosen], chosen, strict=True):
         if delivery is None or delivery.status != FAILED:
             state = "no such delivery" if delivery is None else f"it is {delivery.status}, not failed"
             say(f"{wanted}: left alone ({state})", err=True)
@@ -198,8 +208,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     console = progress_console()
     if args.role and args.role not in settings.allowed_roles:
-        say(f"wpf-bridge: --role {args.role}: not in WPF_ALLOWED_ROLES ({', '.join(sorted(settings.allowed_roles))})",
-            err=True)
+        say(
+            f"wpf-bridge: --role {args.role}: not in WPF_ALLOWED_ROLES ({', '.join(sorted(settings.allowed_roles))})",
+            err=True,
+        )
         return 2
     try:
         where = json.loads(args.filter) if args.filter else None
@@ -216,8 +228,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         say("wpf-bridge: interrupted during the scan; nothing was queued", err=True)
         return 130
     if not selection.people:
-        say(f"wpf-bridge: no contact carries the tag {args.tag!r} (tags are matched by their exact name, as "
-            "Ortto shows them); nothing was queued", err=True)
+        say(
+            f"wpf-bridge: no contact carries the tag {args.tag!r} (tags are matched by their exact name, as "
+            "Ortto shows them); nothing was queued",
+            err=True,
+        )
         return 1
     if args.dry_run:
         wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
@@ -227,14 +242,26 @@ def cmd_import(args: argparse.Namespace) -> int:
         except BridgeError as exc:
             say(f"wpf-bridge: WordPress: {exc}", err=True)
             return 2
-        say(f"would create {would.create:,} users and update {would.update:,} existing ones"
-            + (f" ({'their role set to ' + repr(args.role) if args.role else 'their role unchanged'})" if would.update else "")
-            + (f"; {would.privileged:,} privileged (administrators and such) would be left alone" if would.privileged else "")
+        say(
+            f"would create {would.create:,} users and update {would.update:,} existing ones"
+            + (
+                f" ({'their role set to ' + repr(args.role) if args.role else 'their role unchanged'})"
+                if would.update
+                else ""
+            )
+            + (
+                f"; {would.privileged:,} privileged (administrators and such) would be left alone"
+                if would.privileged
+                else ""
+            )
             + (f"; {earlier:,} of these were queued by an earlier run and would not be queued again" if earlier else "")
-            + " (a dry run: nothing was queued)")
+            + " (a dry run: nothing was queued)"
+        )
         return 0
     try:
-        queued = importer.queue(Store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify)
+        queued = importer.queue(
+            Store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify
+        )
     except KeyboardInterrupt:
         say("wpf-bridge: interrupted while queueing; run the same command again (it queues nobody twice)", err=True)
         return 130
@@ -246,8 +273,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         console.print("the worker applies them (`wpf-bridge worker` must run); Ctrl-C stops watching, not the import")
         counts = importer.watch(Store(settings.database_url), [delivery_id for delivery_id, _ in queued], console)
     except KeyboardInterrupt:
-        say("stopped watching; the deliveries stay queued and the worker applies them (run the same command "
-            "again to follow them: it queues nobody twice)", err=True)
+        say(
+            "stopped watching; the deliveries stay queued and the worker applies them (run the same command "
+            "again to follow them: it queues nobody twice)",
+            err=True,
+        )
         return 130
     say("; ".join(f"{status} {n:,}" for status, n in sorted(counts.items())))
     for status in (SKIPPED, FAILED):
@@ -276,13 +306,18 @@ def _filter_options(parser: argparse.ArgumentParser, status: bool = True) -> Non
 def main(argv: list[str] | None = None) -> int:
     def env_file_option(default: object) -> argparse.ArgumentParser:
         options = argparse.ArgumentParser(add_help=False)
-        options.add_argument("--env-file", default=default, help="settings file (default: .env in the working "
-                             "directory); relative paths in it are read from its folder")
+        options.add_argument(
+            "--env-file",
+            default=default,
+            help="settings file (default: .env in the working "
+            "directory); relative paths in it are read from its folder",
+        )
         return options
 
     common = env_file_option(argparse.SUPPRESS)  # on a command too, without undoing one given before it
-    parser = argparse.ArgumentParser(prog="wpf-bridge", description="Ortto webhooks to WordPress users.",
-                                     parents=[env_file_option(None)])
+    parser = argparse.ArgumentParser(
+        prog="wpf-bridge", description="Ortto webhooks to WordPress users.", parents=[env_file_option(None)]
+    )
     parser.add_argument("--version", action="version", version=f"wpf-bridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -307,16 +342,23 @@ def main(argv: list[str] | None = None) -> int:
     show = command("show", cmd_show, "one delivery whole, with the history of its attempts")
     show.add_argument("id", help="a delivery id, or its first characters (at least 6)")
     show.add_argument("--json", action="store_true")
-    replay = command("replay", cmd_replay, "run failed deliveries again (the ids given, or every failed one that matches)")
+    replay = command(
+        "replay", cmd_replay, "run failed deliveries again (the ids given, or every failed one that matches)"
+    )
     replay.add_argument("ids", nargs="*", help="delivery ids (default: every failed delivery matching the filters)")
     _filter_options(replay, status=False)
     replay.add_argument("--dry-run", action="store_true", help="say what would be replayed, change nothing")
     command("refused", cmd_refused, "count the webhooks refused, by reason")
-    imports = command("import", cmd_import, "give every Ortto contact carrying a tag their WordPress user (an add each)")
+    imports = command(
+        "import", cmd_import, "give every Ortto contact carrying a tag their WordPress user (an add each)"
+    )
     imports.add_argument("--tag", required=True, help="the Ortto tag's exact name")
-    imports.add_argument("--role", help="role to give, as a webhook's role= does: to the users it creates, and to the "
-                         "existing ones it updates (one of WPF_ALLOWED_ROLES; without it, new users get WPF_DEFAULT_ROLE "
-                         "and existing ones keep theirs)")
+    imports.add_argument(
+        "--role",
+        help="role to give, as a webhook's role= does: to the users it creates, and to the "
+        "existing ones it updates (one of WPF_ALLOWED_ROLES; without it, new users get WPF_DEFAULT_ROLE "
+        "and existing ones keep theirs)",
+    )
     imports.add_argument("--notify", action="store_true", help="send WordPress's welcome email to new users")
     imports.add_argument("--dry-run", action="store_true", help="count who would be created and updated; queue nothing")
     imports.add_argument("--filter", help="an Ortto person filter (JSON) to narrow the scan, as copied from Ortto")

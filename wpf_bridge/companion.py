@@ -1,8 +1,9 @@
 """The companion must-use plugin for WordPress, shipped inside the package."""
+
 from __future__ import annotations
 
-import re
 import os
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path

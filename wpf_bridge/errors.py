@@ -1,4 +1,5 @@
 """The two kinds of failure the worker tells apart: worth retrying, or not."""
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@ The map is a TOML file (``WPF_FIELD_MAP``) with two tables, ``[fields]`` and ``[
 ``wordpress_name = "ortto-field-id"``. Field names follow WP Fusion's (``user_email``,
 ``display_name``...) so an existing WP Fusion field map can be copied over.
 """
+
 from __future__ import annotations
 
 import re
@@ -114,8 +115,7 @@ def load_field_map(path: Path) -> FieldMap:
     for name in fields:
         if name not in USER_FIELDS:
             raise FieldMapError(
-                f"{path}: [fields] {name} is not a WordPress user field "
-                f"({', '.join(USER_FIELDS)}); put it under [meta]"
+                f"{path}: [fields] {name} is not a WordPress user field ({', '.join(USER_FIELDS)}); put it under [meta]"
             )
     for key in meta:
         if not _META_KEY.match(key):

@@ -9,6 +9,7 @@ stalled clients stalled every webhook for 30 s). A gevent worker holds a greenle
 instead (up to ``worker_connections``); headers must arrive within ``keepalive`` seconds, and
 bodies within ``web.bodies.BODY_SECONDS``.
 """
+
 import os
 
 from gunicorn.glogging import Logger

@@ -1,9 +1,10 @@
 """Deliveries and their history as an operator reads them: one line each, one delivery whole, or JSON."""
+
 from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .store import Attempt, Delivery
@@ -16,7 +17,7 @@ def parse_since(text: str) -> float:
     """``--since``: an age (``30m``, ``2h``, ``7d``) or a date/time (``2026-11-28``, ``2026-11-28T13:00``)."""
     age = _AGE.match(text)
     if age:
-        return (datetime.now(timezone.utc) - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})).timestamp()
+        return (datetime.now(UTC) - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})).timestamp()
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -33,19 +34,27 @@ HEADER = f"{'arrived':19}  {'delivery':32}  {'action':11} {'status':8} {'tries':
 
 def line(delivery: Delivery) -> str:
     """One delivery on one line, in ``HEADER``'s columns."""
-    return (f"{when(delivery.created_at):19}  {delivery.id}  {delivery.action:11} {delivery.status:8} "
-            f"{delivery.attempts:<5} {delivery.contact_id or '-':24} {delivery.email or '-':30} {delivery.result or ''}").rstrip()
+    return (
+        f"{when(delivery.created_at):19}  {delivery.id}  {delivery.action:11} {delivery.status:8} "
+        f"{delivery.attempts:<5} {delivery.contact_id or '-':24} {delivery.email or '-':30} {delivery.result or ''}"
+    ).rstrip()
 
 
 def whole(delivery: Delivery, attempts: list[Attempt]) -> list[str]:
     """One delivery with every field an operator needs and its history, oldest step first, as
     lines (a value from outside holding a newline stays within its line)."""
     rows = [
-        ("delivery", delivery.id), ("action", delivery.action), ("status", delivery.status),
-        ("contact id", delivery.contact_id or "-"), ("email", delivery.email or "-"),
-        ("role asked", delivery.role or "-"), ("welcome email", "asked" if delivery.send_notification else "not asked"),
-        ("arrived", when(delivery.created_at)), ("last change", when(delivery.updated_at)),
-        ("attempts", str(delivery.attempts)), ("WordPress user", str(delivery.user_id or "-")),
+        ("delivery", delivery.id),
+        ("action", delivery.action),
+        ("status", delivery.status),
+        ("contact id", delivery.contact_id or "-"),
+        ("email", delivery.email or "-"),
+        ("role asked", delivery.role or "-"),
+        ("welcome email", "asked" if delivery.send_notification else "not asked"),
+        ("arrived", when(delivery.created_at)),
+        ("last change", when(delivery.updated_at)),
+        ("attempts", str(delivery.attempts)),
+        ("WordPress user", str(delivery.user_id or "-")),
         ("outcome", delivery.result or "-"),
     ]
     if delivery.status in ("queued", "retrying", "pushing"):
@@ -56,16 +65,21 @@ def whole(delivery: Delivery, attempts: list[Attempt]) -> list[str]:
 
 def _step(attempt: Attempt) -> list[str]:
     """One step of a delivery's history, then the requests it made, one a line."""
-    head = (f"  {when(attempt.at)}  {attempt.call or '-':13} {attempt.status:8} {attempt.message}"
-            + (f" [{attempt.code}]" if attempt.code else "")
-            + (f" (next try {when(attempt.next_retry)})" if attempt.next_retry else ""))
+    head = (
+        f"  {when(attempt.at)}  {attempt.call or '-':13} {attempt.status:8} {attempt.message}"
+        + (f" [{attempt.code}]" if attempt.code else "")
+        + (f" (next try {when(attempt.next_retry)})" if attempt.next_retry else "")
+    )
     return [head] + [f"      {request}" for request in (attempt.calls or "").split("\n") if request]
 
 
 def as_json(delivery: Delivery, attempts: list[Attempt] | None = None) -> dict[str, Any]:
     """A delivery (and its history) for ``--json``; the sealed password and the lease are left out."""
-    data = {key: value for key, value in dataclasses.asdict(delivery).items()
-            if key not in ("secret", "lease_until", "lease_owner", "dedupe_key", "push_to")}
+    data = {
+        key: value
+        for key, value in dataclasses.asdict(delivery).items()
+        if key not in ("secret", "lease_until", "lease_owner", "dedupe_key", "push_to")
+    }
     if attempts is not None:
         data["history"] = [dataclasses.asdict(attempt) for attempt in attempts]
     return data

@@ -11,13 +11,22 @@ one transaction, with every guarantee of a webhook delivery. Each carries the ke
 ``import:TAG:CONTACT``: running the import again, or after an interruption, queues only who is
 not queued yet, and the worker never gives anyone a second user, email or password.
 """
+
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
-    TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from .clients.ortto import Contact, OrttoClient
 from .clients.wordpress import MAX_LOOKUPS, PluginOutdated, WordPressClient
@@ -40,8 +49,13 @@ def select(ortto: OrttoClient, tag: str, where: dict | None, console: Console) -
     """Page through Ortto and keep the contacts carrying ``tag`` (its exact name)."""
     scanned = pages = 0
     people: list[Contact] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(), console=console,
-                  transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("scanning Ortto", total=None)
 
         def waiting(seconds: float) -> None:
@@ -51,8 +65,9 @@ def select(ortto: OrttoClient, tag: str, where: dict | None, console: Console) -
             pages += 1
             scanned += len(page)
             people += [contact for contact in page if tag in contact.tags]
-            progress.update(task, description=f"scanning Ortto: {pages} pages, {scanned:,} people, "
-                                              f"{len(people):,} tagged {tag!r}")
+            progress.update(
+                task, description=f"scanning Ortto: {pages} pages, {scanned:,} people, {len(people):,} tagged {tag!r}"
+            )
     console.print(f"scanned {scanned:,} people in {pages} page(s): {len(people):,} carry the tag {tag!r}")
     return Selection(scanned, pages, people)
 
@@ -71,7 +86,11 @@ def preview(wordpress: WordPressClient, people: list[Contact], grantable: frozen
     webhook may grant; a user with any other, or with power, is left alone."""
     pairs = [(c.id, c.email) for c in people]
     try:
-        found = [f for start in range(0, len(pairs), MAX_LOOKUPS) for f in wordpress.lookup_many(pairs[start:start + MAX_LOOKUPS])]
+        found = [
+            f
+            for start in range(0, len(pairs), MAX_LOOKUPS)
+            for f in wordpress.lookup_many(pairs[start : start + MAX_LOOKUPS])
+        ]
     except PluginOutdated:
         found = [wordpress.lookup(*pair) for pair in pairs]
     users = [f.by_contact_id or f.by_email for f in found]
@@ -89,8 +108,9 @@ def already_queued(store: Store, settings: Settings, tag: str, people: list[Cont
     return len(store.keys_seen([import_key(tag, c.id) for c in people], settings.keep_seconds))
 
 
-def queue(store: Store, settings: Settings, tag: str, people: list[Contact], role: str | None,
-          notify: bool) -> list[tuple[str, bool]]:
+def queue(
+    store: Store, settings: Settings, tag: str, people: list[Contact], role: str | None, notify: bool
+) -> list[tuple[str, bool]]:
     """One ``add`` per person, all in one transaction; (delivery id, newly queued) for each."""
     calls = [("add", c.id, c.email, role, notify, import_key(tag, c.id)) for c in people]
     added = store.add_many(calls, window=settings.keep_seconds, shape=f"wpf-bridge import --tag {tag}")
@@ -100,14 +120,24 @@ def queue(store: Store, settings: Settings, tag: str, people: list[Contact], rol
 def watch(store: Store, ids: list[str], console: Console) -> dict[str, int]:
     """Follow the deliveries until every one has ended, with a progress bar (rate and time left);
     return how many ended in each status."""
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("applying", total=len(ids))
         while True:
             counts = store.status_of(ids)
             ended = sum(counts.get(status, 0) for status in ENDED)
-            progress.update(task, completed=ended, description=f"applied {counts.get(DONE, 0) + counts.get(SKIPPED, 0):,}"
-                                                                  f", failed {counts.get(FAILED, 0):,}")
+            progress.update(
+                task,
+                completed=ended,
+                description=f"applied {counts.get(DONE, 0) + counts.get(SKIPPED, 0):,}"
+                f", failed {counts.get(FAILED, 0):,}",
+            )
             if ended >= len(ids):
                 return counts
             time.sleep(WATCH_EVERY)

@@ -1,13 +1,14 @@
 """Log lines: plain text, or one JSON object per line (``WPF_LOG_FORMAT=json``) for a log
 collector; either way with secrets redacted, and the delivery a worker line is about."""
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timezone
-from typing import Iterable, Iterator
+from datetime import UTC, datetime
 
 from .redact import RedactingFormatter, json_safe, redact
 
@@ -34,13 +35,19 @@ class JsonFormatter(logging.Formatter):
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if _delivery.get():
             entry["delivery_id"] = _delivery.get()
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json_safe(json.dumps({key: redact(value, self.secrets) for key, value in entry.items()}, ensure_ascii=False))
+        return json_safe(
+            json.dumps({key: redact(value, self.secrets) for key, value in entry.items()}, ensure_ascii=False)
+        )
 
 
 def configure(secrets: Iterable[str], json_lines: bool = False) -> None:
@@ -50,8 +57,9 @@ def configure(secrets: Iterable[str], json_lines: bool = False) -> None:
     install(secrets, json_lines)
 
 
-def install(secrets: Iterable[str], json_lines: bool = False,
-            loggers: Iterable[str] = ("", "gunicorn.error", "gunicorn.access")) -> None:
+def install(
+    secrets: Iterable[str], json_lines: bool = False, loggers: Iterable[str] = ("", "gunicorn.error", "gunicorn.access")
+) -> None:
     """Put a redacting (or JSON) formatter on every handler of these loggers (idempotent)."""
     secrets = list(secrets)
     for name in loggers:

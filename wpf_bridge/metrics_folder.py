@@ -1,5 +1,6 @@
 """Where the processes of one host share their Prometheus figures. Kept apart from ``metrics``:
 this must run before prometheus_client is imported, which decides the mode at import."""
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,9 @@ def prepare(folder: Path) -> None:
     except OSError as exc:
         raise ValueError(f"cannot create the metrics folder {folder} ({exc.strerror}): {ADVICE}") from None
     if not _private(folder):  # made first by someone else, say, or a link of theirs
-        raise ValueError(f"the metrics folder {folder} must belong to this user and be private (mode 700): "
-                         f"fix it, or {ADVICE}")
+        raise ValueError(
+            f"the metrics folder {folder} must belong to this user and be private (mode 700): fix it, or {ADVICE}"
+        )
     os.environ[MULTIPROC_ENV] = str(folder)
     for file in folder.glob("*.db"):
         pid = file.stem.rsplit("_", 1)[-1]

@@ -1,9 +1,10 @@
 """Keeps secrets out of every log line: configured secrets, and secret-looking query parameters."""
+
 from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 _SECRET_PARAMS = re.compile(r"((?:access_key|password|pass|api_key|key|token)=)[^&\s\"']+", re.IGNORECASE)
 MASK = "[redacted]"
@@ -52,4 +53,3 @@ def json_safe(line: str) -> str:
     """A JSON text with DEL and C1 controls written as ``\\u`` escapes (JSON escapes only C0):
     it decodes to the same value, and a terminal showing it acts on none of them."""
     return re.sub(r"[\x7f-\x9f]", lambda found: f"\\u{ord(found.group()):04x}", line)
-

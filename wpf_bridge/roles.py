@@ -5,15 +5,17 @@ fill an Ortto form, so a role or user that can run the site is out of a webhook'
 is the bridge's to change only if every role they have, on every site of a network, is one a
 webhook may grant, and WordPress itself says they hold none of ``POWERS`` on any of those sites.
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .clients.wordpress import POWERS, User
 from .settings import NEVER_GRANTED
+
 ROLES_TTL = 60.0  # seconds the site's roles are trusted before they are read again
 
 
@@ -22,9 +24,11 @@ def powers(capabilities: frozenset[str] | set[str]) -> list[str]:
     return sorted(POWERS & set(capabilities))
 
 
-PLUGIN_TOO_OLD = ("the companion plugin on WordPress is older than 1.4.0, so it cannot say what power the user holds on "
-                  "other sites of a network or through other plugins; update it (`wpf-bridge wordpress-plugin --install "
-                  "/path/to/wordpress`) and replay")
+PLUGIN_TOO_OLD = (
+    "the companion plugin on WordPress is older than 1.4.0, so it cannot say what power the user holds on "
+    "other sites of a network or through other plugins; update it (`wpf-bridge wordpress-plugin --install "
+    "/path/to/wordpress`) and replay"
+)
 
 
 def held_power(user: User, grantable: frozenset[str]) -> str | None:
@@ -44,8 +48,10 @@ def held_power(user: User, grantable: frozenset[str]) -> str | None:
         if site.powers:
             return f"can {', '.join(site.powers)}{where}"
         if site.unseen:
-            return (f"belongs to site {site.site}, whose own plugins or theme ({', '.join(site.unseen[:3])}) are not "
-                    "loaded on the bridge's site and could grant power there")
+            return (
+                f"belongs to site {site.site}, whose own plugins or theme ({', '.join(site.unseen[:3])}) are not "
+                "loaded on the bridge's site and could grant power there"
+            )
     return None
 
 

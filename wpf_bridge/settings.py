@@ -1,15 +1,16 @@
 """Settings: read once from the environment (and ``.env``), validated before anything starts."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
-from marshmallow import fields as mfields
 from marshmallow import EXCLUDE, Schema, ValidationError, post_load, validate, validates_schema
+from marshmallow import fields as mfields
 
 from .fieldmap import FieldMap, FieldMapError, load_field_map
 
@@ -24,8 +25,11 @@ DEFAULT_FIELD_MAP = "config/fields.toml"
 ENV_FILE = "WPF_ENV_FILE"  # where the settings file is, when not ./.env (set by --env-file)
 #: Values config/env.example ships with: a bridge still holding one was never configured.
 PLACEHOLDERS = {
-    "WPF_ACCESS_KEY": "change-me", "WPF_SECRET_KEY": "change-me", "WORDPRESS_URL": "wordpress.example.com",
-    "WORDPRESS_APP_PASSWORD": "xxxxxxxx", "ORTTO_API_KEY": "your-ortto-private-api-key",
+    "WPF_ACCESS_KEY": "change-me",
+    "WPF_SECRET_KEY": "change-me",
+    "WORDPRESS_URL": "wordpress.example.com",
+    "WORDPRESS_APP_PASSWORD": "xxxxxxxx",
+    "ORTTO_API_KEY": "your-ortto-private-api-key",
 }
 
 
@@ -71,24 +75,39 @@ class Settings:
 
     def placeholders(self) -> list[str]:
         """The settings that still hold config/env.example's placeholder values."""
-        values = {"WPF_ACCESS_KEY": ",".join(self.access_keys), "WPF_SECRET_KEY": ",".join(self.secret_keys),
-                  "WORDPRESS_URL": self.wordpress_url, "WORDPRESS_APP_PASSWORD": self.wordpress_app_password,
-                  "ORTTO_API_KEY": self.ortto_api_key}
+        values = {
+            "WPF_ACCESS_KEY": ",".join(self.access_keys),
+            "WPF_SECRET_KEY": ",".join(self.secret_keys),
+            "WORDPRESS_URL": self.wordpress_url,
+            "WORDPRESS_APP_PASSWORD": self.wordpress_app_password,
+            "ORTTO_API_KEY": self.ortto_api_key,
+        }
         # honcho, which `make run` uses, drops the spaces from unquoted values
         return [name for name, placeholder in PLACEHOLDERS.items() if placeholder in values[name].replace(" ", "")]
 
     def placeholder_warning(self) -> str | None:
         """What to tell the operator of a service started on the template ``.env``, if it was."""
         left = self.placeholders()
-        return (f"settings still hold config/env.example's placeholders: {', '.join(left)}; edit {env_file()}, "
-                "then run `wpf-bridge check`") if left else None
+        return (
+            (
+                f"settings still hold config/env.example's placeholders: {', '.join(left)}; edit {env_file()}, "
+                "then run `wpf-bridge check`"
+            )
+            if left
+            else None
+        )
 
     def secrets(self) -> list[str]:
         """Values that must never be written to a log line."""
         database_password = urlsplit(self.database_url).password
-        return [*self.access_keys, self.wordpress_app_password, self.ortto_api_key, *self.secret_keys,
-                *([unquote(database_password)] if database_password else []),
-                *[value for value in (self.console_password, self.metrics_token, self.alert_webhook) if value]]
+        return [
+            *self.access_keys,
+            self.wordpress_app_password,
+            self.ortto_api_key,
+            *self.secret_keys,
+            *([unquote(database_password)] if database_password else []),
+            *[value for value in (self.console_password, self.metrics_token, self.alert_webhook) if value],
+        ]
 
 
 def _csv(value: str) -> list[str]:
@@ -138,7 +157,9 @@ class _SettingsSchema(Schema):
     ortto_password_field = mfields.String(
         data_key="ORTTO_PASSWORD_FIELD",
         load_default=None,
-        validate=validate.Regexp(r"^str:cm:[A-Za-z0-9_-]+$", error="must be a custom text field id like str:cm:wp-password"),
+        validate=validate.Regexp(
+            r"^str:cm:[A-Za-z0-9_-]+$", error="must be a custom text field id like str:cm:wp-password"
+        ),
     )
     default_role = mfields.String(data_key="WPF_DEFAULT_ROLE", load_default="subscriber", validate=_role_name)
     allowed_roles = mfields.String(data_key="WPF_ALLOWED_ROLES", load_default="")
@@ -151,37 +172,60 @@ class _SettingsSchema(Schema):
         data_key="DATABASE_URL",
         load_default="sqlite:///wpf-bridge.db",
         validate=validate.Regexp(
-            r"^(sqlite:///.+|postgres(ql)?://.+)", error="must be sqlite:///path/to/file.db or postgresql://user@host/db"
+            r"^(sqlite:///.+|postgres(ql)?://.+)",
+            error="must be sqlite:///path/to/file.db or postgresql://user@host/db",
         ),
     )
     secret_keys = mfields.String(data_key="WPF_SECRET_KEY", required=True, validate=_keys(16))
     port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
     bind = mfields.String(
-        data_key="WPF_BIND", load_default=None,
-        validate=validate.Regexp(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$",
-                                 error="must be host:port, for example 127.0.0.1:8000 (loopback only) or 0.0.0.0:8000"),
+        data_key="WPF_BIND",
+        load_default=None,
+        validate=validate.Regexp(
+            r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$",
+            error="must be host:port, for example 127.0.0.1:8000 (loopback only) or 0.0.0.0:8000",
+        ),
     )
     worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=4, validate=validate.Range(1, 64))
     # at most what the companion plugin takes in one batch (clients.wordpress.MAX_WRITES)
     batch_size = mfields.Integer(data_key="WPF_BATCH_SIZE", load_default=50, validate=validate.Range(1, 50))
     ortto_rate_limit = mfields.Float(data_key="ORTTO_RATE_LIMIT", load_default=10.0, validate=validate.Range(0.1, 1000))
-    same_call_seconds = mfields.Float(data_key="WPF_SAME_CALL_SECONDS", load_default=120.0, validate=validate.Range(0, 86400))
-    key_failure_limit = mfields.Integer(data_key="WPF_KEY_FAILURE_LIMIT", load_default=10, validate=validate.Range(1, 10000))
+    same_call_seconds = mfields.Float(
+        data_key="WPF_SAME_CALL_SECONDS", load_default=120.0, validate=validate.Range(0, 86400)
+    )
+    key_failure_limit = mfields.Integer(
+        data_key="WPF_KEY_FAILURE_LIMIT", load_default=10, validate=validate.Range(1, 10000)
+    )
     trusted_proxies = mfields.Integer(data_key="WPF_TRUSTED_PROXIES", load_default=0, validate=validate.Range(0, 5))
-    lease_seconds = mfields.Float(data_key="WPF_LEASE_SECONDS", load_default=30.0, validate=validate.Range(min=3, max=3600))
-    stop_seconds = mfields.Float(data_key="WPF_STOP_SECONDS", load_default=20.0, validate=validate.Range(min=0, max=600))
-    stall_minutes = mfields.Float(data_key="WPF_STALL_MINUTES", load_default=15.0, validate=validate.Range(min=1, max=1440))
+    lease_seconds = mfields.Float(
+        data_key="WPF_LEASE_SECONDS", load_default=30.0, validate=validate.Range(min=3, max=3600)
+    )
+    stop_seconds = mfields.Float(
+        data_key="WPF_STOP_SECONDS", load_default=20.0, validate=validate.Range(min=0, max=600)
+    )
+    stall_minutes = mfields.Float(
+        data_key="WPF_STALL_MINUTES", load_default=15.0, validate=validate.Range(min=1, max=1440)
+    )
     keep_days = mfields.Float(  # at least the 48 h in which Ortto's redeliveries are recognised
         data_key="WPF_KEEP_DAYS", load_default=30.0, validate=validate.Range(min=2, max=3650)
     )
-    console_password = mfields.String(data_key="WPF_CONSOLE_PASSWORD", load_default=None,
-                                      validate=validate.Length(min=12, error="must be at least 12 characters"))
-    console_session_hours = mfields.Float(data_key="WPF_CONSOLE_SESSION_HOURS", load_default=8.0,
-                                          validate=validate.Range(min=0.01, max=24 * 30))
-    metrics_token = mfields.String(data_key="WPF_METRICS_TOKEN", load_default=None,
-                                   validate=validate.Length(min=16, error="must be at least 16 characters"))
+    console_password = mfields.String(
+        data_key="WPF_CONSOLE_PASSWORD",
+        load_default=None,
+        validate=validate.Length(min=12, error="must be at least 12 characters"),
+    )
+    console_session_hours = mfields.Float(
+        data_key="WPF_CONSOLE_SESSION_HOURS", load_default=8.0, validate=validate.Range(min=0.01, max=24 * 30)
+    )
+    metrics_token = mfields.String(
+        data_key="WPF_METRICS_TOKEN",
+        load_default=None,
+        validate=validate.Length(min=16, error="must be at least 16 characters"),
+    )
     metrics_dir = mfields.String(data_key="WPF_METRICS_DIR", load_default=None)
-    log_format = mfields.String(data_key="WPF_LOG_FORMAT", load_default="text", validate=validate.OneOf(["text", "json"]))
+    log_format = mfields.String(
+        data_key="WPF_LOG_FORMAT", load_default="text", validate=validate.OneOf(["text", "json"])
+    )
     alert_webhook = mfields.String(data_key="WPF_ALERT_WEBHOOK", load_default=None, validate=_http_url)
     retry_hours = mfields.Float(
         data_key="WPF_RETRY_HOURS", load_default=24.0, validate=validate.Range(min=0, min_inclusive=False, max=24 * 30)

@@ -1,6 +1,7 @@
 """What the ``wpf-bridge`` command prints. Emails, names and answers from Ortto and WordPress
 can carry escape sequences that would retitle, clear or rewrite an operator's terminal, so
 every line goes out with its control characters escaped, as the logs write them."""
+
 from __future__ import annotations
 
 import sys

@@ -1,7 +1,8 @@
 """One plain function per webhook action; each takes a delivery and a context, returns an outcome."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..store import Delivery
 from .add import add

@@ -5,13 +5,25 @@ email is sent, no password goes to Ortto. A new user gets a username by the conf
 a password (mapped, or generated and kept sealed until Ortto has it), an allowed role, its
 fields, meta and tags, and the welcome email when asked, all in one WordPress call.
 """
+
 from __future__ import annotations
 
 from ..clients.ortto import Contact
 from ..clients.wordpress import User, WordPressError
 from ..errors import PermanentError
 from ..store import DONE, PUSHING, Delivery
-from .common import MAX_EMAIL, Context, Match, Outcome, find_user, load_contact, new_user_role, refusal, tags_meta, update_user
+from .common import (
+    MAX_EMAIL,
+    Context,
+    Match,
+    Outcome,
+    find_user,
+    load_contact,
+    new_user_role,
+    refusal,
+    tags_meta,
+    update_user,
+)
 from .passwords import generate_password, username_candidates
 
 
@@ -100,8 +112,12 @@ def _finish_created(ctx: Context, user: User, note: str) -> Outcome:
         return Outcome(DONE, created, user.id)
     if ctx.journal.pending_password():
         return Outcome(PUSHING, created, user.id)
-    return Outcome(DONE, f"{created}; its generated password was erased when the delivery failed, so none goes "
-                         "to Ortto: the user can set one with WordPress's \"Lost your password?\"", user.id)
+    return Outcome(
+        DONE,
+        f"{created}; its generated password was erased when the delivery failed, so none goes "
+        'to Ortto: the user can set one with WordPress\'s "Lost your password?"',
+        user.id,
+    )
 
 
 def _created_meanwhile(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:

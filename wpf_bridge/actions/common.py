@@ -5,10 +5,12 @@ a user who holds power by any means is never changed, a user found only by email
 another Ortto person, only a user the bridge created for the same Ortto person follows that
 person's email, and no role that carries power is ever granted.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..clients.ortto import Contact
 from ..clients.wordpress import User, WordPressClient
@@ -28,6 +30,7 @@ class Journal(Protocol):
 
     def learn(self, contact_id: str, email: str | None) -> None:
         """Record who the delivery is for; raises ``Deferred`` if another delivery for that person must go first."""
+
     def pending_password(self) -> str | None: ...
     def keep_password(self, password: str, person_id: str) -> None: ...
     def forget_password(self) -> None: ...
@@ -144,10 +147,14 @@ def update_user(ctx: Context, match: Match, contact: Contact, delivery: Delivery
     field_map = ctx.settings.field_map
     values: dict = field_map.user_values(contact.fields, creating=False)
     notes = []
-    if not (match.by_contact_id and user.created_for == contact.id) and \
-            values.pop("email", user.email).lower() != user.email.lower():
-        notes.append(f"email not changed: user {user.id} was not created by the bridge for this Ortto person "
-                     "(only such a user follows its person's email)")
+    if (
+        not (match.by_contact_id and user.created_for == contact.id)
+        and values.pop("email", user.email).lower() != user.email.lower()
+    ):
+        notes.append(
+            f"email not changed: user {user.id} was not created by the bridge for this Ortto person "
+            "(only such a user follows its person's email)"
+        )
     values["wpf_meta"] = {
         **field_map.meta_values(contact.fields),
         "ortto_contact_id": contact.id,

@@ -1,11 +1,12 @@
 """Generated passwords and usernames for new users."""
+
 from __future__ import annotations
 
 import re
 import secrets
 import string
 import unicodedata
-from typing import Iterator
+from collections.abc import Iterator
 
 # No backslash (WordPress REST refuses it) and no quotes (they break email templates).
 _ALPHABET = string.ascii_letters + string.digits + "!#$%*+-=?@^_~"

@@ -1,4 +1,5 @@
 """``update`` (alias ``update_user``): pull fields, meta, tags and role onto an existing user."""
+
 from __future__ import annotations
 
 from ..store import Delivery

@@ -1,4 +1,5 @@
 """``update_tags``: replace the user's ``ortto_tags`` with the contact's current tags, nothing else."""
+
 from __future__ import annotations
 
 from ..store import DONE, Delivery

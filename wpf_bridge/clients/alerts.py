@@ -1,5 +1,6 @@
 """The alert client: posts a message to a Slack-compatible incoming webhook (``WPF_ALERT_WEBHOOK``;
 Slack, Mattermost, Rocket.Chat and Discord's ``/slack`` endpoint take ``{"text": ...}``)."""
+
 from __future__ import annotations
 
 from ..errors import TransientError

@@ -1,13 +1,14 @@
 """What the two HTTP clients share: one keep-alive session, timeouts, and error triage."""
+
 from __future__ import annotations
 
 import re
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -42,8 +43,11 @@ def send(session: requests.Session, peer: str, method: str, url: str, **kwargs) 
         raise TransientError(f"{peer} did not answer within {TIMEOUT[1]} s") from None
     except requests.exceptions.SSLError as exc:  # configuration: retrying for a day would not fix it
         reason = re.search(r"certificate verify failed: ([^(\)']+)", str(exc))
-        raise PermanentError(f"{peer}'s TLS certificate does not verify ({reason.group(1).strip() if reason else 'TLS error'}): "
-                             "install a valid certificate, or use the address the certificate is for", "tls") from None
+        raise PermanentError(
+            f"{peer}'s TLS certificate does not verify ({reason.group(1).strip() if reason else 'TLS error'}): "
+            "install a valid certificate, or use the address the certificate is for",
+            "tls",
+        ) from None
     except requests.ConnectionError:
         raise TransientError(f"{peer} cannot be reached") from None
     except requests.RequestException as exc:
@@ -94,7 +98,7 @@ def retry_after(response: requests.Response) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def json_or_none(response: requests.Response):

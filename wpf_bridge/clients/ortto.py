@@ -3,12 +3,14 @@
 Both calls take up to 100 people, so a burst costs Ortto a call per hundred deliveries, and a
 shared ``RateLimiter`` keeps the process under the plan's requests per second.
 """
+
 from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import requests
 
@@ -20,8 +22,22 @@ MAX_PEOPLE = 100  # per get-by-ids or merge call
 MAX_PAGE = 500  # people per person/get page
 PATIENCE = 5  # tries of one page when Ortto says when to come back
 #: Ortto's built-in person fields (its docs), and the pseudo-field holding tag names.
-BUILT_IN_FIELDS = frozenset({"str::email", "str::first", "str::last", "str::ei", "str::postal", "phn::phone",
-                             "geo::city", "geo::country", "geo::region", "dtz::b", "bol::p", "tags"})
+BUILT_IN_FIELDS = frozenset(
+    {
+        "str::email",
+        "str::first",
+        "str::last",
+        "str::ei",
+        "str::postal",
+        "phn::phone",
+        "geo::city",
+        "geo::country",
+        "geo::region",
+        "dtz::b",
+        "bol::p",
+        "tags",
+    }
+)
 
 
 class OrttoError(PermanentError):
@@ -56,8 +72,9 @@ class Contact:
 
 
 class OrttoClient:
-    def __init__(self, api_url: str, api_key: str, session: requests.Session | None = None,
-                 limiter: RateLimiter | None = None):
+    def __init__(
+        self, api_url: str, api_key: str, session: requests.Session | None = None, limiter: RateLimiter | None = None
+    ):
         self.api_url = api_url.rstrip("/")
         self.session = session or new_session()
         self.session.headers["X-Api-Key"] = api_key
@@ -78,8 +95,13 @@ class OrttoClient:
         contacts = body.get("contacts") or []
         return _contact(contacts[0]) if contacts else None
 
-    def people(self, fields: list[str], page_size: int = MAX_PAGE, where: dict | None = None,
-               on_wait: Callable[[float], None] | None = None) -> Iterator[list[Contact]]:
+    def people(
+        self,
+        fields: list[str],
+        page_size: int = MAX_PAGE,
+        where: dict | None = None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> Iterator[list[Contact]]:
         """Every person (or those matching the filter ``where``), a page at a time, through
         ``person/get``: ``offset`` = the previous page's ``next_offset`` with its ``cursor_id``,
         while ``has_more`` (an empty page is ``contacts: null``). A long scan waits as Ortto tells
@@ -135,8 +157,14 @@ class OrttoClient:
             result = results[i] if i < len(results) and isinstance(results[i], dict) else {}
             status, error = result.get("status"), result.get("error")
             refused = error or status in ("suppressed", "invalid") or not status
-            outcome[person_id] = Refusal(str(status or "refused"), f"Ortto did not save {field_id}: "
-                                         f"{status or 'refused'} ({error or 'no reason given'})") if refused else None
+            outcome[person_id] = (
+                Refusal(
+                    str(status or "refused"),
+                    f"Ortto did not save {field_id}: {status or 'refused'} ({error or 'no reason given'})",
+                )
+                if refused
+                else None
+            )
         return outcome
 
     def custom_fields(self) -> dict[str, str]:
@@ -162,7 +190,9 @@ class OrttoClient:
             raise TransientError("Ortto rate limit reached", retry_after=delay or DEFAULT_RETRY_SECONDS)
         code = f"HTTP {response.status_code}"
         if response.status_code >= 500:
-            raise TransientError(f"Ortto answered {code}: {_error_text(body)}", retry_after=retry_after(response), code=code)
+            raise TransientError(
+                f"Ortto answered {code}: {_error_text(body)}", retry_after=retry_after(response), code=code
+            )
         if response.status_code in (401, 403):
             raise OrttoError(f"Ortto refused the API key ({code}); check ORTTO_API_KEY and ORTTO_REGION", code)
         if response.status_code >= 400:

@@ -5,6 +5,7 @@ pretty permalinks. Look-ups and meta writes go through the companion plugin
 (``wpf-bridge wordpress-plugin``); without it they fail with a clear reason instead of
 WordPress silently dropping the meta.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,19 +23,52 @@ PLUGIN_MISSING = (
 )
 
 MAX_LOOKUPS = 100  # people per look-up request (the companion plugin's WPF_BRIDGE_MAX_LOOKUPS)
-MAX_WRITES = 50  # user writes per batch request (the companion plugin's WPF_BRIDGE_MAX_WRITES; WPF_BATCH_SIZE's ceiling)
+MAX_WRITES = (
+    50  # user writes per batch request (the companion plugin's WPF_BRIDGE_MAX_WRITES; WPF_BATCH_SIZE's ceiling)
+)
 
 #: Capabilities that let a user run the site, see or manage its users, or run code in it. The
 #: companion plugin (1.4.0+) reports which of them each user it finds holds, on every site of a
 #: network, as WordPress's own ``user_can()`` answers (so plugins' run-time grants count).
-POWERS = frozenset({
-    "manage_options", "edit_users", "promote_users", "create_users", "delete_users", "remove_users", "list_users",
-    "activate_plugins", "edit_plugins", "install_plugins", "upload_plugins", "update_plugins", "delete_plugins",
-    "switch_themes", "edit_themes", "install_themes", "upload_themes", "update_themes", "delete_themes",
-    "edit_files", "unfiltered_html", "unfiltered_upload", "update_core", "import", "export",
-    "manage_network", "manage_sites", "create_sites", "delete_sites", "manage_network_users",
-    "manage_network_plugins", "manage_network_themes", "manage_network_options", "upgrade_network", "setup_network",
-})
+POWERS = frozenset(
+    {
+        "manage_options",
+        "edit_users",
+        "promote_users",
+        "create_users",
+        "delete_users",
+        "remove_users",
+        "list_users",
+        "activate_plugins",
+        "edit_plugins",
+        "install_plugins",
+        "upload_plugins",
+        "update_plugins",
+        "delete_plugins",
+        "switch_themes",
+        "edit_themes",
+        "install_themes",
+        "upload_themes",
+        "update_themes",
+        "delete_themes",
+        "edit_files",
+        "unfiltered_html",
+        "unfiltered_upload",
+        "update_core",
+        "import",
+        "export",
+        "manage_network",
+        "manage_sites",
+        "create_sites",
+        "delete_sites",
+        "manage_network_users",
+        "manage_network_plugins",
+        "manage_network_themes",
+        "manage_network_options",
+        "upgrade_network",
+        "setup_network",
+    }
+)
 _JUDGED = sorted(POWERS)
 
 PLUGIN_OUTDATED = (
@@ -102,7 +136,9 @@ class User:
             roles=tuple(data.get("roles") or ()),
             capabilities=frozenset(caps),
             super_admin=bool(data.get("super_admin")),
-            sites=tuple(Standing.from_json(site) for site in data["sites"]) if isinstance(data.get("sites"), list) else None,
+            sites=tuple(Standing.from_json(site) for site in data["sites"])
+            if isinstance(data.get("sites"), list)
+            else None,
             contact_id=str(data.get("contact_id") or ""),
             created_for=str(data.get("created_for") or ""),
             delivery_id=str(data.get("delivery_id") or ""),
@@ -153,19 +189,29 @@ class WordPressClient:
 
     def lookup_many(self, people: list[tuple[str | None, str | None]]) -> list[Lookup]:
         """``lookup`` for up to ``MAX_LOOKUPS`` (contact id, email) pairs in one request (companion plugin 1.3.0+)."""
-        answers = self._batch("/wpf-bridge/v1/users/lookup", "results", len(people), {
-            "people": [{"contact_id": contact_id or "", "email": email or ""} for contact_id, email in people],
-            "capabilities": _JUDGED})
+        answers = self._batch(
+            "/wpf-bridge/v1/users/lookup",
+            "results",
+            len(people),
+            {
+                "people": [{"contact_id": contact_id or "", "email": email or ""} for contact_id, email in people],
+                "capabilities": _JUDGED,
+            },
+        )
         return [Lookup.from_json(found) for found in answers]
 
     def write_many(self, writes: list[tuple[int | None, dict[str, Any]]]) -> list[User | BridgeError]:
         """Create (no id) or update up to ``MAX_WRITES`` users in one request (companion plugin 1.3.0+): WordPress
         runs each as its own request to core's users route. Each write's result is its user, or the
         error ``create_user`` or ``update_user`` would have raised for it alone."""
-        answers = self._batch("/wpf-bridge/v1/users/batch", "responses", len(writes), {
-            "writes": [{"values": values, **({"user": user_id} if user_id else {})} for user_id, values in writes]})
+        answers = self._batch(
+            "/wpf-bridge/v1/users/batch",
+            "responses",
+            len(writes),
+            {"writes": [{"values": values, **({"user": user_id} if user_id else {})} for user_id, values in writes]},
+        )
         results: list[User | BridgeError] = []
-        for (user_id, _), answer in zip(writes, answers):
+        for (user_id, _), answer in zip(writes, answers, strict=True):
             route = f"/wp/v2/users/{user_id}" if user_id else "/wp/v2/users"
             try:
                 results.append(User.from_json(self._judge(route, int(answer["status"]), answer.get("body"))))
@@ -204,12 +250,22 @@ class WordPressClient:
         return self._judge(route, response.status_code, json_or_none(response), response)
 
     def _send(self, method: str, route: str, params: dict | None = None, json: dict | None = None) -> requests.Response:
-        response = send(self.session, "WordPress", method, self.url, params={"rest_route": route, **(params or {})},
-                        json=json, allow_redirects=False)
+        response = send(
+            self.session,
+            "WordPress",
+            method,
+            self.url,
+            params={"rest_route": route, **(params or {})},
+            json=json,
+            allow_redirects=False,
+        )
         if response.is_redirect:  # following it would turn a POST into a GET, and the user would not be created
-            raise WordPressError(f"WordPress redirects its REST API to {response.headers.get('Location', '?')}: set "
-                                 "WORDPRESS_URL to the address it redirects to (https://, www., the sub-folder)",
-                                 "redirect", response.status_code)
+            raise WordPressError(
+                f"WordPress redirects its REST API to {response.headers.get('Location', '?')}: set "
+                "WORDPRESS_URL to the address it redirects to (https://, www., the sub-folder)",
+                "redirect",
+                response.status_code,
+            )
         return response
 
     def _judge(self, route: str, status: int, body: Any, response: requests.Response | None = None) -> Any:
@@ -221,10 +277,13 @@ class WordPressClient:
         message = _plain(body.get("message", "")) if isinstance(body, dict) else ""
         if code in ("existing_user_login", "existing_user_email") or code.endswith("_too_long"):
             raise WordPressError(f"WordPress refused the user: {message} ({code})", code, status)  # sent as HTTP 500
-        if status == 429 or status >= 500 or body is None and status < 300:
+        if status == 429 or status >= 500 or (body is None and status < 300):
             said = f" {code}: {message}" if code or message else f" {_page(response)}"
-            raise TransientError(f"WordPress answered HTTP {status}{said}".rstrip(": "),
-                                 retry_after=retry_after(response) if response is not None else None, code=code or f"HTTP {status}")
+            raise TransientError(
+                f"WordPress answered HTTP {status}{said}".rstrip(": "),
+                retry_after=retry_after(response) if response is not None else None,
+                code=code or f"HTTP {status}",
+            )
         if code == "rest_no_route" and route.startswith("/wpf-bridge/"):
             raise WordPressError(PLUGIN_MISSING, code, status)
         if status == 401:
@@ -236,9 +295,12 @@ class WordPressClient:
                 status,
             )
         if body is None:  # a web application firewall, the host or a security plugin answered, not WordPress's REST API
-            raise WordPressError(f"WordPress answered HTTP {status} {_page(response)}: something in front of WordPress "
-                                 "refuses the bridge; allow its address (or its User-Agent, wpf-bridge) there", f"HTTP {status}",
-                                 status)
+            raise WordPressError(
+                f"WordPress answered HTTP {status} {_page(response)}: something in front of WordPress "
+                "refuses the bridge; allow its address (or its User-Agent, wpf-bridge) there",
+                f"HTTP {status}",
+                status,
+            )
         raise WordPressError(f"WordPress answered HTTP {status} {code}: {message}".strip(), code, status)
 
 
@@ -248,8 +310,11 @@ def _page(response: requests.Response | None) -> str:
         return "(no body)"
     kind = response.headers.get("Content-Type", "no content type").split(";")[0]
     title = re.search(r"<title[^>]*>(.*?)</title>", response.text[:5000], re.IGNORECASE | re.DOTALL)
-    return f"(not JSON but {kind}" + (f" titled {_plain(title.group(1), 80)!r}" if title else "") + \
-        ": a PHP fatal error, or a page from the host, a proxy or a firewall)"
+    return (
+        f"(not JSON but {kind}"
+        + (f" titled {_plain(title.group(1), 80)!r}" if title else "")
+        + ": a PHP fatal error, or a page from the host, a proxy or a firewall)"
+    )
 
 
 def _plain(message: object, limit: int = 300) -> str:

@@ -6,6 +6,7 @@ lose or duplicate: a killed web process leaves a whole delivery or none, a kille
 delivery becomes claimable again when its lease ends, and a retry is just a later ``run_after``.
 The SQL here runs on SQLite and PostgreSQL alike (``database.py`` holds what differs).
 """
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,23 @@ from .database import CLAIM_LOCK, Database, StoreUnavailable, connect
 from .search import Search, in_list
 from .sessions import Sessions, prune_sessions
 
-__all__ = ["Attempt", "Delivery", "RECENT_REFUSALS", "Run", "STATUSES", "Search", "Store", "StoreUnavailable", "QUEUED", "RUNNING", "RETRYING", "PUSHING", "DONE", "SKIPPED", "FAILED"]
+__all__ = [
+    "DONE",
+    "FAILED",
+    "PUSHING",
+    "QUEUED",
+    "RECENT_REFUSALS",
+    "RETRYING",
+    "RUNNING",
+    "SKIPPED",
+    "STATUSES",
+    "Attempt",
+    "Delivery",
+    "Run",
+    "Search",
+    "Store",
+    "StoreUnavailable",
+]
 
 QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retrying", "done", "skipped", "failed"
 PUSHING = "pushing"  # the user exists; its generated password waits (sealed) for a batched push to Ortto
@@ -122,7 +139,12 @@ create index if not exists console_sessions_expires on console_sessions (expires
 
 # Columns added since 0.1 (when Huey held the queue), with what an older row gets.
 _ADDED_COLUMNS = {
-    "deliveries": {"run_after": "{float} not null default 0", "push_to": "text", "shape": "text", "lease_owner": "text"},
+    "deliveries": {
+        "run_after": "{float} not null default 0",
+        "push_to": "text",
+        "shape": "text",
+        "lease_owner": "text",
+    },
     "attempts": {"duration": "{float}", "calls": "text not null default ''"},
 }
 RECENT_REFUSALS = 200  # refused webhooks kept one by one (time, reason, client) for the console
@@ -323,60 +345,122 @@ class Store:
         On PostgreSQL all of it is one statement (``_ADD_FUNCTION``): one round trip."""
         delivery_id = uuid.uuid4().hex
         if self.database.functions:
-            return self._add_in_one_statement(delivery_id, action, contact_id, email, role, send_notification,
-                                              dedupe_key, window, shape, client, key_limit)
+            return self._add_in_one_statement(
+                delivery_id,
+                action,
+                contact_id,
+                email,
+                role,
+                send_notification,
+                dedupe_key,
+                window,
+                shape,
+                client,
+                key_limit,
+            )
         with self.database.transaction() as tx:
             if client is not None:
-                rows = tx.execute("select window_start, failures from key_failures where client = :client",
-                                  {"client": client})
+                rows = tx.execute(
+                    "select window_start, failures from key_failures where client = :client", {"client": client}
+                )
                 wait = _blocked_for(rows, *key_limit)
                 if wait:
                     raise ClientBlocked(wait)
             if dedupe_key is not None:
                 self.database.serialize_key(tx, dedupe_key)
-            return self._insert(tx, self.database.now(tx), delivery_id, action, contact_id, email, role,
-                                send_notification, dedupe_key, window, shape)
+            return self._insert(
+                tx,
+                self.database.now(tx),
+                delivery_id,
+                action,
+                contact_id,
+                email,
+                role,
+                send_notification,
+                dedupe_key,
+                window,
+                shape,
+            )
 
-    def _add_in_one_statement(self, delivery_id: str, action: str, contact_id: str | None, email: str | None,
-                              role: str | None, send_notification: bool, dedupe_key: str | None, window: float,
-                              shape: str | None, client: str | None, key_limit: tuple[float, int]) -> tuple[Delivery, bool]:
+    def _add_in_one_statement(
+        self,
+        delivery_id: str,
+        action: str,
+        contact_id: str | None,
+        email: str | None,
+        role: str | None,
+        send_notification: bool,
+        dedupe_key: str | None,
+        window: float,
+        shape: str | None,
+        client: str | None,
+        key_limit: tuple[float, int],
+    ) -> tuple[Delivery, bool]:
         # ``query`` sends it again once on a connection the server had closed: safe, the id makes it idempotent
         [row] = self.database.query(
             "select wpf_add_delivery(:id, :action, :contact_id, :email, :role, :notify, :dedupe_key, :window, :shape,"
             " :client, :client_now, :key_window, :key_limit) as added",
-            {"id": delivery_id, "action": action, "contact_id": contact_id, "email": email, "role": role,
-             "notify": int(send_notification), "dedupe_key": dedupe_key, "window": window, "shape": shape,
-             "client": client, "client_now": time.time(), "key_window": key_limit[0], "key_limit": key_limit[1]})
+            {
+                "id": delivery_id,
+                "action": action,
+                "contact_id": contact_id,
+                "email": email,
+                "role": role,
+                "notify": int(send_notification),
+                "dedupe_key": dedupe_key,
+                "window": window,
+                "shape": shape,
+                "client": client,
+                "client_now": time.time(),
+                "key_window": key_limit[0],
+                "key_limit": key_limit[1],
+            },
+        )
         added = row["added"]
         if "blocked" in added:
             raise ClientBlocked(float(added["blocked"]))
         return _delivery(added["delivery"]), bool(added["added"])
 
-    def add_many(self, calls: list[tuple[str, str | None, str | None, str | None, bool, str]], window: float,
-                 shape: str) -> list[tuple[Delivery, bool]]:
+    def add_many(
+        self, calls: list[tuple[str, str | None, str | None, str | None, bool, str]], window: float, shape: str
+    ) -> list[tuple[Delivery, bool]]:
         """Insert several deliveries (action, contact id, email, role, notification, dedupe key) in
         one transaction: all or none. Each whose key arrived within ``window`` is returned instead,
         with ``False``. Keys are serialised as a whole (an import's keys are its own)."""
         with self.database.transaction() as tx:
             self.database.serialize_key(tx, "add_many")
             now = self.database.now(tx)
-            return [self._insert(tx, now, uuid.uuid4().hex, action, contact_id, email, role, notify, key, window, shape)
-                    for action, contact_id, email, role, notify, key in calls]
+            return [
+                self._insert(tx, now, uuid.uuid4().hex, action, contact_id, email, role, notify, key, window, shape)
+                for action, contact_id, email, role, notify, key in calls
+            ]
 
     def keys_seen(self, keys: list[str], window: float) -> set[str]:
         """Which of these dedupe keys a delivery that arrived within ``window`` seconds carries."""
         seen: set[str] = set()
         for start in range(0, len(keys), 500):
-            condition, names = in_list("dedupe_key", "key", keys[start:start + 500])
-            rows = self.database.query(f"select dedupe_key from deliveries where {condition} and created_at > :since",
-                                       {**names, "since": time.time() - window})
+            condition, names = in_list("dedupe_key", "key", keys[start : start + 500])
+            rows = self.database.query(
+                f"select dedupe_key from deliveries where {condition} and created_at > :since",
+                {**names, "since": time.time() - window},
+            )
             seen.update(row["dedupe_key"] for row in rows)
         return seen
 
     @staticmethod
-    def _insert(tx: Any, now: float, delivery_id: str, action: str, contact_id: str | None, email: str | None,
-                role: str | None, send_notification: bool, dedupe_key: str | None, window: float,
-                shape: str | None) -> tuple[Delivery, bool]:
+    def _insert(
+        tx: Any,
+        now: float,
+        delivery_id: str,
+        action: str,
+        contact_id: str | None,
+        email: str | None,
+        role: str | None,
+        send_notification: bool,
+        dedupe_key: str | None,
+        window: float,
+        shape: str | None,
+    ) -> tuple[Delivery, bool]:
         if dedupe_key is not None:
             rows = tx.execute(
                 "select * from deliveries where dedupe_key = :key and created_at > :since order by created_at limit 1",
@@ -384,16 +468,36 @@ class Store:
             )
             if rows:
                 return _delivery(rows[0]), False
-        delivery = Delivery(delivery_id, action, contact_id, email, role, send_notification,
-                            created_at=now, updated_at=now, retry_since=now, dedupe_key=dedupe_key, run_after=now,
-                            shape=shape)
+        delivery = Delivery(
+            delivery_id,
+            action,
+            contact_id,
+            email,
+            role,
+            send_notification,
+            created_at=now,
+            updated_at=now,
+            retry_since=now,
+            dedupe_key=dedupe_key,
+            run_after=now,
+            shape=shape,
+        )
         tx.execute(
             "insert into deliveries (id, action, contact_id, email, role, send_notification, status,"
             " created_at, updated_at, retry_since, dedupe_key, run_after, shape) values (:id, :action, :contact_id,"
             " :email, :role, :send_notification, :status, :now, :now, :now, :dedupe_key, :now, :shape)",
-            {"id": delivery.id, "action": action, "contact_id": contact_id, "email": email, "role": role,
-             "send_notification": int(send_notification), "status": QUEUED, "now": now, "dedupe_key": dedupe_key,
-             "shape": shape},
+            {
+                "id": delivery.id,
+                "action": action,
+                "contact_id": contact_id,
+                "email": email,
+                "role": role,
+                "send_notification": int(send_notification),
+                "status": QUEUED,
+                "now": now,
+                "dedupe_key": dedupe_key,
+                "shape": shape,
+            },
         )
         return delivery, True
 
@@ -405,8 +509,10 @@ class Store:
         """The deliveries whose id starts with ``prefix`` (6 characters at least; at most two returned)."""
         if len(prefix) < 6 or not prefix.isalnum():
             return [found for found in [self.get(prefix)] if found]
-        rows = self.database.query("select * from deliveries where id >= :low and id < :high order by id limit 2",
-                                   {"low": prefix.lower(), "high": prefix.lower() + "~"})
+        rows = self.database.query(
+            "select * from deliveries where id >= :low and id < :high order by id limit 2",
+            {"low": prefix.lower(), "high": prefix.lower() + "~"},
+        )
         return [_delivery(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
@@ -440,20 +546,45 @@ class Store:
             claimed = tx.execute(f"select * from deliveries where {ids} order by created_at, id", names)
         return [_delivery(row) for row in claimed]
 
-    def finish(self, delivery_id: str, status: str, result: str, user_id: int | None = None, *,
-               call: str = "", code: str = "", email: str | None = None, run: Run | None = None,
-               owner: str) -> bool:
+    def finish(
+        self,
+        delivery_id: str,
+        status: str,
+        result: str,
+        user_id: int | None = None,
+        *,
+        call: str = "",
+        code: str = "",
+        email: str | None = None,
+        run: Run | None = None,
+        owner: str,
+    ) -> bool:
         """Record how a run of ``call`` ended (``pushing`` included: the push is claimed separately);
         ``False`` (nothing written) when the claim ``owner`` no longer holds it. See ``End``."""
         return self.end([End(delivery_id, status, result, user_id, call, code, email, run, owner)]) == [True]
 
-    def finish_many(self, outcomes: list[tuple[str, str, str, str]], forget_secret: bool = False, *, call: str = "",
-                    run: Run | None = None, owner: str) -> int:
+    def finish_many(
+        self,
+        outcomes: list[tuple[str, str, str, str]],
+        forget_secret: bool = False,
+        *,
+        call: str = "",
+        run: Run | None = None,
+        owner: str,
+    ) -> int:
         """Record how several pushes ended (id, status, result, code) in one write, and erase their
         sealed passwords in the same write when they have reached Ortto; return how many were
         recorded (those whose lease the claim ``owner`` still holds)."""
-        return sum(self.end([End(delivery_id, status, result, None, call, code, run=run, owner=owner,
-                                 forget_secret=forget_secret) for delivery_id, status, result, code in outcomes]))
+        return sum(
+            self.end(
+                [
+                    End(
+                        delivery_id, status, result, None, call, code, run=run, owner=owner, forget_secret=forget_secret
+                    )
+                    for delivery_id, status, result, code in outcomes
+                ]
+            )
+        )
 
     def end(self, ends: list[End]) -> list[bool]:
         """Record how runs ended, in one write; for each, whether it was recorded (``False``: its
@@ -470,14 +601,26 @@ class Store:
                     " secret = case when :forget = 1 or :status = 'failed' then null else secret end,"
                     " run_after = coalesce(:run_after, run_after), lease_until = null, updated_at = :now"
                     " where id = :id" + _HELD,
-                    {"status": end.status, "result": end.result, "user_id": end.user_id, "email": end.email,
-                     "forget": int(end.forget_secret), "run_after": run_after, "now": now, "id": end.delivery_id,
-                     "owner": end.owner},
+                    {
+                        "status": end.status,
+                        "result": end.result,
+                        "user_id": end.user_id,
+                        "email": end.email,
+                        "forget": int(end.forget_secret),
+                        "run_after": run_after,
+                        "now": now,
+                        "id": end.delivery_id,
+                        "owner": end.owner,
+                    },
                 )
                 recorded.append(tx.rowcount == 1)
                 if recorded[-1]:
-                    steps.append((end.delivery_id, Attempt(now, end.call, end.status, end.result, end.code, run_after,
-                                                           **_timing(end.run))))
+                    steps.append(
+                        (
+                            end.delivery_id,
+                            Attempt(now, end.call, end.status, end.result, end.code, run_after, **_timing(end.run)),
+                        )
+                    )
             _record(tx, steps)
             return recorded
 
@@ -492,12 +635,22 @@ class Store:
                 {"now": now, "limit": limit},
             )
             for row in rows:
-                tx.execute("update deliveries set lease_until = :lease, lease_owner = :owner where id = :id",
-                           {"lease": now + lease_seconds, "owner": owner, "id": row["id"]})
+                tx.execute(
+                    "update deliveries set lease_until = :lease, lease_owner = :owner where id = :id",
+                    {"lease": now + lease_seconds, "owner": owner, "id": row["id"]},
+                )
         return [replace(_delivery(row), lease_owner=owner) for row in rows]
 
-    def push_later(self, results: dict[str, str], delay: float, *, call: str = "", code: str = "",
-                   run: Run | None = None, owner: str) -> None:
+    def push_later(
+        self,
+        results: dict[str, str],
+        delay: float,
+        *,
+        call: str = "",
+        code: str = "",
+        run: Run | None = None,
+        owner: str,
+    ) -> None:
         """Ortto could not take a batch now: try those pushes (delivery id: result) again in ``delay`` s."""
         with self.database.transaction() as tx:
             now = self.database.now(tx)
@@ -510,8 +663,13 @@ class Store:
                 )
                 if tx.rowcount == 1:
                     held[delivery_id] = result
-            _record(tx, [(delivery_id, Attempt(now, call, PUSHING, result, code, now + delay, **_timing(run)))
-                         for delivery_id, result in held.items()])
+            _record(
+                tx,
+                [
+                    (delivery_id, Attempt(now, call, PUSHING, result, code, now + delay, **_timing(run)))
+                    for delivery_id, result in held.items()
+                ],
+            )
 
     def upcoming_contacts(self, limit: int) -> list[tuple[str, float]]:
         """Contact ids of the next deliveries to run, with their latest arrival or replay (for batched loads)."""
@@ -523,8 +681,18 @@ class Store:
         )
         return [(row["contact_id"], float(row["created_at"])) for row in rows]
 
-    def retry_later(self, delivery_id: str, delay: float, result: str, *, call: str = "", code: str = "",
-                    email: str | None = None, run: Run | None = None, owner: str) -> bool:
+    def retry_later(
+        self,
+        delivery_id: str,
+        delay: float,
+        result: str,
+        *,
+        call: str = "",
+        code: str = "",
+        email: str | None = None,
+        run: Run | None = None,
+        owner: str,
+    ) -> bool:
         """Give a claimed delivery back, to be claimed again in ``delay`` seconds (``False``: the
         claim ``owner`` no longer holds it, and nothing was written)."""
         return self.end([End(delivery_id, RETRYING, result, None, call, code, email, run, owner, delay)]) == [True]
@@ -535,10 +703,11 @@ class Store:
         does: a worker that woke after its lease passed must not replace the password of the
         worker that took over, or the password that reaches Ortto would not be the user's."""
         with self.database.transaction() as tx:
-            tx.execute("update deliveries set secret = :secret, push_to = coalesce(cast(:push_to as text), push_to),"
-                       " updated_at = :now where id = :id and lease_owner = :owner",
-                       {"secret": secret, "push_to": push_to, "now": self.database.now(tx), "id": delivery_id,
-                        "owner": owner})
+            tx.execute(
+                "update deliveries set secret = :secret, push_to = coalesce(cast(:push_to as text), push_to),"
+                " updated_at = :now where id = :id and lease_owner = :owner",
+                {"secret": secret, "push_to": push_to, "now": self.database.now(tx), "id": delivery_id, "owner": owner},
+            )
             return tx.rowcount == 1
 
     def learn(self, delivery_id: str, contact_id: str, email: str | None, owner: str) -> bool:
@@ -558,18 +727,24 @@ class Store:
             self.database.serialize_claims(tx)
             now = self.database.now(tx)
             for delivery_id, contact_id, email in learned:
-                tx.execute("update deliveries set contact_id = coalesce(contact_id, :contact_id),"
-                           " email = coalesce(email, :email) where id = :id" + _HELD,
-                           {"contact_id": contact_id, "email": email, "id": delivery_id, "owner": owner})
+                tx.execute(
+                    "update deliveries set contact_id = coalesce(contact_id, :contact_id),"
+                    " email = coalesce(email, :email) where id = :id" + _HELD,
+                    {"contact_id": contact_id, "email": email, "id": delivery_id, "owner": owner},
+                )
             for delivery_id, _, _ in learned:
                 blocked = tx.execute(
                     f"select 1 from deliveries where id = :id and (exists ({_BLOCKED_BY.format(person='contact_id')})"
-                    f" or exists ({_BLOCKED_BY.format(person='email')}))", {"id": delivery_id, "now": now})
+                    f" or exists ({_BLOCKED_BY.format(person='email')}))",
+                    {"id": delivery_id, "now": now},
+                )
                 if blocked:
                     deferred.add(delivery_id)
-                    tx.execute(f"update deliveries set status = '{QUEUED}', attempts = attempts - 1, lease_until = null,"
-                               " run_after = :now, updated_at = :now where id = :id" + _HELD,
-                               {"id": delivery_id, "now": now, "owner": owner})
+                    tx.execute(
+                        f"update deliveries set status = '{QUEUED}', attempts = attempts - 1, lease_until = null,"
+                        " run_after = :now, updated_at = :now where id = :id" + _HELD,
+                        {"id": delivery_id, "now": now, "owner": owner},
+                    )
         return deferred
 
     def renew(self, owners: list[str], lease_seconds: float) -> int:
@@ -578,8 +753,10 @@ class Store:
             return 0
         held, names = in_list("lease_owner", "owner", owners)
         with self.database.transaction() as tx:
-            tx.execute(f"update deliveries set lease_until = :until where lease_until is not null and {held}",
-                       {**names, "until": self.database.now(tx) + lease_seconds})
+            tx.execute(
+                f"update deliveries set lease_until = :until where lease_until is not null and {held}",
+                {**names, "until": self.database.now(tx) + lease_seconds},
+            )
             return tx.rowcount
 
     def release(self, owners: list[str]) -> int:
@@ -597,7 +774,8 @@ class Store:
         rows = self.database.query(
             f"select distinct lease_owner from deliveries where status in ('{RUNNING}', '{PUSHING}')"
             " and lease_until is not null and lease_until > 0 and substr(lease_owner, 1, :length) = :prefix",
-            {"prefix": prefix, "length": len(prefix)})
+            {"prefix": prefix, "length": len(prefix)},
+        )
         return [row["lease_owner"] for row in rows]
 
     def key_failure(self, client: str, window: float, *, total: bool = False) -> int:
@@ -630,14 +808,18 @@ class Store:
     def key_refund(self, client: str, *, total: bool = False) -> None:
         """Take back a try counted by ``key_failure`` before it was judged, once it proved right."""
         with self.database.transaction() as tx:
-            tx.execute(f"update {'key_totals' if total else 'key_failures'} set failures = failures - 1"
-                       " where client = :client and failures > 0", {"client": client})
+            tx.execute(
+                f"update {'key_totals' if total else 'key_failures'} set failures = failures - 1"
+                " where client = :client and failures > 0",
+                {"client": client},
+            )
 
     def key_block(self, client: str, window: float, limit: int, *, total: bool = False) -> float:
         """Seconds until ``client`` (or the ``total``, see ``key_failure``) may try keys again (0 when it is not blocked)."""
         rows = self.database.query(
             f"select window_start, failures from {'key_totals' if total else 'key_failures'} where client = :client",
-            {"client": client})
+            {"client": client},
+        )
         return _blocked_for(rows, window, limit)
 
     def prune(self, keep_seconds: float) -> int:
@@ -645,12 +827,18 @@ class Store:
         with their history, and expired console sessions; return how many deliveries went.
         Unfinished ones are never deleted, however old."""
         with self.database.transaction() as tx:
-            tx.execute(f"delete from deliveries where status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before",
-                       {"before": self.database.now(tx) - keep_seconds})
+            tx.execute(
+                f"delete from deliveries where status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before",
+                {"before": self.database.now(tx) - keep_seconds},
+            )
             pruned = tx.rowcount
             if pruned:  # deliveries first, then attempts: the order every transaction keeps
-                tx.execute("delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)")
-            tx.execute("delete from operator_actions where at < :before", {"before": self.database.now(tx) - keep_seconds})
+                tx.execute(
+                    "delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)"
+                )
+            tx.execute(
+                "delete from operator_actions where at < :before", {"before": self.database.now(tx) - keep_seconds}
+            )
             prune_sessions(tx)
             return pruned
 
@@ -671,16 +859,23 @@ class Store:
         while True:
             with self.database.transaction() as tx:
                 where, params = replayable.where()
-                rows = tx.execute(f"select id from deliveries where {where} and updated_at < :started"
-                                  " order by created_at limit :chunk", {**params, "started": started, "chunk": chunk})
+                rows = tx.execute(
+                    f"select id from deliveries where {where} and updated_at < :started"
+                    " order by created_at limit :chunk",
+                    {**params, "started": started, "chunk": chunk},
+                )
                 now = self.database.now(tx)
                 done += self._requeue(tx, [row["id"] for row in rows], who, now)
-                tx.execute("update operator_actions set done = :done, updated_at = :now,"
-                           " finished_at = case when :last = 1 then :now else null end where id = :id",
-                           {"done": done, "now": now, "last": int(len(rows) < chunk), "id": action_id})
+                tx.execute(
+                    "update operator_actions set done = :done, updated_at = :now,"
+                    " finished_at = case when :last = 1 then :now else null end where id = :id",
+                    {"done": done, "now": now, "last": int(len(rows) < chunk), "id": action_id},
+                )
             if len(rows) < chunk:
                 return done
-            time.sleep(REPLAY_PAUSE)  # the process serves its other requests meanwhile (a gevent worker runs one at a time)
+            time.sleep(
+                REPLAY_PAUSE
+            )  # the process serves its other requests meanwhile (a gevent worker runs one at a time)
 
     @staticmethod
     def _requeue(tx: Any, ids: list[str], who: str, now: float) -> int:
@@ -705,9 +900,17 @@ class Store:
         )
         return [Attempt(**row) for row in rows]
 
-    def find(self, *, status: str | None = None, email: str | None = None, contact_id: str | None = None,
-             since: float | None = None, limit: int | None = 20, search: Search | None = None,
-             offset: int = 0) -> list[Delivery]:
+    def find(
+        self,
+        *,
+        status: str | None = None,
+        email: str | None = None,
+        contact_id: str | None = None,
+        since: float | None = None,
+        limit: int | None = 20,
+        search: Search | None = None,
+        offset: int = 0,
+    ) -> list[Delivery]:
         """Deliveries matching every filter given, newest first (``limit=None``: all of them)."""
         search = search or Search(status=status, email=email, contact_id=contact_id, since=since)
         where, params = search.where()
@@ -721,9 +924,10 @@ class Store:
         """How many of these deliveries are in each status (an import following its own)."""
         counts: dict[str, int] = {}
         for start in range(0, len(ids), 500):
-            chosen, names = in_list("id", "id", ids[start:start + 500])
-            rows = self.database.query(f"select status, count(*) as n from deliveries where {chosen} group by status",
-                                       names)
+            chosen, names = in_list("id", "id", ids[start : start + 500])
+            rows = self.database.query(
+                f"select status, count(*) as n from deliveries where {chosen} group by status", names
+            )
             for row in rows:
                 counts[row["status"]] = counts.get(row["status"], 0) + int(row["n"])
         return counts
@@ -739,14 +943,23 @@ class Store:
         figures = self.health()
         figures["counts"] = self.counts()
         figures["applied_hour"] = self.count(Search(statuses=(DONE, SKIPPED), changed_since=now - 3600))
-        figures["failed_day"] = int(self.database.query(  # failed then, whether replayed since or not
-            f"select count(distinct delivery_id) as n from attempts where status = '{FAILED}' and at >= :since",
-            {"since": now - 86400})[0]["n"])
-        figures["workers"] = [(row["worker"], float(row["beat_at"])) for row in self.database.query(
-            "select worker, beat_at from heartbeats where beat_at > :since order by worker", {"since": now - 86400})]
+        figures["failed_day"] = int(
+            self.database.query(  # failed then, whether replayed since or not
+                f"select count(distinct delivery_id) as n from attempts where status = '{FAILED}' and at >= :since",
+                {"since": now - 86400},
+            )[0]["n"]
+        )
+        figures["workers"] = [
+            (row["worker"], float(row["beat_at"]))
+            for row in self.database.query(
+                "select worker, beat_at from heartbeats where beat_at > :since order by worker", {"since": now - 86400}
+            )
+        ]
         return figures
 
-    def count_refusals(self, counts: dict[str, tuple[int, float]], recent: list[tuple[float, int, str, str]] = ()) -> None:
+    def count_refusals(
+        self, counts: dict[str, tuple[int, float]], recent: list[tuple[float, int, str, str]] = ()
+    ) -> None:
         """Add refused webhooks by reason (which parameter, which rule; never the value sent):
         how many, and when the last one came; and keep the ``RECENT_REFUSALS`` latest one by one
         (time, HTTP status, reason, client address)."""
@@ -758,11 +971,16 @@ class Store:
                     {"reason": reason[:200], "count": count, "last": last},
                 )
             for at, status, reason, client in recent[-RECENT_REFUSALS:]:
-                tx.execute("insert into refused_recent (at, status, reason, client) values (:at, :status, :reason, :client)",
-                           {"at": at, "status": status, "reason": reason[:200], "client": client[:64]})
+                tx.execute(
+                    "insert into refused_recent (at, status, reason, client) values (:at, :status, :reason, :client)",
+                    {"at": at, "status": status, "reason": reason[:200], "client": client[:64]},
+                )
             if recent:
-                tx.execute("delete from refused_recent where at < (select at from refused_recent order by at desc"
-                           " limit 1 offset :keep)", {"keep": RECENT_REFUSALS - 1})
+                tx.execute(
+                    "delete from refused_recent where at < (select at from refused_recent order by at desc"
+                    " limit 1 offset :keep)",
+                    {"keep": RECENT_REFUSALS - 1},
+                )
 
     def refusals(self) -> list[tuple[str, int, float]]:
         """(reason, how many, last time) for every kind of refused webhook, most frequent first."""
@@ -771,18 +989,28 @@ class Store:
 
     def recent_refusals(self) -> list[dict[str, Any]]:
         """The latest refused webhooks, newest first: at, status, reason, client."""
-        return self.database.query("select at, status, reason, client from refused_recent order by at desc limit :n",
-                                   {"n": RECENT_REFUSALS})
+        return self.database.query(
+            "select at, status, reason, client from refused_recent order by at desc limit :n", {"n": RECENT_REFUSALS}
+        )
 
     def start_action(self, who: str, what: str, matched: int = 0, finished: bool = True) -> str:
         """Record what an operator did (or started: ``finished=False``, for a replay in the background)."""
         action_id = uuid.uuid4().hex
         with self.database.transaction() as tx:
             now = self.database.now(tx)
-            tx.execute("insert into operator_actions (id, at, who, what, matched, done, finished_at, updated_at)"
-                       " values (:id, :now, :who, :what, :matched, :done, :finished, :now)",
-                       {"id": action_id, "now": now, "who": who[:100], "what": what[:500], "matched": matched,
-                        "done": matched if finished else 0, "finished": now if finished else None})
+            tx.execute(
+                "insert into operator_actions (id, at, who, what, matched, done, finished_at, updated_at)"
+                " values (:id, :now, :who, :what, :matched, :done, :finished, :now)",
+                {
+                    "id": action_id,
+                    "now": now,
+                    "who": who[:100],
+                    "what": what[:500],
+                    "matched": matched,
+                    "done": matched if finished else 0,
+                    "finished": now if finished else None,
+                },
+            )
         return action_id
 
     def operator_actions(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -795,8 +1023,11 @@ class Store:
 
     def failures_since(self, since: float, until: float) -> list[Delivery]:
         """Deliveries that failed for good in (since, until], oldest first (for alerts)."""
-        rows = self.database.query(f"select * from deliveries where status = '{FAILED}' and updated_at > :since"
-                                   " and updated_at <= :until order by updated_at", {"since": since, "until": until})
+        rows = self.database.query(
+            f"select * from deliveries where status = '{FAILED}' and updated_at > :since"
+            " and updated_at <= :until order by updated_at",
+            {"since": since, "until": until},
+        )
         return [_delivery(row) for row in rows]
 
     def mark(self, name: str) -> float | None:
@@ -807,11 +1038,15 @@ class Store:
         """Set a mark from ``old`` to ``new`` if nobody moved it meanwhile: one process of many wins."""
         with self.database.transaction() as tx:
             if old is None:
-                tx.execute("insert into marks (name, value) values (:name, :new) on conflict (name) do nothing",
-                           {"name": name, "new": new})
+                tx.execute(
+                    "insert into marks (name, value) values (:name, :new) on conflict (name) do nothing",
+                    {"name": name, "new": new},
+                )
             else:
-                tx.execute("update marks set value = :new where name = :name and value = :old",
-                           {"name": name, "new": new, "old": old})
+                tx.execute(
+                    "update marks set value = :new where name = :name and value = :old",
+                    {"name": name, "new": new, "old": old},
+                )
             return tx.rowcount == 1
 
     def beat(self, worker: str) -> None:
@@ -828,11 +1063,18 @@ class Store:
         how many deliveries wait and since when (times in seconds since the epoch, or ``None``)."""
         beat = self.database.query("select max(beat_at) as at from heartbeats")[0]["at"]
         applied = self.database.query(
-            f"select max(updated_at) as at from deliveries where status in ('{DONE}', '{SKIPPED}')")[0]["at"]
+            f"select max(updated_at) as at from deliveries where status in ('{DONE}', '{SKIPPED}')"
+        )[0]["at"]
         waiting = self.database.query(
-            f"select count(*) as n, min(created_at) as oldest from deliveries where status in {UNFINISHED}")[0]
-        return {"now": time.time(), "worker_beat": beat, "last_applied": applied,
-                "waiting": int(waiting["n"]), "oldest_waiting": waiting["oldest"]}
+            f"select count(*) as n, min(created_at) as oldest from deliveries where status in {UNFINISHED}"
+        )[0]
+        return {
+            "now": time.time(),
+            "worker_beat": beat,
+            "last_applied": applied,
+            "waiting": int(waiting["n"]),
+            "oldest_waiting": waiting["oldest"],
+        }
 
 
 def _blocked_for(rows: list[dict[str, Any]], window: float, limit: int) -> float:
@@ -849,9 +1091,17 @@ def _record(tx: Any, steps: list[tuple[str, Attempt]]) -> None:
         tx.execute(
             "insert into attempts (delivery_id, at, call, status, code, message, next_retry, duration, calls)"
             " values (:delivery_id, :at, :call, :status, :code, :message, :next_retry, :duration, :calls)",
-            {"delivery_id": delivery_id, "at": attempt.at, "call": attempt.call, "status": attempt.status,
-             "code": attempt.code or "", "message": attempt.message, "next_retry": attempt.next_retry,
-             "duration": attempt.duration, "calls": attempt.calls},
+            {
+                "delivery_id": delivery_id,
+                "at": attempt.at,
+                "call": attempt.call,
+                "status": attempt.status,
+                "code": attempt.code or "",
+                "message": attempt.message,
+                "next_retry": attempt.next_retry,
+                "duration": attempt.duration,
+                "calls": attempt.calls,
+            },
         )
 
 

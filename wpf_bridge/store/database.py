@@ -5,6 +5,7 @@ The store writes its SQL once, with ``:name`` parameters; a ``Database`` supplie
 (a few per process, lent to its threads), transactions, the few statements that differ, and turns every driver error
 into ``StoreUnavailable`` so the web process answers 503 and Ortto retries.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -14,9 +15,10 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 from ..errors import TransientError
 
@@ -246,9 +248,14 @@ class PostgresDatabase:
         given = conninfo_to_dict(self.url).get("options") or ""  # e.g. ?options=-csearch_path%3Dbridge
         # A process frozen inside a transaction (SIGSTOP, a paused VM) would hold the claim lock
         # for ever: the server ends such a session after IDLE_IN_TRANSACTION (ours last milliseconds).
-        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10,
-                               options=f"{given} -c lock_timeout={int(BUSY_TIMEOUT * 1000)}"
-                                       f" -c idle_in_transaction_session_timeout={int(IDLE_IN_TRANSACTION * 1000)}".strip())
+        return psycopg.connect(
+            self.url,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=10,
+            options=f"{given} -c lock_timeout={int(BUSY_TIMEOUT * 1000)}"
+            f" -c idle_in_transaction_session_timeout={int(IDLE_IN_TRANSACTION * 1000)}".strip(),
+        )
 
     def _usable(self, held: list[Any]):
         """The borrowed connection, replaced first if it is known to be closed or broken."""
@@ -319,8 +326,11 @@ class PostgresDatabase:
         tx.execute("select pg_advisory_xact_lock(:lock)", {"lock": SCHEMA_LOCK})
 
     def columns(self, tx: Transaction, table: str) -> set[str]:
-        rows = tx.execute("select column_name from information_schema.columns"
-                          " where table_schema = current_schema() and table_name = :table", {"table": table})
+        rows = tx.execute(
+            "select column_name from information_schema.columns"
+            " where table_schema = current_schema() and table_name = :table",
+            {"table": table},
+        )
         return {row["column_name"] for row in rows}
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
 """Which deliveries an operator asks for: the filters of ``wpf-bridge deliveries`` and of the console."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -2,6 +2,7 @@
 and ending one ends every copy of its cookie (a signed cookie alone stays valid wherever it was
 copied to until it expires). The cookie carries a random id; the table holds only its hash, so
 whoever reads the table gets no id to sign in with."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,16 +31,27 @@ class Sessions:
         """Record a sign-in that lasts ``lifetime`` seconds; return the id its cookie carries."""
         session_id, now = secrets.token_urlsafe(32), time.time()
         with self.database.transaction() as tx:
-            tx.execute("insert into console_sessions (id, who, client, password, created_at, expires_at)"
-                       " values (:id, :who, :client, :password, :now, :expires)",
-                       {"id": _hashed(session_id), "who": who, "client": client, "password": password, "now": now,
-                        "expires": now + lifetime})
+            tx.execute(
+                "insert into console_sessions (id, who, client, password, created_at, expires_at)"
+                " values (:id, :who, :client, :password, :now, :expires)",
+                {
+                    "id": _hashed(session_id),
+                    "who": who,
+                    "client": client,
+                    "password": password,
+                    "now": now,
+                    "expires": now + lifetime,
+                },
+            )
         return session_id
 
     def find(self, session_id: str) -> ConsoleSession | None:
         """The session with this id, unless it has ended or expired (by the web host's clock, as it was opened)."""
-        rows = self.database.query("select who, client, password, created_at, expires_at from console_sessions"
-                                   " where id = :id and expires_at > :now", {"id": _hashed(session_id), "now": time.time()})
+        rows = self.database.query(
+            "select who, client, password, created_at, expires_at from console_sessions"
+            " where id = :id and expires_at > :now",
+            {"id": _hashed(session_id), "now": time.time()},
+        )
         return ConsoleSession(**rows[0]) if rows else None
 
     def end(self, session_id: str) -> None:

@@ -1,4 +1,5 @@
 """The web process: the webhook endpoint. Authenticate, validate, commit, answer; nothing slower."""
+
 from __future__ import annotations
 
 import hmac
@@ -12,9 +13,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .. import logs
+from ..metrics import WEBHOOKS
 from ..settings import Settings, load_settings
 from ..store import ClientBlocked, Store, StoreUnavailable
-from ..metrics import WEBHOOKS
 from .addresses import client_key, looks_proxied
 from .bodies import WholeBodies
 from .console import init_console
@@ -60,8 +61,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     def warn_once_behind_an_unknown_proxy() -> None:
         """Webhooks and console sign-ins are limited per client address: behind an undeclared
         proxy every client shares one, so say so once."""
-        if not settings.trusted_proxies and not proxy_warned and looks_proxied(
-                request.remote_addr, request.headers.get("X-Forwarded-For")):
+        if (
+            not settings.trusted_proxies
+            and not proxy_warned
+            and looks_proxied(request.remote_addr, request.headers.get("X-Forwarded-For"))
+        ):
             proxy_warned.append(True)
             log.warning(PROXY_WARNING, request.remote_addr)
 
@@ -69,7 +73,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         """Answer a refused webhook; log and count it with who it named (never the key)."""
         values = request.values if read_body else request.args
         WEBHOOKS.labels(REFUSED.get(status, "refused")).inc()
-        refusals.record(status, reason, client_key(request.remote_addr), named(values.get("contact_id"), values.get("email")))
+        refusals.record(
+            status, reason, client_key(request.remote_addr), named(values.get("contact_id"), values.get("email"))
+        )
         return _error(message, status)
 
     def unless_blocked(client: str) -> tuple[Response, int] | None:
@@ -78,8 +84,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         return blocked(wait) if wait else None
 
     def blocked(wait: float) -> tuple[Response, int]:
-        response, status = refuse("too many wrong access keys; try again later", 429,
-                                  f"access_key: over {settings.key_failure_limit} wrong keys a minute")
+        response, status = refuse(
+            "too many wrong access keys; try again later",
+            429,
+            f"access_key: over {settings.key_failure_limit} wrong keys a minute",
+        )
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response, status
 
@@ -111,10 +120,16 @@ def create_app(settings: Settings | None = None) -> Flask:
             return jsonify(success=True), 200
         try:
             delivery, new = store.add(  # with the block check: the right key from a blocked client is refused too
-                call.action, call.contact_id, call.email, call.role, call.send_notification,
-                dedupe_key=call.dedupe_key, window=call.dedupe_window,
+                call.action,
+                call.contact_id,
+                call.email,
+                call.role,
+                call.send_notification,
+                dedupe_key=call.dedupe_key,
+                window=call.dedupe_window,
                 shape=describe(request.method, request.mimetype, list(request.values), payload),
-                client=client, key_limit=(KEY_FAILURE_WINDOW, settings.key_failure_limit),
+                client=client,
+                key_limit=(KEY_FAILURE_WINDOW, settings.key_failure_limit),
             )
         except ClientBlocked as exc:
             return blocked(exc.wait)
@@ -162,7 +177,9 @@ class _BadPayload(HTTPException):
 
 
 def _given_key() -> str:
-    return request.args.get("access_key") or request.headers.get("X-WPF-Access-Key") or request.form.get("access_key", "")
+    return (
+        request.args.get("access_key") or request.headers.get("X-WPF-Access-Key") or request.form.get("access_key", "")
+    )
 
 
 def _key_matches(given: str, keys: tuple[str, ...]) -> bool:

@@ -1,4 +1,5 @@
 """Who a webhook request comes from, as the wrong-key limit counts it."""
+
 from __future__ import annotations
 
 import ipaddress

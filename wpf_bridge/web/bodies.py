@@ -7,6 +7,7 @@ client still holds is its connection, for as long as it keeps sending; so each b
 (at most the app's limit) within ``BODY_SECONDS``, else answered 408 and closed. Headers have
 their own deadline in gunicorn (its ``keepalive`` seconds).
 """
+
 from __future__ import annotations
 
 import io
@@ -39,8 +40,11 @@ class WholeBodies:
             with Timeout(self.seconds):
                 body = environ["wsgi.input"].read(self.limit + 1)
         except Timeout:
-            log.warning("request from %s: body not received within %.0f s; answered 408",
-                        environ.get("REMOTE_ADDR", "?"), self.seconds)
+            log.warning(
+                "request from %s: body not received within %.0f s; answered 408",
+                environ.get("REMOTE_ADDR", "?"),
+                self.seconds,
+            )
             start_response("408 Request Timeout", [("Content-Type", "application/json"), ("Connection", "close")])
             return [b'{"success": false, "error": "the request body did not arrive in time"}\n']
         environ["wsgi.input"] = io.BytesIO(body)

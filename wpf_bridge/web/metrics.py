@@ -1,6 +1,7 @@
 """``/metrics`` for Prometheus: off unless ``WPF_METRICS_TOKEN`` is set, then only with
 ``Authorization: Bearer <token>``. Adds up the figures of every process of this host (see
 ``wpf_bridge.metrics``) and reads the delivery gauges from the store."""
+
 from __future__ import annotations
 
 import hmac
@@ -30,8 +31,11 @@ def metrics_blueprint(settings: Settings, store: Store) -> Blueprint:
     def metrics() -> Response:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
-            return Response("a bearer token is required (WPF_METRICS_TOKEN)\n", 401,
-                            {"WWW-Authenticate": 'Bearer realm="metrics"', "Content-Type": "text/plain"})
+            return Response(
+                "a bearer token is required (WPF_METRICS_TOKEN)\n",
+                401,
+                {"WWW-Authenticate": 'Bearer realm="metrics"', "Content-Type": "text/plain"},
+            )
         return Response(generate_latest(registry), 200, {"Content-Type": CONTENT_TYPE_LATEST})
 
     return blueprint

@@ -4,6 +4,7 @@
 when the store cannot be read, or when deliveries have been waiting longer than the stall limit
 while nothing was applied in that time (no worker, WordPress down, Ortto refusing...).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,6 +34,8 @@ def readiness(store: Store, stall_seconds: float) -> tuple[dict[str, Any], int]:
         "worker_heartbeat_seconds_ago": ago(health["worker_beat"]),
     }
     if stalled:
-        answer["problem"] = (f"deliveries have waited over {stall_seconds:.0f} s and none was applied in that time: "
-                             "is a worker running, and can it reach WordPress and Ortto? (`wpf-bridge deliveries`)")
+        answer["problem"] = (
+            f"deliveries have waited over {stall_seconds:.0f} s and none was applied in that time: "
+            "is a worker running, and can it reach WordPress and Ortto? (`wpf-bridge deliveries`)"
+        )
     return answer, 503 if stalled else 200

@@ -4,6 +4,7 @@ Counts gather in the process and are written about once per ``FLUSH_SECONDS`` (o
 when the process exits), so a flood of refused requests costs the store one small write a
 second, not one per request; each reason keeps the time it was last seen.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -32,7 +33,7 @@ class Refusals:
         with self._lock:
             count, _ = self._pending.get(reason, (0, 0.0))
             self._pending[reason] = (count + 1, time.time())
-            self._recent = [*self._recent[-(RECENT_REFUSALS - 1):], (time.time(), status, reason, client)]
+            self._recent = [*self._recent[-(RECENT_REFUSALS - 1) :], (time.time(), status, reason, client)]
             if self._timer is None:
                 self._timer = threading.Timer(FLUSH_SECONDS, self.flush)
                 self._timer.daemon = True

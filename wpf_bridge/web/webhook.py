@@ -1,10 +1,12 @@
 """What one webhook call asks for: WP Fusion's URL parameters plus Ortto's JSON payload."""
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
@@ -73,7 +75,9 @@ class _WebhookSchema(Schema):
 _SCHEMA = _WebhookSchema()  # built once: building a schema copies its fields, which costs more than a load
 
 
-def read_webhook(params: Mapping[str, str], payload: dict[str, Any] | None, same_call_window: float = 120.0) -> WebhookRequest:
+def read_webhook(
+    params: Mapping[str, str], payload: dict[str, Any] | None, same_call_window: float = 120.0
+) -> WebhookRequest:
     """Merge URL/form parameters with Ortto's payload (flat or nested ``contact``) and validate.
 
     The contact id comes from ``contact_id``, then ``contact.contact_id``, then the top-level
@@ -88,7 +92,9 @@ def read_webhook(params: Mapping[str, str], payload: dict[str, Any] | None, same
         "wpf_action": params.get("wpf_action"),
         "role": params.get("role"),
         "send_notification": params.get("send_notification"),
-        "contact_id": _first(params.get("contact_id"), payload.get("contact_id"), contact.get("contact_id"), payload.get("id")),
+        "contact_id": _first(
+            params.get("contact_id"), payload.get("contact_id"), contact.get("contact_id"), payload.get("id")
+        ),
         "email": _first(params.get("email"), payload.get("email"), contact.get("email")),
         "is_test": activity.get("field_id") == ORTTO_TEST_EVENT,
     }
@@ -97,7 +103,9 @@ def read_webhook(params: Mapping[str, str], payload: dict[str, Any] | None, same
     return replace(call, dedupe_key=key, dedupe_window=window)
 
 
-def _dedupe(action: str, params: Mapping[str, str], payload: dict[str, Any], same_call_window: float) -> tuple[str, float]:
+def _dedupe(
+    action: str, params: Mapping[str, str], payload: dict[str, Any], same_call_window: float
+) -> tuple[str, float]:
     """What makes a redelivery of this call recognisable, and for how long.
 
     Ortto's journey calls carry ``campaign_id`` + ``contact_id`` + ``run_id`` (and ``shape_id``);
@@ -126,13 +134,16 @@ def _first(*values: Any) -> Any:
 def describe(method: str, mimetype: str, names: list[str], payload: dict[str, Any] | None) -> str:
     """How a call came, for the console: method, body type, parameter names and the JSON body's
     keys (one level down for ``contact``), never a value; the access key's name only."""
+
     def listed(keys: Any) -> str:
         shown = ["".join(c if c.isprintable() else "?" for c in str(key))[:40] for key in list(keys)[:20]]
         return ", ".join(shown) + (", …" if len(keys) > 20 else "")
 
     parts = [f"{method} {mimetype or 'no body'}", f"parameters: {listed(sorted(set(names))) or '-'}"]
     if payload is not None:
-        keys = [f"{key} {{{listed(value)}}}" if key == "contact" and isinstance(value, dict) else key
-                for key, value in payload.items()]
+        keys = [
+            f"{key} {{{listed(value)}}}" if key == "contact" and isinstance(value, dict) else key
+            for key, value in payload.items()
+        ]
         parts.append(f"JSON keys: {listed(keys) or '-'}")
     return "; ".join(parts)[:1000]

@@ -1,7 +1,9 @@
 """The worker process: threads that claim stored deliveries, run their action, record the outcome
 and decide whether to retry."""
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,9 +18,9 @@ from ..clients.http import RateLimiter
 from ..clients.ortto import OrttoClient
 from ..clients.wordpress import WordPressClient
 from ..errors import BridgeError, ClaimLost, Deferred, PermanentError, TransientError
+from ..logs import log_context
 from ..roles import RoleCache
 from ..settings import Settings
-from ..logs import log_context
 from ..store import FAILED, RETRYING, Delivery, End, Store, StoreUnavailable
 from .alerts import Alerts
 from .batch import Batching, WordPressBatch
@@ -89,8 +91,13 @@ class Shared:
         pusher = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
         wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
         leases = Leases(store, settings.lease_seconds)
-        return cls(ContactLoader(loader, store, settings.field_map.ortto_fields()),
-                   PasswordPusher(settings, store, pusher, leases), RoleCache(wordpress.status), leases, Batching())
+        return cls(
+            ContactLoader(loader, store, settings.field_map.ortto_fields()),
+            PasswordPusher(settings, store, pusher, leases),
+            RoleCache(wordpress.status),
+            leases,
+            Batching(),
+        )
 
 
 class Runner:
@@ -102,10 +109,13 @@ class Runner:
         self.store = store
         self.shared = shared
         self.vault = Vault(settings.secret_keys)
-        self.wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
+        self.wordpress = WordPressClient(
+            settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password
+        )
 
-    def run(self, delivery: Delivery, wordpress: WordPressBatch | None = None,
-            learned: tuple[str, str | None] | None = None) -> End | None:
+    def run(
+        self, delivery: Delivery, wordpress: WordPressBatch | None = None, learned: tuple[str, str | None] | None = None
+    ) -> End | None:
         """Apply one claimed delivery; how it ended, or when to try it again, to record (``None``:
         it went back to the queue behind another delivery for the same person, or another worker
         took it over while this one ran)."""
@@ -127,15 +137,34 @@ class Runner:
                     outcome, code = Outcome(FAILED, f"gave up after {delivery.attempts} attempts: {exc}"), exc.code
                 else:
                     delay = retry_delay(delivery.attempts, exc)
-                    return End(delivery.id, RETRYING, f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s", None,
-                               delivery.action, exc.code, journal.email, timer.stop(RETRYING), delivery.lease_owner, delay)
+                    return End(
+                        delivery.id,
+                        RETRYING,
+                        f"attempt {delivery.attempts}: {exc}; retry in {delay:.0f} s",
+                        None,
+                        delivery.action,
+                        exc.code,
+                        journal.email,
+                        timer.stop(RETRYING),
+                        delivery.lease_owner,
+                        delay,
+                    )
             except PermanentError as exc:
                 outcome, code = Outcome(FAILED, str(exc)), exc.code
             except Exception as exc:
                 log.exception("delivery %s: unexpected error", delivery.id)
                 outcome = Outcome(FAILED, f"internal error: {type(exc).__name__}")
-            return End(delivery.id, outcome.status, outcome.message, outcome.user_id, delivery.action, code, journal.email,
-                       timer.stop(outcome.status), delivery.lease_owner)
+            return End(
+                delivery.id,
+                outcome.status,
+                outcome.message,
+                outcome.user_id,
+                delivery.action,
+                code,
+                journal.email,
+                timer.stop(outcome.status),
+                delivery.lease_owner,
+            )
 
     def run_next(self) -> bool:
         """Claim the oldest runnable deliveries (up to a batch) and apply them; ``False`` when none was runnable."""
@@ -152,10 +181,8 @@ class Runner:
         sent together, each ending as if it had run alone. The store is written once for the group
         before (who each delivery is for, as far as the contacts are known) and once after (how each
         ended), not several times per delivery."""
-        try:
+        with contextlib.suppress(BridgeError):  # Ortto refused or is down: each delivery meets it again and records it
             self.shared.contacts.prefetch(group)
-        except BridgeError:  # Ortto refused or is down: each delivery meets it again and records it
-            pass
         known = {d.id: (c.id, c.email) for d in group if (c := self.shared.contacts.cached(d)) is not None}
         deferred = self.store.learn_many([(d_id, *who) for d_id, who in known.items()], owner)
         for delivery_id in deferred:
@@ -163,17 +190,29 @@ class Runner:
         group = [d for d in group if d.id not in deferred]
         batch = WordPressBatch(self.wordpress, len(group), self.shared.batching)
         ends: list[End | None] = [None] * len(group)
-        members = [threading.Thread(target=self._member, args=(n, delivery, batch, known.get(delivery.id), ends),
-                                    name=f"{threading.current_thread().name}-{n}", daemon=True)
-                   for n, delivery in enumerate(group)]
+        members = [
+            threading.Thread(
+                target=self._member,
+                args=(n, delivery, batch, known.get(delivery.id), ends),
+                name=f"{threading.current_thread().name}-{n}",
+                daemon=True,
+            )
+            for n, delivery in enumerate(group)
+        ]
         for member in members:
             member.start()
         for member in members:
             member.join()
         self.record(ends)
 
-    def _member(self, rank: int, delivery: Delivery, batch: WordPressBatch, learned: tuple[str, str | None] | None,
-                ends: list[End | None]) -> None:
+    def _member(
+        self,
+        rank: int,
+        delivery: Delivery,
+        batch: WordPressBatch,
+        learned: tuple[str, str | None] | None,
+        ends: list[End | None],
+    ) -> None:
         batch.join(rank)
         try:
             ends[rank] = self.run(delivery, batch, learned)
@@ -187,15 +226,20 @@ class Runner:
         ends = [end for end in ends if end is not None]
         if not ends:
             return
-        for end, recorded in zip(ends, self.store.end(ends)):
+        for end, recorded in zip(ends, self.store.end(ends), strict=True):
             with log_context(end.delivery_id):
                 if not recorded:
                     log.warning(LEASE_LOST, end.delivery_id)
                 elif end.status == RETRYING:
                     log.warning("delivery %s %s", end.delivery_id, end.result)
                 else:
-                    log.log(logging.WARNING if end.status == FAILED else logging.INFO, "delivery %s %s: %s",
-                            end.delivery_id, end.status, end.result)
+                    log.log(
+                        logging.WARNING if end.status == FAILED else logging.INFO,
+                        "delivery %s %s: %s",
+                        end.delivery_id,
+                        end.status,
+                        end.result,
+                    )
 
 
 class Worker:
@@ -210,8 +254,9 @@ class Worker:
         self.threads = threads
         self.shared = Shared.build(settings, store)
         self.stopping = threading.Event()
-        self.alerts = (Alerts(store, AlertClient(settings.alert_webhook), settings.secrets())
-                       if settings.alert_webhook else None)
+        self.alerts = (
+            Alerts(store, AlertClient(settings.alert_webhook), settings.secrets()) if settings.alert_webhook else None
+        )
 
     def run(self) -> None:
         """Work until SIGTERM or SIGINT, then give running deliveries ``WPF_STOP_SECONDS`` (20) to end;
@@ -219,12 +264,17 @@ class Worker:
         a lease) and return, so the process exits 0 in bounded time."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._stop)
-        working = [threading.Thread(target=self._loop, name=f"wpf-worker-{n}", daemon=True) for n in range(self.threads)]
+        working = [
+            threading.Thread(target=self._loop, name=f"wpf-worker-{n}", daemon=True) for n in range(self.threads)
+        ]
         applied = threading.Event()  # every delivery thread has ended: the pusher makes its last push
         pusher = threading.Thread(target=self.shared.pusher.push_until, args=(applied,), name="wpf-pusher", daemon=True)
-        background = [threading.Thread(target=self._housekeeping, name="wpf-housekeeping", daemon=True),
-                      threading.Thread(target=self.shared.leases.keep_alive, args=(self.stopping,), name="wpf-leases",
-                                       daemon=True)]
+        background = [
+            threading.Thread(target=self._housekeeping, name="wpf-housekeeping", daemon=True),
+            threading.Thread(
+                target=self.shared.leases.keep_alive, args=(self.stopping,), name="wpf-leases", daemon=True
+            ),
+        ]
         for thread in [*working, pusher, *background]:
             thread.start()
         log.info("worker started with %d thread(s)", self.threads)
@@ -241,8 +291,9 @@ class Worker:
             handed = 0
             log.error("running deliveries not handed back (%s): taken over when their leases lapse", exc)
         if handed:
-            log.warning("handed %d running deliveries back to the other workers after %g s", handed,
-                        self.settings.stop_seconds)
+            log.warning(
+                "handed %d running deliveries back to the other workers after %g s", handed, self.settings.stop_seconds
+            )
         log.info("worker stopped")
 
     def _stop(self, signum: int, frame: object) -> None:
@@ -264,7 +315,11 @@ class Worker:
                     pruned_at = time.monotonic()
                     pruned = self.store.prune(self.settings.keep_seconds)
                     if pruned:
-                        log.info("deleted %d finished deliveries older than %g days", pruned, self.settings.keep_seconds / 86400)
+                        log.info(
+                            "deleted %d finished deliveries older than %g days",
+                            pruned,
+                            self.settings.keep_seconds / 86400,
+                        )
             except Exception:  # the store is down, or a bug: try again at the next round
                 log.exception("housekeeping failed")
             self.stopping.wait(HEARTBEAT_EVERY)

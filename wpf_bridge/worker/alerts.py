@@ -4,6 +4,7 @@ A burst ends when no delivery has failed for ``QUIET`` seconds (or has lasted ``
 store's ``alerted`` mark says up to when failures were reported; a worker moves it before it
 posts, so that with several workers one sends each message, and moves it back if the post fails.
 """
+
 from __future__ import annotations
 
 import collections
@@ -62,9 +63,11 @@ def message(failures: list[Delivery]) -> str:
     Slack's control characters escaped (no ``<!channel>`` ping, no disguised link)."""
     reasons = collections.Counter(_slack_safe((d.result or "no reason recorded")[:200]) for d in failures)
     count = len(failures)
-    lines = [f"wpf-bridge: {count} deliver{'y' if count == 1 else 'ies'} failed for good between "
-             f"{when(failures[0].updated_at)} and {when(failures[-1].updated_at)}."]
-    lines += [f"• {n}× {reason}" for reason, n in reasons.most_common(REASONS)]
+    lines = [
+        f"wpf-bridge: {count} deliver{'y' if count == 1 else 'ies'} failed for good between "
+        f"{when(failures[0].updated_at)} and {when(failures[-1].updated_at)}."
+    ]
+    lines += [f"• {n}× {reason}" for reason, n in reasons.most_common(REASONS)]  # noqa: RUF001 (the multiplication sign: "3 times")
     if len(reasons) > REASONS:
         lines.append(f"• and {len(reasons) - REASONS} other reason(s)")
     lines.append("Open the console's Deliveries page (status: failed) to see each one, and replay them once fixed.")

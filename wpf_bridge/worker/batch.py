@@ -9,18 +9,19 @@ own request to core's users route, so each user is checked, written in its own t
 emailed as if alone; the rules stay in the actions. A group of one sends each call as it comes,
 as a request of its own: a lone webhook waits for nobody.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..clients.http import calls_apart, note_calls
 from ..clients.wordpress import MAX_LOOKUPS, MAX_WRITES, BatchRefused, Lookup, PluginOutdated, User, WordPressClient
 
 log = logging.getLogger(__name__)
-
 
 
 class Batching:
@@ -114,15 +115,16 @@ class WordPressBatch:
                     call.done = True
                 self._changed.notify_all()
 
-    def _in_chunks(self, calls: list[_Call], size: int, one: Callable[[_Call], Any],
-                   many: Callable[[list[_Call]], None]) -> None:
+    def _in_chunks(
+        self, calls: list[_Call], size: int, one: Callable[[_Call], Any], many: Callable[[list[_Call]], None]
+    ) -> None:
         """Send ``calls`` in requests of ``size`` (``many``), or each alone (``one``): when there is
         only one, when the plugin takes no batches, and when WordPress refused a batch as a whole
         (so that only the call that causes it fails; a retry of a write the batch had applied
         finds it done, see ``actions.add``)."""
         alone = calls if len(calls) == 1 or not self.batching.supported else []
         for start in range(0, len(calls) if not alone else 0, size):
-            chunk = calls[start:start + size]
+            chunk = calls[start : start + size]
             with calls_apart() as sent:
                 try:
                     many(chunk)
@@ -147,7 +149,7 @@ class WordPressBatch:
             call.calls = [*call.calls, *sent]
 
     def _lookup_many(self, chunk: list[_Call]) -> None:
-        for call, found in zip(chunk, self.client.lookup_many([call.args for call in chunk])):
+        for call, found in zip(chunk, self.client.lookup_many([call.args for call in chunk]), strict=True):
             call.result = found
 
     def _write_one(self, call: _Call) -> User:
@@ -155,7 +157,7 @@ class WordPressBatch:
         return self.client.update_user(user_id, values) if user_id else self.client.create_user(values)
 
     def _write_many(self, chunk: list[_Call]) -> None:
-        for call, written in zip(chunk, self.client.write_many([call.args for call in chunk])):
+        for call, written in zip(chunk, self.client.write_many([call.args for call in chunk]), strict=True):
             if isinstance(written, Exception):
                 call.error = written
             else:

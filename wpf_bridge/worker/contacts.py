@@ -5,6 +5,7 @@ contacts of the next deliveries waiting in the store, in one ``person/get-by-ids
 contact serves a delivery only if it was fetched after that delivery arrived, so no delivery
 sees data older than its webhook. One fetch runs at a time; threads that need it wait for it.
 """
+
 from __future__ import annotations
 
 import threading
@@ -52,10 +53,13 @@ class ContactLoader:
         """Fetch the contacts of a claimed group together (claimed deliveries are no longer among
         the waiting ones a fetch fills up with)."""
         with self._lock:
-            needed = list(dict.fromkeys(d.contact_id for d in deliveries
-                                        if d.contact_id and not self._fresh(d.contact_id, d.retry_since)))
+            needed = list(
+                dict.fromkeys(
+                    d.contact_id for d in deliveries if d.contact_id and not self._fresh(d.contact_id, d.retry_since)
+                )
+            )
             for start in range(0, len(needed), MAX_PEOPLE):
-                self._fetch(needed[start:start + MAX_PEOPLE])
+                self._fetch(needed[start : start + MAX_PEOPLE])
 
     def _by_id(self, contact_id: str, since: float) -> Contact | None:
         with self._lock:
@@ -66,8 +70,11 @@ class ContactLoader:
     def _fetch(self, needed: list[str]) -> None:
         """Fetch ``needed``, filled up with the contacts of the next waiting deliveries."""
         started = time.time()
-        ahead = [cid for cid, arrived in self.store.upcoming_contacts(2 * MAX_PEOPLE)
-                 if cid not in needed and not self._fresh(cid, arrived)]
+        ahead = [
+            cid
+            for cid, arrived in self.store.upcoming_contacts(2 * MAX_PEOPLE)
+            if cid not in needed and not self._fresh(cid, arrived)
+        ]
         batch = [*needed, *ahead[: MAX_PEOPLE - len(needed)]]
         found = self.ortto.get_contacts(batch, self.fields)
         for cid in batch:

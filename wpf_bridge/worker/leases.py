@@ -9,6 +9,7 @@ ends them at once (a restarted worker, or the other worker of a ``make run``/sys
 write by a claim whose lease was taken over is refused by the store, so a worker that wakes up
 after a freeze cannot overwrite the outcome of the worker that finished its delivery.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,8 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from ..store import Store, StoreUnavailable
 
@@ -72,8 +73,11 @@ class Leases:
         dead = [owner for owner in self.store.lease_owners(self.host + "|") if not _alive(owner)]
         ended = self.store.release(dead)
         if ended:
-            log.warning("took over %d deliveries from stopped worker process(es) %s", ended,
-                        ", ".join(sorted({owner.split("|")[2] for owner in dead})))
+            log.warning(
+                "took over %d deliveries from stopped worker process(es) %s",
+                ended,
+                ", ".join(sorted({owner.split("|")[2] for owner in dead})),
+            )
         return ended
 
     def keep_alive(self, stopping: threading.Event) -> None:

@@ -6,6 +6,7 @@ per hundred, at most once per gathering window, then records each delivery as do
 its password in the same write. A crash at any point leaves the rows ``pushing``: the next push
 sends the same passwords again, which Ortto simply overwrites.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,14 +61,28 @@ class PasswordPusher:
             refused = {person_id: Refusal(exc.code, str(exc)) for person_id in values}
         sent, refusals = [], []
         for delivery in batch:
-            refusal = (Refusal("", unreadable[delivery.id]) if delivery.id in unreadable else
-                       refused.get(delivery.push_to) if delivery.push_to in values else
-                       Refusal("", "no password was kept for it"))
+            refusal = (
+                Refusal("", unreadable[delivery.id])
+                if delivery.id in unreadable
+                else refused.get(delivery.push_to)
+                if delivery.push_to in values
+                else Refusal("", "no password was kept for it")
+            )
             if refusal:
-                refusals.append((delivery.id, FAILED, f"{_created(delivery)}; password not delivered: {refusal.reason}",
-                                 refusal.code))
-                log.warning("delivery %s: password not delivered to Ortto person %s: %s",
-                            delivery.id, delivery.push_to, refusal.reason)
+                refusals.append(
+                    (
+                        delivery.id,
+                        FAILED,
+                        f"{_created(delivery)}; password not delivered: {refusal.reason}",
+                        refusal.code,
+                    )
+                )
+                log.warning(
+                    "delivery %s: password not delivered to Ortto person %s: %s",
+                    delivery.id,
+                    delivery.push_to,
+                    refusal.reason,
+                )
             else:
                 sent.append((delivery.id, DONE, f"{_created(delivery)}; password sent to Ortto {field}", ""))
         run = timer.stop(DONE, len(sent))
@@ -86,13 +101,23 @@ class PasswordPusher:
         run = timer.stop(FAILED, len(expired))
         timer.count(PUSHING, len(waiting))
         if expired:
-            self.store.finish_many([(d.id, FAILED, f"{_created(d)}; password not delivered, gave up: {exc}", exc.code)
-                                    for d in expired], call=PUSH, run=run, owner=owner)
+            self.store.finish_many(
+                [(d.id, FAILED, f"{_created(d)}; password not delivered, gave up: {exc}", exc.code) for d in expired],
+                call=PUSH,
+                run=run,
+                owner=owner,
+            )
         if waiting:
             delay = retry_delay(max(d.attempts for d in waiting), exc)
             log.warning("password push for %d deliveries: %s; retry in %.0f s", len(waiting), exc, delay)
-            self.store.push_later({d.id: f"{_created(d)}; {PUSH_WAITS} {exc}; retry in {delay:.0f} s" for d in waiting},
-                                  delay, call=PUSH, code=exc.code, run=run, owner=owner)
+            self.store.push_later(
+                {d.id: f"{_created(d)}; {PUSH_WAITS} {exc}; retry in {delay:.0f} s" for d in waiting},
+                delay,
+                call=PUSH,
+                code=exc.code,
+                run=run,
+                owner=owner,
+            )
 
     def push_until(self, stopping: threading.Event) -> None:
         """The worker's pusher loop: push whatever is due, gathering for ``GATHER_SECONDS``."""

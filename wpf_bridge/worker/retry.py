@@ -1,5 +1,6 @@
 """When to try a peer again: exponential backoff with full jitter, the peer's own hint, and the
 retry horizon after which a delivery fails."""
+
 from __future__ import annotations
 
 import random

@@ -1,5 +1,6 @@
 """Times one run (of an action, or of a password push), lists the requests it made, and counts
 its outcome in the Prometheus figures."""
+
 from __future__ import annotations
 
 import time

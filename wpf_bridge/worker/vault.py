@@ -3,11 +3,12 @@
 Several keys allow rotation (``MultiFernet``): the first seals, every one opens, so passwords
 sealed under the old key still reach Ortto after a new key is put in front.
 """
+
 from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -25,7 +26,9 @@ class Vault:
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except InvalidToken:
-            raise PermanentError("a stored password cannot be decrypted: none of the keys in WPF_SECRET_KEY sealed it") from None
+            raise PermanentError(
+                "a stored password cannot be decrypted: none of the keys in WPF_SECRET_KEY sealed it"
+            ) from None
 
 
 def _fernet_key(secret_key: str) -> bytes:

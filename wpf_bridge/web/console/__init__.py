@@ -2,6 +2,7 @@
 shell. Off unless ``WPF_CONSOLE_PASSWORD`` is set. Pages are rendered on the server; a small
 script refreshes the live parts. Nothing secret is ever rendered: the access keys, the
 application password, the Ortto key and generated passwords never reach a template."""
+
 from __future__ import annotations
 
 import logging
@@ -13,11 +14,10 @@ from flask import Blueprint, Flask, Response, abort, jsonify, redirect, render_t
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from ... import history
-from ...settings import Settings
-from ...store import FAILED, RETRYING, Store, StoreUnavailable
-from .auth import configure_sessions, login_required, operator, shown_signed_in, sign_out, try_login
 from ...check import webhook_urls
-from ...store import STATUSES
+from ...settings import Settings
+from ...store import FAILED, RETRYING, STATUSES, Store, StoreUnavailable
+from .auth import configure_sessions, login_required, operator, shown_signed_in, sign_out, try_login
 from .filters import ACTIONS, PAGE_SIZE, read_filters
 from .overview import CheckCache
 
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 SAFE_NEXT = re.compile(r"^/console/[A-Za-z0-9/_.?=&%-]*\Z")  # where sign-in may send back to: this console only
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
     # same-origin, not no-referrer: over HTTPS Flask-WTF requires the Referer of the console's own forms
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
@@ -40,8 +41,7 @@ def init_console(app: Flask, settings: Settings, store: Store) -> None:
 
 
 def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint:
-    console = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
-                        static_folder="static")
+    console = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
     checks = CheckCache(settings)
     signed = login_required(settings, store)
 
@@ -58,19 +58,30 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @console.errorhandler(CSRFError)
     def csrf_refused(exc: CSRFError) -> tuple[str, int]:
         log.warning("console: %s %s refused: %s", request.method, request.path, exc.description)
-        return render_template("console/error.html", message="This form has expired or did not come from this "
-                               "console (CSRF check failed). Go back, reload the page and try again."), 400
+        return render_template(
+            "console/error.html",
+            message="This form has expired or did not come from this "
+            "console (CSRF check failed). Go back, reload the page and try again.",
+        ), 400
 
     @console.errorhandler(StoreUnavailable)
     def store_down(exc: StoreUnavailable) -> tuple[str, int]:
         log.error("%s", exc)
-        return render_template("console/error.html", message="The delivery store cannot be read now; try again "
-                               "in a moment."), 503
+        return render_template(
+            "console/error.html", message="The delivery store cannot be read now; try again in a moment."
+        ), 503
 
     @console.context_processor
     def helpers() -> dict:
-        return {"when": history.when, "ago": _ago, "until": _until, "now": time.time(), "zone": time.strftime("%Z"),
-                "signed_in": shown_signed_in(settings, store), "operator": operator}
+        return {
+            "when": history.when,
+            "ago": _ago,
+            "until": _until,
+            "now": time.time(),
+            "zone": time.strftime("%Z"),
+            "signed_in": shown_signed_in(settings, store),
+            "operator": operator,
+        }
 
     @console.route("/login", methods=["GET", "POST"])
     def login():
@@ -92,8 +103,13 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     def overview():
         figures = store.overview()
         template = "console/_figures.html" if request.args.get("partial") else "console/overview.html"
-        return render_template(template, figures=figures, statuses=STATUSES, urls=webhook_urls(settings, request.url_root),
-                               check=checks.get(force=bool(request.args.get("recheck"))))
+        return render_template(
+            template,
+            figures=figures,
+            statuses=STATUSES,
+            urls=webhook_urls(settings, request.url_root),
+            check=checks.get(force=bool(request.args.get("recheck"))),
+        )
 
     @console.get("/check")
     @signed
@@ -106,8 +122,14 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
         filters = read_filters(request.args)
         found = store.find(search=filters.search, limit=PAGE_SIZE + 1, offset=filters.page * PAGE_SIZE)
         replayable = store.count(filters.replayable)
-        context = dict(filters=filters, deliveries=found[:PAGE_SIZE], more=len(found) > PAGE_SIZE,
-                       replayable=replayable, statuses=STATUSES, actions=ACTIONS)
+        context = {
+            "filters": filters,
+            "deliveries": found[:PAGE_SIZE],
+            "more": len(found) > PAGE_SIZE,
+            "replayable": replayable,
+            "statuses": STATUSES,
+            "actions": ACTIONS,
+        }
         if request.args.get("partial"):
             return render_template("console/_rows.html", **context)
         return render_template("console/deliveries.html", **context)
@@ -117,16 +139,26 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     def delivery(delivery_id: str):
         found = store.get(delivery_id) or abort(404)
         template = "console/_delivery.html" if request.args.get("partial") else "console/delivery.html"
-        return render_template(template, d=found, steps=store.history(found.id), wordpress_url=settings.wordpress_url,
-                               replayable=found.status in (FAILED, RETRYING), default_role=settings.default_role)
+        return render_template(
+            template,
+            d=found,
+            steps=store.history(found.id),
+            wordpress_url=settings.wordpress_url,
+            replayable=found.status in (FAILED, RETRYING),
+            default_role=settings.default_role,
+        )
 
     @console.post("/deliveries/<delivery_id>/replay")
     @signed
     def replay_one(delivery_id: str):
         found = store.get(delivery_id) or abort(404)
         replayed = store.requeue(found.id, operator())
-        store.start_action(operator(), f"replay delivery {found.id} ({found.action}, {found.email or found.contact_id})"
-                           + ("" if replayed else f": left alone, it was {found.status}"), matched=int(replayed))
+        store.start_action(
+            operator(),
+            f"replay delivery {found.id} ({found.action}, {found.email or found.contact_id})"
+            + ("" if replayed else f": left alone, it was {found.status}"),
+            matched=int(replayed),
+        )
         log.info("console: %s replayed delivery %s", operator(), found.id)
         return redirect(url_for(".delivery", delivery_id=found.id))
 
@@ -142,10 +174,15 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
         filters = read_filters(request.form)
         count = store.count(filters.replayable)
         who = operator()
-        action_id = store.start_action(who, f"replay every failed or retrying delivery matching {filters.describe()}",
-                                       matched=count, finished=False)
-        threading.Thread(target=_replay_in_background, args=(store, filters, who, action_id),
-                         name="wpf-console-replay", daemon=True).start()
+        action_id = store.start_action(
+            who,
+            f"replay every failed or retrying delivery matching {filters.describe()}",
+            matched=count,
+            finished=False,
+        )
+        threading.Thread(
+            target=_replay_in_background, args=(store, filters, who, action_id), name="wpf-console-replay", daemon=True
+        ).start()
         return redirect(url_for(".action", action_id=action_id) + "?" + filters.query())
 
     @console.get("/actions")
@@ -192,4 +229,3 @@ def _ago(timestamp: float | None, now: float | None = None) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return f"{seconds} s ago"
-

@@ -2,6 +2,7 @@
 at most ``LOGIN_LIMIT`` wrong tries a minute per client address, and a session recorded in the
 store (its id in a signed cookie) that lasts ``WPF_CONSOLE_SESSION_HOURS`` and ends, for every
 copy of the cookie, with sign-out or a change of password."""
+
 from __future__ import annotations
 
 import functools
@@ -9,7 +10,7 @@ import hashlib
 import hmac
 import logging
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
@@ -40,10 +41,15 @@ def configure_sessions(app: Flask, settings: Settings) -> None:
 
     app.secret_key = _derive(settings.secret_keys[0], "console session")
     app.session_interface = _SessionInterface()
-    app.config.update(SESSION_COOKIE_NAME="wpf_console", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
-                      SESSION_COOKIE_PATH="/console",
-                      PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.console_session_seconds),
-                      WTF_CSRF_CHECK_DEFAULT=False, WTF_CSRF_TIME_LIMIT=None)
+    app.config.update(
+        SESSION_COOKIE_NAME="wpf_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_PATH="/console",
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.console_session_seconds),
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
 
 
 def _derive(key: str, purpose: str) -> str:
@@ -92,7 +98,9 @@ def login_required(settings: Settings, store: Store) -> Callable:
                 session.clear()
                 return redirect(url_for("console.login", next=request.full_path if request.method == "GET" else None))
             return view(*args, **kwargs)
+
         return wrapped
+
     return decorate
 
 
@@ -101,11 +109,15 @@ def try_login(settings: Settings, store: Store, password: str, name: str) -> tup
     before it is judged (and taken back if the password is right): tries that arrive together
     cannot all pass a check made before any of them was counted."""
     client = "console " + client_key(request.remote_addr)
-    over = [store.key_failure(client, LOGIN_WINDOW) > LOGIN_LIMIT,
-            store.key_failure(EVERYONE, LOGIN_WINDOW, total=True) > LOGIN_LIMIT_ALL]
+    over = [
+        store.key_failure(client, LOGIN_WINDOW) > LOGIN_LIMIT,
+        store.key_failure(EVERYONE, LOGIN_WINDOW, total=True) > LOGIN_LIMIT_ALL,
+    ]
     if any(over):
-        wait = max(store.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT),
-                   store.key_block(EVERYONE, LOGIN_WINDOW, LOGIN_LIMIT_ALL, total=True))
+        wait = max(
+            store.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT),
+            store.key_block(EVERYONE, LOGIN_WINDOW, LOGIN_LIMIT_ALL, total=True),
+        )
         log.warning("console sign-in refused from %s: too many wrong passwords", request.remote_addr)
         return False, f"Too many wrong passwords: try again in {max(1, math.ceil(wait))} s."
     if not hmac.compare_digest(password.encode(), (settings.console_password or "").encode()):

@@ -1,9 +1,10 @@
 """The deliveries page's filters, read from a query string or a form (the replay form repeats them)."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Mapping
 from urllib.parse import urlencode
 
 from ...actions import ACTIONS as ACTION_FUNCTIONS
@@ -56,6 +57,11 @@ def read_filters(args: Mapping[str, str]) -> Filters:
                 errors.append(f"{name}: {values[name]!r} is not a date and time")
                 values[name] = ""
     page = args.get("page", "0")
-    search = Search(status=values["status"] or None, action=values["action"] or None, text=values["q"] or None,
-                    since=times.get("since"), until=times.get("until"))
+    search = Search(
+        status=values["status"] or None,
+        action=values["action"] or None,
+        text=values["q"] or None,
+        since=times.get("since"),
+        until=times.get("until"),
+    )
     return Filters(values, search, int(page) if page.isdigit() and int(page) < 100000 else 0, tuple(errors))

@@ -1,5 +1,6 @@
 """What the overview page adds to the store's figures: the result of ``wpf-bridge check``, run in
 the background and cached, as it calls WordPress and Ortto."""
+
 from __future__ import annotations
 
 import threading
