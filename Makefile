@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test faults bench bench-console bench-import system-deps clean
+.PHONY: install run demo test lint faults bench bench-console bench-import system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,9 +51,15 @@ system-deps:
 	  $(SUDO) pg_ctlcluster $$v main restart; \
 	  for i in $$(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done; }
 
-## test: every test, against a real WordPress and the Ortto test server, on SQLite then on
-## PostgreSQL (two web and two worker processes where the Procfile processes run)
-test: $(STAMP) system-deps
+## lint: ruff (rules and format) and mypy on wpf_bridge/, with no findings (versions pinned in setup.cfg)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check wpf_bridge
+	$(VENV)/bin/ruff format --check wpf_bridge
+	$(VENV)/bin/mypy wpf_bridge
+
+## test: the linters, then every test, against a real WordPress and the Ortto test server, on SQLite
+## then on PostgreSQL (two web and two worker processes where the Procfile processes run)
+test: lint system-deps
 	$(VENV)/bin/python -m pytest
 	WPF_TEST_DATABASE=postgresql $(VENV)/bin/python -m pytest
 

@@ -41,8 +41,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if _delivery.get():
-            entry["delivery_id"] = _delivery.get()
+        if delivery_id := _delivery.get():
+            entry["delivery_id"] = delivery_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json_safe(

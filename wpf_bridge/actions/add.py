@@ -8,6 +8,8 @@ fields, meta and tags, and the welcome email when asked, all in one WordPress ca
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..clients.ortto import Contact
 from ..clients.wordpress import User, WordPressError
 from ..errors import PermanentError
@@ -57,7 +59,7 @@ def _create(ctx: Context, contact: Contact, delivery: Delivery) -> Outcome:
         raise PermanentError(f"Ortto contact {contact.id} has an email longer than WordPress's {MAX_EMAIL} characters")
     role, note = new_user_role(ctx, delivery.role)
     settings = ctx.settings
-    values = settings.field_map.user_values(contact.fields, creating=True)
+    values: dict[str, Any] = settings.field_map.user_values(contact.fields, creating=True)
     wanted_username = values.pop("username", "")
     mapped_password = values.pop("password", None)
     password = mapped_password or ctx.journal.pending_password()

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..clients.ortto import Contact
-from ..clients.wordpress import User, WordPressClient
+from ..clients.wordpress import Lookup, User
 from ..errors import PermanentError
 from ..roles import PLUGIN_TOO_OLD, SiteRoles, held_power
 from ..settings import Settings
@@ -23,6 +23,14 @@ MAX_EMAIL = 100  # the wp_users column; WordPress drops a longer one without an 
 
 if TYPE_CHECKING:  # the worker's batched loader; the worker imports the actions
     from ..worker.contacts import ContactLoader
+
+
+class WordPress(Protocol):
+    """What an action asks of WordPress: the client, or a group's batch that stands in for it."""
+
+    def lookup(self, contact_id: str | None, email: str | None) -> Lookup: ...
+    def create_user(self, values: dict[str, Any]) -> User: ...
+    def update_user(self, user_id: int, values: dict[str, Any]) -> User: ...
 
 
 class Journal(Protocol):
@@ -39,7 +47,7 @@ class Journal(Protocol):
 @dataclass(frozen=True)
 class Context:
     settings: Settings
-    wordpress: WordPressClient
+    wordpress: WordPress
     contacts: ContactLoader
     journal: Journal
     roles: Callable[[], SiteRoles]  # the site's roles and their capabilities (cached)
@@ -79,15 +87,16 @@ def find_user(ctx: Context, contact: Contact) -> Match | None:
     return Match(found.by_email, False) if found.by_email else None
 
 
-def refusal(ctx: Context, match: Match | None, contact: Contact) -> Outcome | None:
-    """Why an existing-user action must stop here, else ``None``: no user, or one who holds power
+NO_USER = Outcome(SKIPPED, "no matching user")  # not an error (WP Fusion's words): nothing is created
+
+
+def refusal(ctx: Context, match: Match, contact: Contact) -> Outcome | None:
+    """Why an existing-user action must stop here, else ``None``: a user who holds power
     (skipped: nothing to do; not linked, renamed or re-roled); or one found by email that belongs
     to another Ortto person (a second person sharing an email must not take over the account) or
     that set the email on itself unconfirmed (a site user must not claim someone's contact, role and
     tags by typing their email), or a plugin too old to tell: failed, for an operator to sort out
     and replay."""
-    if match is None:
-        return Outcome(SKIPPED, "no matching user")
     user = match.user
     power = held_power(user, ctx.settings.allowed_roles)
     if power == PLUGIN_TOO_OLD:

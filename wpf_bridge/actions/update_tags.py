@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ..store import DONE, Delivery
-from .common import Context, Outcome, find_user, load_contact, refusal, tags_meta
+from .common import NO_USER, Context, Outcome, find_user, load_contact, refusal, tags_meta
 
 
 def update_tags(delivery: Delivery, ctx: Context) -> Outcome:
     contact = load_contact(ctx, delivery)
     match = find_user(ctx, contact)
+    if match is None:
+        return NO_USER
     stop = refusal(ctx, match, contact)
     if stop:
         return stop

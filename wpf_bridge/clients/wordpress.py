@@ -9,6 +9,7 @@ WordPress silently dropping the meta.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,7 +188,7 @@ class WordPressClient:
     def update_user(self, user_id: int, values: dict[str, Any]) -> User:
         return User.from_json(self._call("POST", f"/wp/v2/users/{user_id}", json=values))
 
-    def lookup_many(self, people: list[tuple[str | None, str | None]]) -> list[Lookup]:
+    def lookup_many(self, people: Sequence[tuple[str | None, str | None]]) -> list[Lookup]:
         """``lookup`` for up to ``MAX_LOOKUPS`` (contact id, email) pairs in one request (companion plugin 1.3.0+)."""
         answers = self._batch(
             "/wpf-bridge/v1/users/lookup",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -422,7 +423,7 @@ class Store:
         return _delivery(added["delivery"]), bool(added["added"])
 
     def add_many(
-        self, calls: list[tuple[str, str | None, str | None, str | None, bool, str]], window: float, shape: str
+        self, calls: Sequence[tuple[str, str | None, str | None, str | None, bool, str]], window: float, shape: str
     ) -> list[tuple[Delivery, bool]]:
         """Insert several deliveries (action, contact id, email, role, notification, dedupe key) in
         one transaction: all or none. Each whose key arrived within ``window`` is returned instead,
@@ -940,7 +941,7 @@ class Store:
         """The console's first page: deliveries by status, the oldest waiting, what was applied in
         the last hour, the deliveries that failed in the last day, and each worker's latest heartbeat."""
         now = time.time()
-        figures = self.health()
+        figures: dict[str, Any] = dict(self.health())
         figures["counts"] = self.counts()
         figures["applied_hour"] = self.count(Search(statuses=(DONE, SKIPPED), changed_since=now - 3600))
         figures["failed_day"] = int(
@@ -958,7 +959,7 @@ class Store:
         return figures
 
     def count_refusals(
-        self, counts: dict[str, tuple[int, float]], recent: list[tuple[float, int, str, str]] = ()
+        self, counts: dict[str, tuple[int, float]], recent: Sequence[tuple[float, int, str, str]] = ()
     ) -> None:
         """Add refused webhooks by reason (which parameter, which rule; never the value sent):
         how many, and when the last one came; and keep the ``RECENT_REFUSALS`` latest one by one

@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.wsgi_app = WholeBodies(app.wsgi_app, MAX_BODY)  # type: ignore[method-assign]
     if settings.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        proxies = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     store = Store(settings.database_url)
     refusals = Refusals(store)
     app.extensions["wpf_bridge"] = {"settings": settings, "store": store, "refusals": refusals}
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         init_console(app, settings, store)
     if settings.metrics_token:
         app.register_blueprint(metrics_blueprint(settings, store))
-    proxy_warned = []
+    proxy_warned: list[bool] = []
 
     @app.before_request
     def warn_once_behind_an_unknown_proxy() -> None:
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             payload = _json_payload()
             call = read_webhook(request.values, payload, settings.same_call_seconds)
         except _BadPayload as exc:
-            return refuse(exc.description, 400, f"body: {exc.description}")
+            return refuse(exc.description or "bad body", 400, f"body: {exc.description}")
         except ValidationError as exc:
             name, message = _first_error(exc)
             return refuse(message if name in message else f"{name}: {message}", 400, f"{name}: {message}")

@@ -18,13 +18,18 @@ def readiness(store: Store, stall_seconds: float) -> tuple[dict[str, Any], int]:
         health = store.health()
     except StoreUnavailable:
         return {"status": "unavailable", "store": "unreachable"}, 503
-    now = health["now"]
+    now = float(health["now"] or 0)
 
     def ago(moment: float | None) -> float | None:
         return round(now - moment, 1) if moment else None
 
     oldest, applied = ago(health["oldest_waiting"]), ago(health["last_applied"])
-    stalled = bool(health["waiting"]) and oldest > stall_seconds and (applied is None or applied > stall_seconds)
+    stalled = (
+        bool(health["waiting"])
+        and oldest is not None
+        and oldest > stall_seconds
+        and (applied is None or applied > stall_seconds)
+    )
     answer = {
         "status": "stalled" if stalled else "ok",
         "store": "ok",

@@ -54,7 +54,7 @@ class _WebhookSchema(Schema):
 
     @validates_schema
     def _someone(self, data: dict, **_: Any) -> None:
-        if ACTION_NAMES.get(data.get("wpf_action")) == "test" or data.get("is_test"):
+        if ACTION_NAMES.get(data.get("wpf_action") or "") == "test" or data.get("is_test"):
             return
         if not data.get("contact_id") and not data.get("email"):
             raise ValidationError("neither a contact id nor an email was given", "contact_id")
@@ -86,8 +86,8 @@ def read_webhook(
     Raises ``ValidationError``.
     """
     payload = payload or {}
-    contact = payload.get("contact") if isinstance(payload.get("contact"), dict) else {}
-    activity = payload.get("activity") if isinstance(payload.get("activity"), dict) else {}
+    contact = found if isinstance(found := payload.get("contact"), dict) else {}
+    activity = found if isinstance(found := payload.get("activity"), dict) else {}
     data = {
         "wpf_action": params.get("wpf_action"),
         "role": params.get("role"),

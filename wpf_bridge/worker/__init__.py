@@ -223,10 +223,10 @@ class Runner:
 
     def record(self, ends: list[End | None]) -> None:
         """Write how runs ended, in one write, and log each."""
-        ends = [end for end in ends if end is not None]
-        if not ends:
+        ended = [end for end in ends if end is not None]
+        if not ended:
             return
-        for end, recorded in zip(ends, self.store.end(ends), strict=True):
+        for end, recorded in zip(ended, self.store.end(ended), strict=True):
             with log_context(end.delivery_id):
                 if not recorded:
                     log.warning(LEASE_LOST, end.delivery_id)

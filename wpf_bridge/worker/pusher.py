@@ -44,7 +44,7 @@ class PasswordPusher:
         if not batch:
             return 0
         timer = Timer(PUSH)
-        field = self.settings.ortto_password_field
+        field = self.settings.ortto_password_field or ""  # set: a password waits for Ortto only then
         values, unreadable = {}, {}
         for delivery in batch:
             try:
