@@ -51,11 +51,13 @@ system-deps:
 	  $(SUDO) pg_ctlcluster $$v main restart; \
 	  for i in $$(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done; }
 
-## lint: ruff (rules and format) and mypy on wpf_bridge/, with no findings (versions pinned in setup.cfg)
+## lint: ruff (rules and format), mypy and the import layers (import-linter contracts in setup.cfg) on
+## wpf_bridge/, with no findings (versions pinned in setup.cfg)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check wpf_bridge
 	$(VENV)/bin/ruff format --check wpf_bridge
 	$(VENV)/bin/mypy wpf_bridge
+	$(VENV)/bin/lint-imports setup.cfg
 
 ## test: the linters, then every test, against a real WordPress and the Ortto test server, on SQLite
 ## then on PostgreSQL (two web and two worker processes where the Procfile processes run)

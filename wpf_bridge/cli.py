@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from . import __version__, companion, history, logs, redact
-from .settings import ENV_FILE, Settings, SettingsError, env_file, load_settings
+from .settings import ENV_FILE, Settings
 from .store import STATUSES
-from .terminal import progress_console, say
+from .terminal import progress_console, say, settings_or_exit
 
 log = logging.getLogger("wpf_bridge")
 
@@ -26,22 +26,6 @@ def metrics_directory(settings: Settings) -> None:
         metrics_folder.prepare(metrics_folder.directory(settings.database_url, settings.metrics_dir))
     except (OSError, ValueError) as exc:
         say(f"wpf-bridge: {exc}", err=True)
-        raise SystemExit(2) from None
-
-
-def settings_or_exit() -> Settings:
-    """Load settings or stop the process with one line naming the bad setting and where settings were read."""
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        where = ""
-        if str(exc).endswith("is required"):
-            found = "" if env_file().is_file() else ", which does not exist"
-            where = (
-                f" (settings come from the environment and from {env_file()}{found}; "
-                "give another file with --env-file PATH)"
-            )
-        say(f"wpf-bridge: setting {exc}{where}", err=True)
         raise SystemExit(2) from None
 
 

@@ -15,7 +15,7 @@ import os
 from gunicorn.glogging import Logger
 
 from wpf_bridge import logs
-from wpf_bridge.cli import settings_or_exit
+from wpf_bridge.terminal import settings_or_exit
 
 _settings = settings_or_exit()
 

@@ -9,6 +9,7 @@ import sys
 from rich.console import Console
 
 from .redact import printable
+from .settings import Settings, SettingsError, env_file, load_settings
 
 
 def say(*lines: str, err: bool = False) -> None:
@@ -23,3 +24,19 @@ def progress_console() -> Console:
     """A rich console on stderr for progress bars that reads no markup (``[bold]``), emoji code or
     highlighting into what it shows."""
     return Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+def settings_or_exit() -> Settings:
+    """Load settings or stop the process with one line naming the bad setting and where settings were read."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        where = ""
+        if str(exc).endswith("is required"):
+            found = "" if env_file().is_file() else ", which does not exist"
+            where = (
+                f" (settings come from the environment and from {env_file()}{found}; "
+                "give another file with --env-file PATH)"
+            )
+        say(f"wpf-bridge: setting {exc}{where}", err=True)
+        raise SystemExit(2) from None

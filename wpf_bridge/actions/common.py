@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..clients.ortto import Contact
 from ..clients.wordpress import Lookup, User
@@ -21,8 +21,11 @@ from ..store import DONE, FAILED, SKIPPED, Delivery
 
 MAX_EMAIL = 100  # the wp_users column; WordPress drops a longer one without an error
 
-if TYPE_CHECKING:  # the worker's batched loader; the worker imports the actions
-    from ..worker.contacts import ContactLoader
+
+class Contacts(Protocol):
+    """Where an action gets a delivery's Ortto person (the worker's batched loader)."""
+
+    def load(self, delivery: Delivery) -> Contact: ...
 
 
 class WordPress(Protocol):
@@ -48,7 +51,7 @@ class Journal(Protocol):
 class Context:
     settings: Settings
     wordpress: WordPress
-    contacts: ContactLoader
+    contacts: Contacts
     journal: Journal
     roles: Callable[[], SiteRoles]  # the site's roles and their capabilities (cached)
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import hmac
 import os
+import time
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from ..metrics import StoreCollector
 from ..metrics_folder import MULTIPROC_ENV
 from ..settings import Settings
-from ..store import Store
+from ..store import STATUSES, Store, StoreUnavailable
 
 
 def metrics_blueprint(settings: Settings, store: Store) -> Blueprint:
@@ -46,3 +49,42 @@ class _Default:
 
     def collect(self):
         return REGISTRY.collect()
+
+
+class StoreCollector(Collector):
+    """Gauges read from the delivery store at scrape time: two reads (``health``, ``counts``),
+    not the console's whole overview."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            figures, counts = self.store.health(), self.store.counts()
+        except StoreUnavailable:
+            yield GaugeMetricFamily("wpf_bridge_store_up", "Whether the delivery store could be read", value=0)
+            return
+        yield GaugeMetricFamily("wpf_bridge_store_up", "Whether the delivery store could be read", value=1)
+        now = time.time()
+        by_status = GaugeMetricFamily("wpf_bridge_deliveries", "Deliveries in the store, by status", labels=["status"])
+        for status in STATUSES:
+            by_status.add_metric([status], counts.get(status, 0))
+        yield by_status
+        oldest = figures["oldest_waiting"]
+        yield GaugeMetricFamily(
+            "wpf_bridge_oldest_waiting_delivery_age_seconds",
+            "Age of the oldest delivery not yet finished (0 when none waits)",
+            value=max(0.0, now - oldest) if oldest else 0.0,
+        )
+        if figures["last_applied"]:
+            yield GaugeMetricFamily(
+                "wpf_bridge_last_success_timestamp_seconds",
+                "When a delivery was last applied (done or skipped)",
+                value=figures["last_applied"],
+            )
+        if figures["worker_beat"]:
+            yield GaugeMetricFamily(
+                "wpf_bridge_worker_heartbeat_timestamp_seconds",
+                "The latest heartbeat of any worker process",
+                value=figures["worker_beat"],
+            )

@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlencode
 
-from ...actions import ACTIONS as ACTION_FUNCTIONS
 from ...store import STATUSES, Search
+from ..webhook import ACTION_NAMES
 
 PAGE_SIZE = 50
-ACTIONS = tuple(ACTION_FUNCTIONS)
+ACTIONS = tuple(dict.fromkeys(name for name in ACTION_NAMES.values() if name != "test"))  # the actions a delivery runs
 FIELDS = ("status", "action", "q", "since", "until")
 
 
