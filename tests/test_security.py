@@ -17,6 +17,7 @@ from conftest import unique_email
 from waiting import wait_for
 
 from wpf_bridge import companion
+from wpf_bridge.clients.wordpress import POWERS
 
 GRANT_ADMIN = {"administrator": True}
 #: Meta keys (and values) that would grant power, a tag, someone's account or a delivery mark.
@@ -79,10 +80,13 @@ def attempts(user: dict, victim: dict):
     for route in (me, own, other):
         yield f"welcome email via {route}", "POST", route, {"json": {"wpf_send_notification": True}}
     yield "status", "GET", "/wpf-bridge/v1/status", {}
-    yield "look-up by email", "GET", "/wpf-bridge/v1/users/lookup", {"params": {"email": "admin@example.test"}}
-    yield "look-up by contact id", "GET", "/wpf-bridge/v1/users/lookup", {"params": {"contact_id": "victims-contact-id"}}
+    judged = sorted(POWERS)  # what the bridge asks about each user found, on every site
+    yield "look-up by email", "GET", "/wpf-bridge/v1/users/lookup", {"params": {
+        "email": "admin@example.test", "capabilities": ",".join(judged)}}
+    yield "look-up by contact id", "GET", "/wpf-bridge/v1/users/lookup", {"params": {
+        "contact_id": "victims-contact-id", "capabilities": ",".join(judged)}}
     yield "look-up of many", "POST", "/wpf-bridge/v1/users/lookup", {"json": {"people": [
-        {"email": "admin@example.test"}, {"contact_id": "victims-contact-id"}]}}
+        {"email": "admin@example.test"}, {"contact_id": "victims-contact-id"}], "capabilities": judged}}
     for key, value in HOSTILE_META:
         meta = {"wpf_meta": {key: value}, "first_name": "Pwned"}
         yield f"batch: {key!r} on self, own id, another user and a new user", "POST", "/wpf-bridge/v1/users/batch", {"json": {

@@ -129,7 +129,9 @@ def test_finished_deliveries_older_than_the_keep_period_are_deleted(store):
 
 
 def test_console_sessions_end_when_signed_out_or_expired_and_expired_ones_are_deleted(store):
-    live, ended, expired = (store.sessions.open(who, "192.0.2.1", "fingerprint", 3600) for who in ("a", "b", "c"))
+    opened = [store.sessions.open(who, "192.0.2.1", "fingerprint", 3600) for who in ("a", "b", "c")]
+    (live, session), (ended, _), (expired, _) = opened
+    assert store.sessions.find(live) == session, "what a sign-in gets back is what the store holds"
     store.sessions.end(ended)
     run_sql(store, "update console_sessions set expires_at = expires_at - 3601 where who = 'c'")
     assert [store.sessions.find(sid) is not None for sid in (live, ended, expired)] == [True, False, False]

@@ -46,7 +46,7 @@ _TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _escaped(found: re.Match) -> str:
-    return repr(found.group())[1:-1]
+    return printable(found.group())
 
 
 def json_safe(line: str) -> str:

@@ -24,9 +24,8 @@ PLUGIN_MISSING = (
 )
 
 MAX_LOOKUPS = 100  # people per look-up request (the companion plugin's WPF_BRIDGE_MAX_LOOKUPS)
-MAX_WRITES = (
-    50  # user writes per batch request (the companion plugin's WPF_BRIDGE_MAX_WRITES; WPF_BATCH_SIZE's ceiling)
-)
+# user writes per batch request (the companion plugin's WPF_BRIDGE_MAX_WRITES; WPF_BATCH_SIZE's ceiling)
+MAX_WRITES = 50
 
 #: Capabilities that let a user run the site, see or manage its users, or run code in it. The
 #: companion plugin (1.4.0+) reports which of them each user it finds holds, on every site of a

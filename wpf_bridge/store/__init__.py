@@ -787,7 +787,7 @@ class Store:
         A ``total`` (all clients together, such as the console's) is a table of its own, out of
         that eviction: the many addresses it counts could otherwise push it out."""
         now = time.time()
-        table = "key_totals" if total else "key_failures"
+        table = _key_table(total)
         with self.database.transaction() as tx:
             if not total:
                 tx.execute("delete from key_failures where window_start <= :since", {"since": now - window})
@@ -810,15 +810,14 @@ class Store:
         """Take back a try counted by ``key_failure`` before it was judged, once it proved right."""
         with self.database.transaction() as tx:
             tx.execute(
-                f"update {'key_totals' if total else 'key_failures'} set failures = failures - 1"
-                " where client = :client and failures > 0",
+                f"update {_key_table(total)} set failures = failures - 1 where client = :client and failures > 0",
                 {"client": client},
             )
 
     def key_block(self, client: str, window: float, limit: int, *, total: bool = False) -> float:
         """Seconds until ``client`` (or the ``total``, see ``key_failure``) may try keys again (0 when it is not blocked)."""
         rows = self.database.query(
-            f"select window_start, failures from {'key_totals' if total else 'key_failures'} where client = :client",
+            f"select window_start, failures from {_key_table(total)} where client = :client",
             {"client": client},
         )
         return _blocked_for(rows, window, limit)
@@ -1076,6 +1075,11 @@ class Store:
             "waiting": int(waiting["n"]),
             "oldest_waiting": waiting["oldest"],
         }
+
+
+def _key_table(total: bool) -> str:
+    """Where wrong keys are counted: per client (evicted beyond ``MAX_KEY_CLIENTS``), or in total."""
+    return "key_totals" if total else "key_failures"
 
 
 def _blocked_for(rows: list[dict[str, Any]], window: float, limit: int) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .database import Database
@@ -27,23 +27,17 @@ class Sessions:
     def __init__(self, database: Database):
         self.database = database
 
-    def open(self, who: str, client: str, password: str, lifetime: float) -> str:
-        """Record a sign-in that lasts ``lifetime`` seconds; return the id its cookie carries."""
+    def open(self, who: str, client: str, password: str, lifetime: float) -> tuple[str, ConsoleSession]:
+        """Record a sign-in that lasts ``lifetime`` seconds; return the id its cookie carries, and the session."""
         session_id, now = secrets.token_urlsafe(32), time.time()
+        opened = ConsoleSession(who, client, password, now, now + lifetime)
         with self.database.transaction() as tx:
             tx.execute(
                 "insert into console_sessions (id, who, client, password, created_at, expires_at)"
-                " values (:id, :who, :client, :password, :now, :expires)",
-                {
-                    "id": _hashed(session_id),
-                    "who": who,
-                    "client": client,
-                    "password": password,
-                    "now": now,
-                    "expires": now + lifetime,
-                },
+                " values (:id, :who, :client, :password, :created_at, :expires_at)",
+                {"id": _hashed(session_id), **asdict(opened)},
             )
-        return session_id
+        return session_id, opened
 
     def find(self, session_id: str) -> ConsoleSession | None:
         """The session with this id, unless it has ended or expired (by the web host's clock, as it was opened)."""

@@ -128,8 +128,9 @@ def try_login(settings: Settings, store: Store, password: str, name: str) -> tup
     _end(store)  # a sign-in in the same browser replaces its session, and a new id defeats fixation
     session.permanent = True
     who, address = _printable(name)[:60], request.remote_addr or "?"
-    session["sid"] = store.sessions.open(who, address, _fingerprint(settings), settings.console_session_seconds)
-    g.console_session = store.sessions.find(session["sid"])
+    session["sid"], g.console_session = store.sessions.open(
+        who, address, _fingerprint(settings), settings.console_session_seconds
+    )
     log.info("console sign-in by %s", operator())
     return True, ""
 
