@@ -44,7 +44,8 @@ from ortto_server import OrttoServer  # noqa: E402
 from wordpress_site import WordPressSite, free_port  # noqa: E402
 
 from wpf_bridge import companion  # noqa: E402
-from wpf_bridge.store import DONE, Store  # noqa: E402
+from wpf_bridge.store import Store  # noqa: E402
+from wpf_bridge.types import DONE
 
 PASSWORD_FIELD = "str:cm:wp-password"
 POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")

@@ -5,21 +5,21 @@ import os
 import secrets
 import sqlite3
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ortto_server import OrttoServer  # noqa: E402
-from procfile import Processes  # noqa: E402
-from waiting import wait_for  # noqa: E402
-from wordpress_site import WordPressSite  # noqa: E402
+from ortto_server import OrttoServer
+from procfile import Processes
+from waiting import wait_for
+from wordpress_site import WordPressSite
 
-from wpf_bridge import companion  # noqa: E402
-from wpf_bridge.settings import Settings, load_settings  # noqa: E402
+from wpf_bridge import companion
+from wpf_bridge.settings import Settings, load_settings
 
 PASSWORD_FIELD = "str:cm:wp-password"
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import requests
 from conftest import PASSWORD_FIELD
 
-from wpf_bridge.store import DONE, Store
+from wpf_bridge.store import Store
+from wpf_bridge.types import DONE
 
 RETRIED_STATUSES = {429, 500, 502, 503, 504}
 

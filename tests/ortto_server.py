@@ -282,7 +282,7 @@ class OrttoServer:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def start(self) -> "OrttoServer":
+    def start(self) -> OrttoServer:
         self._thread.start()
         return self
 

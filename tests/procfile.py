@@ -12,7 +12,8 @@ import requests
 from waiting import wait_for
 from wordpress_site import free_port
 
-from wpf_bridge.store import DONE, FAILED, SKIPPED, Store
+from wpf_bridge.store import Store
+from wpf_bridge.types import DONE, FAILED, SKIPPED
 
 ROOT = Path(__file__).resolve().parent.parent
 

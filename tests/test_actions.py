@@ -10,13 +10,12 @@ import importlib
 import pytest
 import requests
 from conftest import PASSWORD_FIELD, claim_next, run_sql, set_columns, unique_email
+from inprocess import Bridge, can_log_in, person
 from waiting import wait_for
 
-from wpf_bridge.settings import load_settings
-from wpf_bridge.store import DONE, FAILED, PUSHING, RETRYING, RUNNING, SKIPPED
 from wpf_bridge.clients.wordpress import Lookup
-
-from inprocess import Bridge, can_log_in, person
+from wpf_bridge.settings import load_settings
+from wpf_bridge.types import DONE, FAILED, PUSHING, RETRYING, RUNNING, SKIPPED
 
 
 def test_add_creates_user_with_fields_meta_tags_and_returns_password(bridge, ortto, wordpress):

@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import PASSWORD_FIELD, unique_email
 from inprocess import Bridge, person
 
-from wpf_bridge.store import DONE, FAILED, SKIPPED
+from wpf_bridge.types import DONE, FAILED, SKIPPED
 
 OLD_PLUGIN = Path(__file__).parent / "data" / "wpf-bridge-1.2.0.php"
 

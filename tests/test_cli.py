@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import hold, run_sql, set_columns
 
 from wpf_bridge import companion
@@ -174,7 +173,8 @@ def failed_result(store, delivery):
 
 
 def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_path, settings, ortto):
-    from wpf_bridge.store import FAILED, Run, Store
+    from wpf_bridge.store import Store
+    from wpf_bridge.types import FAILED, Run
 
     store = Store(settings.database_url)
     delivery = store.add("add", "abc123", "jane@example.test", "customer", True)[0]
@@ -219,7 +219,7 @@ def test_every_command_reads_settings_from_env_file_and_says_where_it_looked(env
                                + "DATABASE_URL=sqlite:///var/bridge.db\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    bare_env = {k: "" for k in env}  # nothing from the test's environment
+    bare_env = dict.fromkeys(env, "")  # nothing from the test's environment
 
     missing = run_cli(bare_env, "deliveries", cwd=elsewhere)
     assert missing.returncode == 2
@@ -245,7 +245,8 @@ def test_wordpress_plugin_install_creates_mu_plugins_on_a_stock_wordpress(tmp_pa
 
 
 def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, settings, ortto, wordpress):
-    from wpf_bridge.store import DONE, FAILED, Store
+    from wpf_bridge.store import Store
+    from wpf_bridge.types import DONE, FAILED
     from wpf_bridge.worker import Runner, Shared
 
     store = Store(settings.database_url)
@@ -302,7 +303,8 @@ def test_text_from_outside_reaches_the_terminal_escaped(env, tmp_path, settings,
     escaped and visible by every command, never as raw control characters or rich markup."""
     import time
 
-    from wpf_bridge.store import FAILED, Run, Store
+    from wpf_bridge.store import Store
+    from wpf_bridge.types import FAILED, Run
 
     store = Store(settings.database_url)
     delivery = store.add("add", "c" + HOSTILE, f"x{HOSTILE}@example.test", None, False)[0]

@@ -16,7 +16,7 @@ from inprocess import Bridge, can_log_in
 from waiting import wait_for
 
 from wpf_bridge.settings import load_settings
-from wpf_bridge.store import DONE, FAILED, QUEUED
+from wpf_bridge.types import DONE, FAILED, QUEUED
 from wpf_bridge.web import create_app
 
 CONSOLE_PASSWORD = "console-" + secrets.token_hex(8)

@@ -17,11 +17,23 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from conftest import ON_POSTGRES, unique_email
-from faults import (LEDGER, Call, Tally, add_burst, add_call, audit_new_users, in_flight, new_people, recovery, send,
-                    send_all, settle)
+from faults import (
+    LEDGER,
+    Call,
+    Tally,
+    add_burst,
+    add_call,
+    audit_new_users,
+    in_flight,
+    new_people,
+    recovery,
+    send,
+    send_all,
+    settle,
+)
 from waiting import wait_for
 
-from wpf_bridge.store import DONE, SKIPPED
+from wpf_bridge.types import DONE, SKIPPED
 
 
 def statuses(store) -> collections.Counter:

@@ -64,7 +64,8 @@ def test_ctrl_c_stops_watching_not_the_import(start_processes, env, ortto, tmp_p
 
     from waiting import wait_for
 
-    from wpf_bridge.store import QUEUED, Store
+    from wpf_bridge.store import Store
+    from wpf_bridge.types import QUEUED
 
     tagged_account(ortto, "waiting", tagged=3, others=1)
     proc = subprocess.Popen([sys.executable, "-m", "wpf_bridge", "import", "--tag", "waiting"], cwd=tmp_path,

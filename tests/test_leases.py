@@ -12,7 +12,7 @@ from conftest import PASSWORD_FIELD, run_sql, unique_email
 from inprocess import can_log_in
 from waiting import wait_for
 
-from wpf_bridge.store import DONE
+from wpf_bridge.types import DONE
 
 CONTACTS = "/v1/person/get-by-ids"
 
@@ -128,7 +128,7 @@ def test_a_worker_that_wakes_after_its_lease_passed_cannot_replace_the_kept_pass
 
     from inprocess import Bridge, person
 
-    from wpf_bridge.store import PUSHING
+    from wpf_bridge.types import PUSHING
     from wpf_bridge.worker import Runner
 
     frozen, second = Bridge(settings), Bridge(settings)

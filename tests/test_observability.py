@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from wpf_bridge.clients.alerts import AlertClient
 from wpf_bridge.settings import SettingsError, load_settings
-from wpf_bridge.store import FAILED, Store
+from wpf_bridge.store import Store
+from wpf_bridge.types import FAILED
 from wpf_bridge.web import create_app
 from wpf_bridge.worker.alerts import QUIET, Alerts
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from wpf_bridge.errors import TransientError
 from wpf_bridge.clients.ortto import OrttoClient, OrttoError
+from wpf_bridge.errors import TransientError
 
 
 @pytest.fixture
@@ -42,9 +42,7 @@ def test_a_merge_ortto_refuses_whole_reports_its_reason_for_each_person(client, 
     """No valid person: Ortto answers 400 with the reasons in ``details``; each person gets its own."""
     first, second = ortto.add_person({"str::email": "u@example.test"}), ortto.add_person({"str::email": "v@example.test"})
     refused = client.set_field("str:cm:does-not-exist", {first: "x", second: "y"})
-    assert {pid: (r.code, r.reason) for pid, r in refused.items()} == {
-        pid: ("invalid", "Ortto did not save str:cm:does-not-exist: invalid (unknown field str:cm:does-not-exist)")
-        for pid in (first, second)}
+    assert {pid: (r.code, r.reason) for pid, r in refused.items()} == dict.fromkeys((first, second), ("invalid", "Ortto did not save str:cm:does-not-exist: invalid (unknown field str:cm:does-not-exist)"))
 
 
 def test_other_refusals_carry_ortto_s_reason(client, ortto):

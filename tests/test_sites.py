@@ -14,7 +14,7 @@ import pytest
 from inprocess import Bridge, person
 
 from wpf_bridge.clients.wordpress import WordPressClient, WordPressError
-from wpf_bridge.store import FAILED, RETRYING
+from wpf_bridge.types import FAILED, RETRYING
 
 FIREWALL_PAGE = b"<html><head><title>Access Denied - Sucuri Website Firewall</title></head><body>Blocked</body></html>"
 HOST_PAGE = b"<html><head><title>503 Service Temporarily Unavailable</title></head><body>nginx</body></html>"
@@ -130,7 +130,7 @@ def test_wordpress_in_a_sub_folder_with_pretty_permalinks(settings, ortto, blog)
     from inprocess import can_log_in
 
     from wpf_bridge.check import run_checks
-    from wpf_bridge.store import DONE
+    from wpf_bridge.types import DONE
 
     assert blog.url.endswith("/blog") and blog.php_eval("echo get_option('permalink_structure');") == "/%postname%/"
     settings = dataclasses.replace(settings, wordpress_url=blog.url, wordpress_user=blog.admin_user,

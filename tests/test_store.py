@@ -9,7 +9,8 @@ import pytest
 from conftest import claim_next, hold, run_sql, set_columns
 from waiting import wait_for
 
-from wpf_bridge.store import DONE, QUEUED, RETRYING, RUNNING, ClientBlocked, Store
+from wpf_bridge.store import ClientBlocked, Store
+from wpf_bridge.types import DONE, QUEUED, RETRYING, RUNNING
 
 
 @pytest.fixture

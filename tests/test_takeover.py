@@ -18,7 +18,7 @@ from conftest import unique_email
 from inprocess import Bridge, person
 
 from wpf_bridge.settings import load_settings
-from wpf_bridge.store import DONE, SKIPPED
+from wpf_bridge.types import DONE, SKIPPED
 
 #: A plugin as a network may run it on one site only (activated there, not network-wide): it
 #: lets the users named in that site's option "wpf_review_managers" manage that site's users.

@@ -8,7 +8,7 @@ import pytest
 from conftest import PASSWORD_FIELD
 from inprocess import can_log_in, person
 
-from wpf_bridge.store import DONE
+from wpf_bridge.types import DONE
 
 NAMES = [
     ("Zoë", "Ørsted-Łukasiewicz"),

@@ -19,7 +19,7 @@ import requests
 from conftest import unique_email
 from waiting import wait_for
 
-from wpf_bridge.store import FAILED
+from wpf_bridge.types import FAILED
 from wpf_bridge.web.console.auth import LOGIN_LIMIT
 
 PASSWORD = "console-review-42"

@@ -17,8 +17,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 
@@ -137,7 +137,7 @@ class WordPressSite:
         self.app_password = ""
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "WordPressSite":
+    def start(self) -> WordPressSite:
         shutil.copytree(WORDPRESS_SOURCE, self.docroot, symlinks=False)
         self.mail_dir.mkdir()
         sendmail = self.root / "sendmail.sh"
@@ -330,7 +330,7 @@ require_once ABSPATH . 'wp-settings.php';
             " $out[$e] = !is_wp_error(wp_authenticate($e, $p)); } echo json_encode((object) $out);"
         ))
 
-    def mail_count(self) -> "collections.Counter[str]":
+    def mail_count(self) -> collections.Counter[str]:
         """How many emails WordPress sent to each address."""
         counts: collections.Counter[str] = collections.Counter()
         for message in self.mail_dir.glob("*.eml"):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from . import __version__, companion, history, logs, redact
 from .settings import ENV_FILE, Settings
-from .store import STATUSES
 from .terminal import progress_console, say, settings_or_exit
+from .types import STATUSES
 
 log = logging.getLogger("wpf_bridge")
 
@@ -158,7 +158,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .store import FAILED
+    from .types import FAILED
 
     store = _open_store()
     filters = _filters(args)
@@ -187,7 +187,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .clients.ortto import OrttoClient
     from .clients.wordpress import WordPressClient
     from .errors import BridgeError
-    from .store import FAILED, SKIPPED, Store
+    from .store import Store
+    from .types import FAILED, SKIPPED
 
     settings = settings_or_exit()
     console = progress_console()

@@ -32,7 +32,8 @@ from .clients.ortto import Contact, OrttoClient
 from .clients.wordpress import MAX_LOOKUPS, PluginOutdated, WordPressClient
 from .roles import held_power
 from .settings import Settings
-from .store import DONE, FAILED, SKIPPED, Store
+from .store import Store
+from .types import DONE, FAILED, SKIPPED
 
 ENDED = (DONE, SKIPPED, FAILED)
 WATCH_EVERY = 0.5  # seconds between looks at the store while the worker drains the import

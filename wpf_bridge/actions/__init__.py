@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..store import Delivery
+from ..types import Delivery
 from .add import add
 from .common import Context, Journal, Outcome
 from .update import update

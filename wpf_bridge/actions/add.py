@@ -13,7 +13,7 @@ from typing import Any
 from ..clients.ortto import Contact
 from ..clients.wordpress import User, WordPressError
 from ..errors import PermanentError
-from ..store import DONE, PUSHING, Delivery
+from ..types import DONE, PUSHING, Delivery
 from .common import (
     MAX_EMAIL,
     Context,

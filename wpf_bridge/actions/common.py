@@ -17,7 +17,7 @@ from ..clients.wordpress import Lookup, User
 from ..errors import PermanentError
 from ..roles import PLUGIN_TOO_OLD, SiteRoles, held_power
 from ..settings import Settings
-from ..store import DONE, FAILED, SKIPPED, Delivery
+from ..types import DONE, FAILED, SKIPPED, Delivery
 
 MAX_EMAIL = 100  # the wp_users column; WordPress drops a longer one without an error
 

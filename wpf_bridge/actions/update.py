@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..store import Delivery
+from ..types import Delivery
 from .common import NO_USER, Context, Outcome, find_user, load_contact, refusal, update_user
 
 

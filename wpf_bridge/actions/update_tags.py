@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..store import DONE, Delivery
+from ..types import DONE, Delivery
 from .common import NO_USER, Context, Outcome, find_user, load_contact, refusal, tags_meta
 
 

@@ -12,34 +12,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+from ..types import DONE, FAILED, PUSHING, QUEUED, RETRYING, RUNNING, SKIPPED, Attempt, Delivery, End, Run
 from .database import CLAIM_LOCK, Database, StoreUnavailable, connect
 from .search import Search, in_list
 from .sessions import Sessions, prune_sessions
 
-__all__ = [
-    "DONE",
-    "FAILED",
-    "PUSHING",
-    "QUEUED",
-    "RECENT_REFUSALS",
-    "RETRYING",
-    "RUNNING",
-    "SKIPPED",
-    "STATUSES",
-    "Attempt",
-    "Delivery",
-    "Run",
-    "Search",
-    "Store",
-    "StoreUnavailable",
-]
+__all__ = ["RECENT_REFUSALS", "ClientBlocked", "Search", "Store", "StoreUnavailable"]
 
-QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retrying", "done", "skipped", "failed"
-PUSHING = "pushing"  # the user exists; its generated password waits (sealed) for a batched push to Ortto
-STATUSES = (QUEUED, RUNNING, RETRYING, PUSHING, DONE, SKIPPED, FAILED)
 UNFINISHED = f"('{QUEUED}', '{RETRYING}', '{RUNNING}', '{PUSHING}')"  # literal SQL, so the partial indexes apply
 
 MAX_KEY_CLIENTS = 10_000  # client addresses whose wrong keys are counted at once
@@ -228,72 +210,6 @@ class ClientBlocked(Exception):
     def __init__(self, wait: float):
         super().__init__(f"blocked for {wait:.0f} s")
         self.wait = wait
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One step in a delivery's history: a run of its action, a password push, a replay."""
-
-    at: float
-    call: str  # what ran: the action ("add"), "password push", "replay"
-    status: str  # what it left the delivery as
-    message: str
-    code: str = ""  # the peer's own error code (WordPress's, Ortto's), if it refused
-    next_retry: float | None = None
-    duration: float | None = None  # seconds the run took
-    calls: str = ""  # the WordPress and Ortto requests it made, one per line ("WordPress POST /path 201 0.120 s")
-
-
-@dataclass(frozen=True)
-class Run:
-    """How long a run took and the requests it made, for its history."""
-
-    duration: float
-    calls: list[str]
-
-
-@dataclass(frozen=True)
-class End:
-    """How a claimed run ended, to record: ``status`` with ``result``, or ``retrying`` in ``delay``
-    seconds. ``email`` is the contact's, kept when the webhook did not carry one; ``forget_secret``
-    erases the sealed password (it reached Ortto). Written only while the claim ``owner`` holds
-    the lease: there is no other way to write a claimed run's end."""
-
-    delivery_id: str
-    status: str
-    result: str
-    user_id: int | None = None
-    call: str = ""
-    code: str = ""
-    email: str | None = None
-    run: Run | None = None
-    owner: str | None = None
-    delay: float | None = None
-    forget_secret: bool = False
-
-
-@dataclass(frozen=True)
-class Delivery:
-    id: str
-    action: str
-    contact_id: str | None
-    email: str | None
-    role: str | None
-    send_notification: bool
-    status: str = QUEUED
-    attempts: int = 0
-    result: str | None = None
-    user_id: int | None = None
-    secret: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    retry_since: float = 0.0  # arrival, or the last replay: the retry horizon counts from here
-    lease_until: float | None = None  # while running: after this, a crashed worker's delivery is taken over
-    lease_owner: str | None = None  # which claim holds the lease (see ``worker.leases``); a finish must hold it
-    dedupe_key: str | None = None  # what identifies a redelivery of the same webhook call
-    run_after: float = 0.0  # not claimed before this time (arrival, or the next retry)
-    push_to: str | None = None  # the Ortto person whose Return Password field gets ``secret``
-    shape: str | None = None  # how the call came: method, body type, parameter and JSON key names (no values)
 
 
 class Store:

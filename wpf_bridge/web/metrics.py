@@ -16,7 +16,8 @@ from prometheus_client.registry import Collector
 
 from ..metrics_folder import MULTIPROC_ENV
 from ..settings import Settings
-from ..store import STATUSES, Store, StoreUnavailable
+from ..store import Store, StoreUnavailable
+from ..types import STATUSES
 
 
 def metrics_blueprint(settings: Settings, store: Store) -> Blueprint:

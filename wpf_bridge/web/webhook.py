@@ -10,15 +10,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-#: WP Fusion action names, aliases included, and the action each one runs.
-ACTION_NAMES = {
-    "add": "add",
-    "add_user": "add",
-    "update": "update",
-    "update_user": "update",
-    "update_tags": "update_tags",
-    "test": "test",
-}
+from ..types import ACTION_NAMES
+
 ORTTO_TEST_EVENT = "act::test_webhook"
 REDELIVERY_WINDOW = 48 * 3600.0  # Ortto retries one delivery for up to a day
 

@@ -21,7 +21,8 @@ from ..errors import BridgeError, ClaimLost, Deferred, PermanentError, Transient
 from ..logs import log_context
 from ..roles import RoleCache
 from ..settings import Settings
-from ..store import FAILED, RETRYING, Delivery, End, Store, StoreUnavailable
+from ..store import Store, StoreUnavailable
+from ..types import FAILED, RETRYING, Delivery, End
 from .alerts import Alerts
 from .batch import Batching, WordPressBatch
 from .contacts import ContactLoader

@@ -16,7 +16,8 @@ from ..clients.alerts import AlertClient
 from ..errors import BridgeError
 from ..history import when
 from ..redact import redact
-from ..store import Delivery, Store
+from ..store import Store
+from ..types import Delivery
 
 QUIET = 10.0  # seconds without a new failure that end a burst
 LONGEST = 120.0  # a burst that goes on is reported at least this often

@@ -13,7 +13,8 @@ import time
 
 from ..clients.ortto import MAX_PEOPLE, Contact, OrttoClient
 from ..errors import PermanentError
-from ..store import Delivery, Store
+from ..store import Store
+from ..types import Delivery
 
 KEEP_SECONDS = 600.0  # cached contacts older than this are dropped when the cache is trimmed
 TRIM_ABOVE = 5000

@@ -15,7 +15,8 @@ import threading
 from ..clients.ortto import MAX_PEOPLE, OrttoClient, Refusal
 from ..errors import PermanentError, TransientError
 from ..settings import Settings
-from ..store import DONE, FAILED, PUSHING, Delivery, Store
+from ..store import Store
+from ..types import DONE, FAILED, PUSHING, Delivery
 from .leases import Leases
 from .retry import past_horizon, retry_delay
 from .timer import Timer

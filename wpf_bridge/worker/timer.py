@@ -7,7 +7,7 @@ import time
 
 from ..clients.http import record_calls
 from ..metrics import ATTEMPT_SECONDS, ATTEMPTS
-from ..store import Run
+from ..types import Run
 
 
 class Timer:

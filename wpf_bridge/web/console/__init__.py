@@ -16,9 +16,10 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from ... import history
 from ...check import webhook_urls
 from ...settings import Settings
-from ...store import FAILED, RETRYING, STATUSES, Store, StoreUnavailable
+from ...store import Store, StoreUnavailable
+from ...types import DELIVERY_ACTIONS, FAILED, RETRYING, STATUSES
 from .auth import configure_sessions, login_required, operator, shown_signed_in, sign_out, try_login
-from .filters import ACTIONS, PAGE_SIZE, read_filters
+from .filters import PAGE_SIZE, read_filters
 from .overview import CheckCache
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
             "more": len(found) > PAGE_SIZE,
             "replayable": replayable,
             "statuses": STATUSES,
-            "actions": ACTIONS,
+            "actions": DELIVERY_ACTIONS,
         }
         if request.args.get("partial"):
             return render_template("console/_rows.html", **context)

@@ -7,11 +7,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlencode
 
-from ...store import STATUSES, Search
-from ..webhook import ACTION_NAMES
+from ...store import Search
+from ...types import DELIVERY_ACTIONS, STATUSES
 
 PAGE_SIZE = 50
-ACTIONS = tuple(dict.fromkeys(name for name in ACTION_NAMES.values() if name != "test"))  # the actions a delivery runs
 FIELDS = ("status", "action", "q", "since", "until")
 
 
@@ -44,7 +43,7 @@ def read_filters(args: Mapping[str, str]) -> Filters:
     if values["status"] not in ("", *STATUSES):
         errors.append(f"unknown status {values['status']!r}")
         values["status"] = ""
-    if values["action"] not in ("", *ACTIONS):
+    if values["action"] not in ("", *DELIVERY_ACTIONS):
         errors.append(f"unknown action {values['action']!r}")
         values["action"] = ""
     times = {}
