@@ -21,8 +21,10 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP) .env
 	mkdir -p var
 
-## run: web and worker together (Procfile), on SQLite; the Procfile's commands come from the venv
+## run: the store's migrations (the Procfile's release step), then web and worker together, on SQLite;
+## the Procfile's commands come from the venv
 run: $(STAMP) .env
+	$(VENV)/bin/wpf-bridge migrate
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start web worker
 
 ## demo: a throwaway WordPress, the Ortto test server with sample people, the bridge and its console,

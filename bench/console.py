@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.run import POSTGRES  # noqa: E402
 from wpf_bridge.settings import load_settings  # noqa: E402
-from wpf_bridge.store import Store  # noqa: E402
+from wpf_bridge.store import Store, migrate_store  # noqa: E402
 from wpf_bridge.web import create_app  # noqa: E402
 
 PASSWORD = "bench-console-password"
@@ -62,6 +62,7 @@ def timed(client, path: str, headers: dict | None = None) -> float:
 
 
 def measure(database_url: str, count: int) -> dict[str, float]:
+    migrate_store(database_url)
     store = Store(database_url)
     started = time.perf_counter()
     email = fill(store, count)
@@ -81,7 +82,7 @@ def measure(database_url: str, count: int) -> dict[str, float]:
         "status failed + action add": timed(client, "/console/deliveries?status=failed&action=add&partial=1"),
         "search part of an email": timed(client, f"/console/deliveries?q={email.split('@')[0]}&partial=1"),
         "search a contact id": timed(client, f"/console/deliveries?q={count // 3:024x}&partial=1"),
-        "one delivery": timed(client, "/console/deliveries/" + store.find(limit=1)[0].id),
+        "one delivery": timed(client, "/console/deliveries/" + store.deliveries.find(limit=1)[0].id),
         "/metrics": timed(client, "/metrics", {"Authorization": f"Bearer {TOKEN}"}),
     }
 

@@ -28,6 +28,8 @@ POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:543
 
 def run_import(env: dict[str, str], work: Path, tag: str) -> tuple[float, float, str]:
     """Seconds, peak RSS in MB and the last line printed."""
+    subprocess.run([sys.executable, "-m", "wpf_bridge", "migrate"], cwd=work, env={**os.environ, **env}, check=True,
+                   capture_output=True)  # as the release step would, before anything reads the store
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "wpf_bridge", "import", "--tag", tag, "--no-wait"], cwd=work,

@@ -44,8 +44,8 @@ from ortto_server import OrttoServer  # noqa: E402
 from wordpress_site import WordPressSite, free_port  # noqa: E402
 
 from wpf_bridge import companion  # noqa: E402
-from wpf_bridge.store import Store  # noqa: E402
-from wpf_bridge.types import DONE
+from wpf_bridge.store import Store, migrate_store  # noqa: E402
+from wpf_bridge.types import DONE  # noqa: E402
 
 PASSWORD_FIELD = "str:cm:wp-password"
 POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -116,7 +116,7 @@ class Bench:
         body that never comes, opened before wrk starts and kept open throughout."""
         port = free_port()
         env = self.env(database_url, PORT=str(port), GUNICORN_CMD_ARGS=f"--worker-class {workers}")
-        Store(database_url)  # schema first, as the release step would
+        migrate_store(database_url)  # schema first, as the release step would
         web = self.start([str(BIN / "gunicorn"), "-c", "python:wpf_bridge.gunicorn_conf", app], env, f"ingest-{label}")
         held: list[socket.socket] = []
         try:
@@ -135,7 +135,7 @@ class Bench:
         result = parse_wrk(out)
         result["web_worker_peak_rss_mb"] = rss
         if "bridge" in label:
-            result["stored"] = sum(Store(database_url).counts().values())
+            result["stored"] = sum(Store(database_url).deliveries.counts().values())
         return result
 
     # 2. drain
@@ -146,6 +146,7 @@ class Bench:
         contacts = self.people(n, f"drain{n}")
         port = free_port()
         env = self.env(database_url, PORT=str(port), WEB_CONCURRENCY="2")
+        migrate_store(database_url)
         web = self.start([str(BIN / "wpf-bridge"), "web"], env, f"drain-web-{n}")
         worker = None if queued_first else self.start([str(BIN / "wpf-bridge"), "worker"], env, f"drain-worker-{n}")
         store = Store(database_url)
@@ -162,7 +163,7 @@ class Bench:
             if worker is None:
                 worker = self.start([str(BIN / "wpf-bridge"), "worker"], env, f"drain-worker-{n}")
                 started = time.monotonic()
-            wait_until(lambda: store.counts().get(DONE, 0) >= n, 3600, poll=0.2)
+            wait_until(lambda: store.deliveries.counts().get(DONE, 0) >= n, 3600, poll=0.2)
             elapsed = time.monotonic() - started
             cpu = self.php_cpu_seconds() - cpu_before
             web_rss = max(peak_rss(pid) for pid in children(web.pid))

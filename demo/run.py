@@ -82,6 +82,8 @@ class Demo:
         }.items()) + "\n")
         env_file.chmod(0o600)
         command = Path(sys.executable).parent / "wpf-bridge"
+        subprocess.run([str(command), "--env-file", str(env_file), "migrate"], cwd=self.folder, check=True,
+                       stdout=subprocess.DEVNULL)
         for kind in ("web", "worker"):
             self.processes[kind] = subprocess.Popen(
                 [str(command), "--env-file", str(env_file), kind], cwd=self.folder, start_new_session=True,
@@ -129,7 +131,7 @@ class Demo:
         store = Store(f"sqlite:///{self.folder / 'bridge.db'}")
         deadline = time.monotonic() + WAIT
         while True:
-            statuses = {i: store.get(i).status for i in ids}
+            statuses = {i: store.deliveries.get(i).status for i in ids}
             if all(s in ("done", "skipped", "failed") for s in statuses.values()) or time.monotonic() > deadline:
                 return statuses
             time.sleep(0.2)
@@ -163,9 +165,9 @@ class Demo:
         store = Store(f"sqlite:///{self.folder / 'bridge.db'}")
         say("\nThe journey's webhooks:")
         for what, delivery_id in sent.items():
-            delivery = store.get(delivery_id)
+            delivery = store.deliveries.get(delivery_id)
             say(f"  {what:34} {delivery.status:8} {delivery.result or ''}")
-        failed = store.count(Search(status="failed"))
+        failed = store.deliveries.count(Search(status="failed"))
         say(f"""
 Console   {self.url}/console/     password: {self.console_password}
 Metrics   curl -H 'Authorization: Bearer {self.metrics_token}' {self.url}/metrics
@@ -252,7 +254,7 @@ def _self_test(demo: Demo, sent: dict[str, str]) -> int:
         say(f"self-test: unexpected outcomes {statuses}")
         return 1
     demo.add_late_person()
-    Store(f"sqlite:///{demo.folder / 'bridge.db'}").requeue(late, "the demo's self-test")
+    Store(f"sqlite:///{demo.folder / 'bridge.db'}").operators.requeue(late, "the demo's self-test")
     if demo._wait_ended([late]) != {late: "done"}:
         say("self-test: the replayed delivery did not end done")
         return 1

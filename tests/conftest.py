@@ -20,6 +20,7 @@ from wordpress_site import WordPressSite
 
 from wpf_bridge import companion
 from wpf_bridge.settings import Settings, load_settings
+from wpf_bridge.store import migrate_store
 
 PASSWORD_FIELD = "str:cm:wp-password"
 
@@ -90,18 +91,24 @@ def postgres_database() -> Iterator[str | None]:
 
 @pytest.fixture
 def database_url(tmp_path: Path, postgres_database: str | None) -> Iterator[str]:
-    """An empty store for one test: a new SQLite file, or a new schema in the session's PostgreSQL
-    database (the bridge creates its tables there, as on a first start; what a process of an
-    earlier test still writes lands in that test's schema)."""
+    """An empty store for one test, migrated as a release step would: a new SQLite file, or a new
+    schema in the session's PostgreSQL database (what a process of an earlier test still writes
+    lands in that test's schema)."""
+    url = fresh_database(tmp_path, postgres_database)
+    migrate_store(url)
+    yield url
+
+
+def fresh_database(tmp_path: Path, postgres_database: str | None) -> str:
+    """A database URL with nothing in it yet: no table, not migrated."""
     if postgres_database is None:
-        yield f"sqlite:///{tmp_path / 'bridge.db'}"
-        return
+        return f"sqlite:///{tmp_path / 'bridge.db'}"
     import psycopg
 
     schema = "t_" + secrets.token_hex(6)
     with psycopg.connect(postgres_database, autocommit=True) as db:
         db.execute(f"create schema {schema}")
-    yield f"{postgres_database}?options=-csearch_path%3D{schema}"
+    return f"{postgres_database}?options=-csearch_path%3D{schema}"
 
 
 @contextmanager
@@ -182,7 +189,7 @@ def hold(store, delivery_id: str, owner: str = "test|claim") -> str:
 
 def claim_next(store, lease_seconds: float, owner: str = "test|claim"):
     """The store's oldest runnable delivery, claimed alone (the worker claims groups); ``None`` if none is."""
-    claimed = store.claim(lease_seconds, owner)
+    claimed = store.claims.claim(lease_seconds, owner)
     return claimed[0] if claimed else None
 
 

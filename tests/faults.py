@@ -107,7 +107,7 @@ def settle(store: Store, ids: list[str], timeout: float) -> dict[str, int]:
     """Poll until every delivery has ended or the deadline passes; return the count per status."""
     deadline = time.monotonic() + timeout
     while True:
-        statuses = collections.Counter(store.get(i).status for i in set(ids))
+        statuses = collections.Counter(store.deliveries.get(i).status for i in set(ids))
         if set(statuses) <= {"done", "skipped", "failed"} or time.monotonic() > deadline:
             return dict(statuses)
         time.sleep(0.1)
@@ -149,12 +149,12 @@ def audit_new_users(tally: Tally, wordpress, ortto, store: Store, people: list[t
         elif not users or not sent or not passwords or not logins[email] or users[0]["roles"] != [role]:
             tally.lost += 1
             tally.problems.append(f"{email}: users {users}, {sent} emails, {len(passwords)} passwords, login {logins[email]}")
-    records = [store.get(i) for i in set(delivery_ids)]
+    records = [store.deliveries.get(i) for i in set(delivery_ids)]
     unfinished = [d for d in records if d.status != DONE]
     tally.retried = sum(1 for d in records if d.attempts > 1)
     tally.problems += [f"delivery {d.id} {d.status}: {d.result}" for d in unfinished]
     tally.applied = len(set(delivery_ids)) - len(unfinished)
-    stored = sum(store.counts().values())
+    stored = sum(store.deliveries.counts().values())
     if stored != calls:
         tally.duplicated += max(0, stored - calls)
         tally.problems.append(f"{stored} deliveries stored for {calls} distinct calls")
@@ -165,10 +165,10 @@ def audit_new_users(tally: Tally, wordpress, ortto, store: Store, people: list[t
 
 def in_flight(store: Store) -> list[str]:
     """The deliveries a kill would hit now: running, or waiting for their password push."""
-    return [d.id for status in ("running", "pushing") for d in store.find(status=status, limit=None)]
+    return [d.id for status in ("running", "pushing") for d in store.deliveries.find(status=status, limit=None)]
 
 
 def recovery(store: Store, kills: list[tuple[float, list[str]]]) -> float:
     """The longest time from a kill to the moment the last delivery it hit was done (the person has
     their user, their email and their password in Ortto)."""
-    return max((max(store.get(i).updated_at for i in hit) - killed_at for killed_at, hit in kills if hit), default=0.0)
+    return max((max(store.deliveries.get(i).updated_at for i in hit) - killed_at for killed_at, hit in kills if hit), default=0.0)

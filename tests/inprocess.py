@@ -21,13 +21,13 @@ class Bridge:
 
     def deliver(self, action, contact_id=None, email=None, role=None, send_notification=False):
         """Store a delivery and run it once, as the worker would, password push included."""
-        delivery = self.store.add(action, contact_id, email, role, send_notification)[0]
+        delivery = self.store.ingest.add(action, contact_id, email, role, send_notification)[0]
         return self.run(delivery)
 
     def run(self, delivery):
         assert self.runner.run_next()
         self.shared.pusher.push_due()
-        return self.store.get(delivery.id)
+        return self.store.deliveries.get(delivery.id)
 
     def rerun(self, delivery):
         """Run it again as the worker would once its retry is due (without waiting for it)."""

@@ -40,6 +40,8 @@ class Processes:
         self.logs = {}
         self.procs = {}
         self.env, self.tmp_path = env, tmp_path
+        subprocess.run(["bash", "-c", procfile()["release"].strip()], cwd=tmp_path, env=process_env(env), check=True,
+                       capture_output=True)  # as Heroku runs it before starting the new processes
         self.store = Store(env["DATABASE_URL"])
         for kind in self.names:
             self.start(kind)
@@ -72,7 +74,7 @@ class Processes:
     def wait_until_applied(self, delivery_ids: list[str]) -> None:
         """Poll the delivery store until each delivery has ended (done or skipped), failing on failure."""
         def ended():
-            records = [self.store.get(i) for i in delivery_ids]
+            records = [self.store.deliveries.get(i) for i in delivery_ids]
             failed = [r.result for r in records if r and r.status == FAILED]
             assert not failed, failed
             return all(r and r.status in (DONE, SKIPPED) for r in records)

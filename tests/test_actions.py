@@ -223,7 +223,7 @@ def test_privileged_user_is_never_changed(bridge, ortto, wordpress, action):
 def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bridge, ortto, wordpress, monkeypatch):
     """The worker dies after WordPress created the user but before anything was recorded."""
     contact_id, email = person(ortto)
-    delivery = bridge.store.add("add", contact_id, None, None, True)[0]
+    delivery = bridge.store.ingest.add("add", contact_id, None, None, True)[0]
 
     class Killed(BaseException):
         pass
@@ -235,7 +235,7 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
         patch.setattr(importlib.import_module("wpf_bridge.actions.add"), "_finish_created", die)
         with pytest.raises(Killed):
             bridge.runner.run_next()
-    kept = bridge.store.get(delivery.id)
+    kept = bridge.store.deliveries.get(delivery.id)
     assert kept.user_id is None and kept.secret, "nothing recorded but the kept password"
     assert kept.status == RUNNING and claim_next(bridge.store, 60) is None, "held until its lease ends"
     run_sql(bridge.store, "update deliveries set lease_until = lease_until - 3600 where id = :id", id=delivery.id)
@@ -251,9 +251,9 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
 def test_ortto_rate_limit_is_retried_after_its_hint(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
     ortto.fail_next(429, {"error": {"code": "rate-limit", "message": "rate limit", "try-in-seconds": 42}})
-    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
+    delivery = bridge.store.ingest.add("add", contact_id, None, None, False)[0]
     assert bridge.runner.run_next()
-    retrying = bridge.store.get(delivery.id)
+    retrying = bridge.store.deliveries.get(delivery.id)
     assert retrying.status == RETRYING and retrying.run_after - retrying.updated_at >= 42
     assert claim_next(bridge.store, 60) is None, "not before its time"
     assert wordpress.user_by_email(email) is None
@@ -263,16 +263,16 @@ def test_ortto_rate_limit_is_retried_after_its_hint(bridge, ortto, wordpress):
 def test_ortto_server_error_is_retried(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
     ortto.fail_next(500)
-    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
-    assert bridge.runner.run_next() and bridge.store.get(delivery.id).status == RETRYING
-    assert "Ortto answered HTTP 500" in bridge.store.get(delivery.id).result
+    delivery = bridge.store.ingest.add("add", contact_id, None, None, False)[0]
+    assert bridge.runner.run_next() and bridge.store.deliveries.get(delivery.id).status == RETRYING
+    assert "Ortto answered HTTP 500" in bridge.store.deliveries.get(delivery.id).result
     assert wordpress.user_by_email(email) is None
     assert bridge.rerun(delivery).status == DONE
 
 
 def test_password_push_failure_retries_with_the_kept_password(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
-    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
+    delivery = bridge.store.ingest.add("add", contact_id, None, None, False)[0]
     ortto.fail_next(503, path="/v1/person/merge")
     waiting = bridge.run(delivery)
     assert waiting.status == PUSHING and "password push failed: Ortto answered HTTP 503" in waiting.result
@@ -283,7 +283,7 @@ def test_password_push_failure_retries_with_the_kept_password(bridge, ortto, wor
 
     run_sql(bridge.store, "update deliveries set run_after = 0 where id = :id", id=delivery.id)
     assert bridge.shared.pusher.push_due() == 1
-    done = bridge.store.get(delivery.id)
+    done = bridge.store.deliveries.get(delivery.id)
 
     assert done.status == DONE and done.secret is None
     assert done.result == f"created user {user['id']} ({email}); password sent to Ortto {PASSWORD_FIELD}"
@@ -303,9 +303,9 @@ def test_wordpress_down_is_retried(settings, ortto):
 
     bridge = Bridge(dataclasses.replace(settings, wordpress_url=f"http://127.0.0.1:{free_port()}"))
     contact_id, _ = person(ortto)
-    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
-    assert bridge.runner.run_next() and bridge.store.get(delivery.id).status == RETRYING
-    assert "WordPress cannot be reached" in bridge.store.get(delivery.id).result
+    delivery = bridge.store.ingest.add("add", contact_id, None, None, False)[0]
+    assert bridge.runner.run_next() and bridge.store.deliveries.get(delivery.id).status == RETRYING
+    assert "WordPress cannot be reached" in bridge.store.deliveries.get(delivery.id).result
 
 
 def test_transient_failures_give_up_after_the_retry_horizon(settings, ortto):
@@ -313,11 +313,11 @@ def test_transient_failures_give_up_after_the_retry_horizon(settings, ortto):
 
     bridge = Bridge(dataclasses.replace(settings, wordpress_url=f"http://127.0.0.1:{free_port()}"))
     contact_id, _ = person(ortto)
-    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
+    delivery = bridge.store.ingest.add("add", contact_id, None, None, False)[0]
     run_sql(bridge.store, "update deliveries set retry_since = retry_since - :age where id = :id",
             age=settings.retry_horizon + 60, id=delivery.id)
     assert bridge.runner.run_next()
-    ended = bridge.store.get(delivery.id)
+    ended = bridge.store.deliveries.get(delivery.id)
     assert ended.status == FAILED and ended.result.startswith("gave up after 1 attempts: WordPress cannot be reached")
 
 
@@ -348,7 +348,7 @@ def test_wordpress_killed_mid_creation_is_finished_by_the_retry(bridge, ortto, w
     import threading
 
     contact_id, email = person(ortto)
-    delivery = bridge.store.add("add", contact_id, None, "customer", True)[0]
+    delivery = bridge.store.ingest.add("add", contact_id, None, "customer", True)[0]
     held = wordpress.hold_next(point)
     attempt = threading.Thread(target=bridge.runner.run_next)
     attempt.start()
@@ -359,7 +359,7 @@ def test_wordpress_killed_mid_creation_is_finished_by_the_retry(bridge, ortto, w
     finally:
         if wordpress.process.poll() is not None:
             wordpress.start_server()
-    assert bridge.store.get(delivery.id).status == RETRYING
+    assert bridge.store.deliveries.get(delivery.id).status == RETRYING
     left = wordpress.accounts([email])[email]
     assert len(left) == committed and not (left and left[0]["notified"])
     assert wordpress.emails_to(email) == []
@@ -379,16 +379,16 @@ def test_wordpress_killed_mid_creation_is_finished_by_the_retry(bridge, ortto, w
 def test_a_burst_loads_contacts_and_pushes_passwords_a_hundred_per_ortto_call(bridge, ortto, wordpress):
     people = [person(ortto) for _ in range(30)]
     ortto.suppressed.add(people[7][0])
-    deliveries = [bridge.store.add("add", contact_id, None, None, False)[0] for contact_id, _ in people]
+    deliveries = [bridge.store.ingest.add("add", contact_id, None, None, False)[0] for contact_id, _ in people]
     while bridge.runner.run_next():
         pass
-    assert {bridge.store.get(d.id).status for d in deliveries} == {PUSHING}
+    assert {bridge.store.deliveries.get(d.id).status for d in deliveries} == {PUSHING}
     assert bridge.shared.pusher.push_due() == 30
 
     assert len(ortto.calls_to("/v1/person/get-by-ids")) == 1, "one load for the burst"
     [merge] = ortto.calls_to("/v1/person/merge")
     assert len(merge["people"]) == 30
-    ended = [bridge.store.get(d.id) for d in deliveries]
+    ended = [bridge.store.deliveries.get(d.id) for d in deliveries]
     assert [d.status for d in ended].count(DONE) == 29
     assert ended[7].status == FAILED and "password not delivered: Ortto did not save" in ended[7].result
     assert ended[7].secret is None, "a password is erased as soon as its delivery fails for good"
@@ -409,13 +409,13 @@ def test_a_password_sealed_under_another_key_fails_its_delivery_only(bridge, ort
     from wpf_bridge.worker.vault import Vault
 
     (first, _), (second, email) = person(ortto), person(ortto)
-    deliveries = [bridge.store.add("add", contact_id, None, None, False)[0] for contact_id in (first, second)]
+    deliveries = [bridge.store.ingest.add("add", contact_id, None, None, False)[0] for contact_id in (first, second)]
     while bridge.runner.run_next():
         pass
     set_columns(bridge.store, deliveries[0].id, secret=Vault(["an-old-secret-key-0000"]).seal("x"))
 
     assert bridge.shared.pusher.push_due() == 2
-    broken, fine = (bridge.store.get(d.id) for d in deliveries)
+    broken, fine = (bridge.store.deliveries.get(d.id) for d in deliveries)
     assert broken.status == FAILED and "none of the keys in WPF_SECRET_KEY" in broken.result
     assert fine.status == DONE and wordpress.logins({email: ortto.people[second][PASSWORD_FIELD]}) == {email: True}
 
@@ -463,12 +463,12 @@ def test_a_second_ortto_person_with_the_same_email_does_not_take_over_the_accoun
 def test_a_password_whose_push_failed_for_good_is_erased_and_a_replay_says_so(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
     ortto.suppressed.add(contact_id)
-    delivery = bridge.store.add("add", contact_id, None, None, False)[0]
+    delivery = bridge.store.ingest.add("add", contact_id, None, None, False)[0]
     failed = bridge.run(delivery)
     assert failed.status == FAILED and failed.secret is None
 
     ortto.suppressed.discard(contact_id)
-    assert bridge.store.requeue(delivery.id)
+    assert bridge.store.operators.requeue(delivery.id)
     replayed = bridge.run(delivery)
     assert replayed.status == DONE and "its generated password was erased when the delivery failed" in replayed.result
     assert len(wordpress.users_with_email(email)) == 1
@@ -497,7 +497,7 @@ def test_a_query_that_fails_mid_write_saves_nothing_and_is_retried(bridge, ortto
 
     assert waiting.status == RETRYING
     assert "WordPress answered HTTP 503 wpf_bridge_database_error: A database query failed during the write" in waiting.result
-    [step] = bridge.store.history(waiting.id)
+    [step] = bridge.store.history.of(waiting.id)
     assert (step.call, step.status, step.code) == ("update", RETRYING, "wpf_bridge_database_error") and step.next_retry
     after = wordpress.user_by_email(email)
     assert (after["first_name"], after["roles"]) == ("Jane", ["subscriber"]), "nothing of the write was kept"
@@ -555,7 +555,7 @@ def test_a_password_field_ortto_does_not_have_fails_each_delivery_with_ortto_s_r
     assert failed.status == FAILED and failed.secret is None
     assert failed.result.endswith("password not delivered: Ortto did not save str:cm:no-such-field: invalid "
                                   "(unknown field str:cm:no-such-field)")
-    assert [(a.call, a.status, a.code) for a in bridge.store.history(failed.id)][-1] == ("password push", FAILED, "invalid")
+    assert [(a.call, a.status, a.code) for a in bridge.store.history.of(failed.id)][-1] == ("password push", FAILED, "invalid")
     logs = [r.getMessage() for r in caplog.records]
     assert any(f"password not delivered to Ortto person {contact_id}" in line for line in logs)
     assert not any("Ortto saved" in line for line in logs), "no line claims a push that failed"

@@ -25,9 +25,9 @@ def wordpress_requests(wordpress) -> list[str]:
 def run_group(bridge, deliveries) -> list:
     """One claim of the runner, which takes them all as one group; then the password push."""
     assert bridge.runner.run_next()
-    assert {bridge.store.get(d.id).status for d in deliveries}.isdisjoint({"queued", "running"}), "one group ran them all"
+    assert {bridge.store.deliveries.get(d.id).status for d in deliveries}.isdisjoint({"queued", "running"}), "one group ran them all"
     bridge.shared.pusher.push_due()
-    return [bridge.store.get(d.id) for d in deliveries]
+    return [bridge.store.deliveries.get(d.id) for d in deliveries]
 
 
 def test_a_group_gets_every_rule_of_a_delivery_alone_in_a_few_requests(bridge, ortto, wordpress):
@@ -43,7 +43,7 @@ def test_a_group_gets_every_rule_of_a_delivery_alone_in_a_few_requests(bridge, o
             [("add", cid, False, "administrator") for cid, _ in newcomers[2:]] + \
             [("add", existing_id, True, None), ("add", squatted_id, False, None), ("update", admin_id, False, "customer"),
              ("add", "0" * 24, False, None)]
-    deliveries = [bridge.store.add(action, cid, None, role, notify)[0] for action, cid, notify, role in calls]
+    deliveries = [bridge.store.ingest.add(action, cid, None, role, notify)[0] for action, cid, notify, role in calls]
     before = len(wordpress_requests(wordpress))
 
     ended = run_group(bridge, deliveries)
@@ -67,7 +67,7 @@ def test_a_group_gets_every_rule_of_a_delivery_alone_in_a_few_requests(bridge, o
     # one status (the site's roles), one look-up and one write for the group, one write for the squatted username
     batched = [r for r in requests if "users%2Fbatch" in r or "users/batch" in r]
     assert len(requests) <= 5 and len(batched) == 1, requests
-    run = bridge.store.history(deliveries[0].id)[-2]
+    run = bridge.store.history.of(deliveries[0].id)[-2]
     assert re.search(r"WordPress POST /wpf-bridge/v1/users/lookup 200 \S+ s \(9 together\)", run.calls), run.calls
     assert re.search(r"WordPress POST /wpf-bridge/v1/users/batch 200 \S+ s \(8 together\)", run.calls), run.calls
 
@@ -75,7 +75,7 @@ def test_a_group_gets_every_rule_of_a_delivery_alone_in_a_few_requests(bridge, o
 def test_a_lone_delivery_is_sent_alone_as_it_comes(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
     done = bridge.deliver("add", contact_id=contact_id)
-    [run, _push] = bridge.store.history(done.id)
+    [run, _push] = bridge.store.history.of(done.id)
     assert done.status == DONE
     assert "together" not in run.calls
     sent = [line.split()[1:3] for line in run.calls.splitlines() if line.startswith("WordPress") and "/status" not in line]
@@ -88,7 +88,7 @@ def test_php_dying_mid_batch_leaves_each_user_whole_or_absent_and_nobody_twice(b
     again alone: the two already made answer "email taken" and are found to be this delivery's
     own, finished with the password they were created with; the others are created."""
     people = [person(ortto) for _ in range(5)]
-    deliveries = [bridge.store.add("add", cid, None, "customer", True)[0] for cid, _ in people]
+    deliveries = [bridge.store.ingest.add("add", cid, None, "customer", True)[0] for cid, _ in people]
     wordpress.crash_next_write(after=2)
 
     ended = run_group(bridge, deliveries)
@@ -101,7 +101,7 @@ def test_php_dying_mid_batch_leaves_each_user_whole_or_absent_and_nobody_twice(b
     assert all(accounts[email][0]["roles"] == ["customer"] for email in emails), "each written whole"
     assert [wordpress.mail_count()[email] for email in emails] == [1] * 5
     assert all(wordpress.logins({email: ortto.people[cid][PASSWORD_FIELD] for cid, email in people}).values())
-    run = bridge.store.history(deliveries[0].id)[-2]
+    run = bridge.store.history.of(deliveries[0].id)[-2]
     assert re.search(r"users/batch 503 \S+ s \(5 together\)", run.calls) and "POST /wp/v2/users 500" in run.calls, run.calls
 
 
@@ -121,7 +121,7 @@ def test_an_older_companion_plugin_gets_the_calls_one_by_one_and_changes_no_exis
             checked.stdout
         bridge = Bridge(dataclasses.replace(settings, wordpress_url=site.url, wordpress_app_password=site.app_password))
         people = [person(ortto) for _ in range(3)]
-        deliveries = [bridge.store.add("add", cid, None, None, False)[0] for cid, _ in people]
+        deliveries = [bridge.store.ingest.add("add", cid, None, None, False)[0] for cid, _ in people]
         with caplog.at_level(logging.WARNING):
             ended = run_group(bridge, deliveries)
         assert [d.status for d in ended] == [DONE] * 3
@@ -137,9 +137,9 @@ def test_an_older_companion_plugin_gets_the_calls_one_by_one_and_changes_no_exis
 
 def test_a_group_holds_one_delivery_per_person_in_arrival_order(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
-    first = bridge.store.add("add", contact_id, None, None, False)[0]
-    second = bridge.store.add("update", contact_id, None, None, False)[0]
-    other = bridge.store.add("add", *person(ortto), None, False)[0]
-    group = bridge.store.claim(60, "me", limit=50)
+    first = bridge.store.ingest.add("add", contact_id, None, None, False)[0]
+    second = bridge.store.ingest.add("update", contact_id, None, None, False)[0]
+    other = bridge.store.ingest.add("add", *person(ortto), None, False)[0]
+    group = bridge.store.claims.claim(60, "me", limit=50)
     assert [d.id for d in group] == [first.id, other.id]
-    assert bridge.store.get(second.id).status == "queued"
+    assert bridge.store.deliveries.get(second.id).status == "queued"

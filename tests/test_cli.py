@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import hold, run_sql, set_columns
+from conftest import fresh_database, hold, run_sql, set_columns
 
 from wpf_bridge import companion
 
@@ -144,10 +144,10 @@ def test_deliveries_lists_what_became_of_each_with_filters(env, tmp_path, settin
     from wpf_bridge.store import Store
 
     store = Store(settings.database_url)
-    skipped = store.add("update", "abc123", "Jane@Example.test", None, False)[0]
-    store.finish(skipped.id, "skipped", "no matching user", call="update", owner=hold(store, skipped.id))
-    failed = store.add("add", "def456", "bob@example.test", None, False)[0]
-    store.finish(failed.id, "failed", "Ortto has no contact with id def456", call="add", owner=hold(store, failed.id))
+    skipped = store.ingest.add("update", "abc123", "Jane@Example.test", None, False)[0]
+    store.runs.finish(skipped.id, "skipped", "no matching user", call="update", owner=hold(store, skipped.id))
+    failed = store.ingest.add("add", "def456", "bob@example.test", None, False)[0]
+    store.runs.finish(failed.id, "failed", "Ortto has no contact with id def456", call="add", owner=hold(store, failed.id))
     run_sql(store, "update deliveries set created_at = created_at - 7200 where id = :id", id=failed.id)
 
     listed = run_cli(env, "deliveries", cwd=tmp_path)
@@ -169,7 +169,7 @@ def test_deliveries_lists_what_became_of_each_with_filters(env, tmp_path, settin
 
 
 def failed_result(store, delivery):
-    return store.get(delivery.id).result
+    return store.deliveries.get(delivery.id).result
 
 
 def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_path, settings, ortto):
@@ -177,14 +177,14 @@ def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_pa
     from wpf_bridge.types import FAILED, Run
 
     store = Store(settings.database_url)
-    delivery = store.add("add", "abc123", "jane@example.test", "customer", True)[0]
-    store.retry_later(delivery.id, 30, "attempt 1: WordPress answered HTTP 500 db_error: Deadlock; retry in 30 s",
+    delivery = store.ingest.add("add", "abc123", "jane@example.test", "customer", True)[0]
+    store.runs.retry_later(delivery.id, 30, "attempt 1: WordPress answered HTTP 500 db_error: Deadlock; retry in 30 s",
                       call="add", code="db_error", run=Run(0.3, ["WordPress POST /wpf-bridge/v1/users/batch 500 0.250 s "
                                                                  "(5 together)"]), owner=hold(store, delivery.id))
-    store.finish(delivery.id, FAILED, "gave up after 2 attempts: WordPress cannot be reached", call="add",
+    store.runs.finish(delivery.id, FAILED, "gave up after 2 attempts: WordPress cannot be reached", call="add",
                  owner=hold(store, delivery.id))
     assert run_cli(env, "replay", "--email", "JANE@example.test", "--dry-run", cwd=tmp_path).stdout.startswith("would replay")
-    assert store.get(delivery.id).status == FAILED, "a dry run changes nothing"
+    assert store.deliveries.get(delivery.id).status == FAILED, "a dry run changes nothing"
     assert "replayed 1 delivery" in run_cli(env, "replay", "--email", "jane@example.test", cwd=tmp_path).stdout
 
     shown = run_cli(env, "show", delivery.id[:8], cwd=tmp_path)
@@ -252,9 +252,9 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
     store = Store(settings.database_url)
     email = "replay-" + os.urandom(4).hex() + "@example.test"
     contact_id = ortto.add_person({"str::email": email, "str::first": "Re"})
-    failed = store.add("add", contact_id, None, None, False)[0]
+    failed = store.ingest.add("add", contact_id, None, None, False)[0]
     set_columns(store, failed.id, status=FAILED, result="Ortto refused the API key", attempts=3)
-    finished = store.add("update", contact_id, None, None, False)[0]
+    finished = store.ingest.add("update", contact_id, None, None, False)[0]
     set_columns(store, finished.id, status=DONE)
 
     result = run_cli(env, "replay", cwd=tmp_path)
@@ -262,21 +262,34 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
     again = run_cli(env, "replay", finished.id, cwd=tmp_path)
     assert f"{finished.id}: left alone (it is done, not failed)" in again.stderr
 
-    replayed = store.get(failed.id)
+    replayed = store.deliveries.get(failed.id)
     assert (replayed.status, replayed.attempts) == ("queued", 0) and replayed.retry_since > failed.retry_since
     shared = Shared.build(settings, store)
     assert Runner(settings, store, shared).run_next() and shared.pusher.push_due() == 1
-    assert store.get(failed.id).status == DONE and wordpress.user_by_email(email) is not None
+    assert store.deliveries.get(failed.id).status == DONE and wordpress.user_by_email(email) is not None
 
 
-def test_migrate_creates_the_store_for_a_release_step(env, tmp_path):
+def test_migrate_creates_the_store_for_a_release_step(env, tmp_path, postgres_database):
     from wpf_bridge.redact import url
     from wpf_bridge.store import Store
 
-    result = run_cli(env, "migrate", cwd=tmp_path)
+    from wpf_bridge.store.migrations import LATEST, migrations
+
+    fresh = {**env, "DATABASE_URL": fresh_database(tmp_path / "fresh", postgres_database)}
+    for command in ("worker", "web", "deliveries"):
+        refused = run_cli(fresh, command, cwd=tmp_path)
+        assert (refused.returncode, refused.stderr.strip()) == (2, (
+            f"wpf-bridge: the delivery store's schema is at version 0, this wpf-bridge needs {LATEST}:"
+            " run `wpf-bridge migrate` (Heroku's release step and the systemd migrate unit run it)")), command
+
+    result = run_cli(fresh, "migrate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"delivery store ready: {url(env['DATABASE_URL'])}"
-    assert Store(env["DATABASE_URL"]).counts() == {}
+    assert result.stdout.splitlines() == [
+        *(f"applied migration {m.number:04d}_{m.name}" for m in migrations()),
+        f"delivery store ready: {url(fresh['DATABASE_URL'])}"]
+    again = run_cli(fresh, "migrate", cwd=tmp_path)
+    assert again.stdout.strip() == f"delivery store ready, nothing to apply: {url(fresh['DATABASE_URL'])}"
+    assert Store(fresh["DATABASE_URL"]).deliveries.counts() == {}
     assert "release: wpf-bridge migrate" in (ROOT / "Procfile").read_text()
 
 
@@ -307,11 +320,11 @@ def test_text_from_outside_reaches_the_terminal_escaped(env, tmp_path, settings,
     from wpf_bridge.types import FAILED, Run
 
     store = Store(settings.database_url)
-    delivery = store.add("add", "c" + HOSTILE, f"x{HOSTILE}@example.test", None, False)[0]
-    store.retry_later(delivery.id, 30, f"WordPress answered 500: {HOSTILE}\nforged line", call="add",
+    delivery = store.ingest.add("add", "c" + HOSTILE, f"x{HOSTILE}@example.test", None, False)[0]
+    store.runs.retry_later(delivery.id, 30, f"WordPress answered 500: {HOSTILE}\nforged line", call="add",
                       code=HOSTILE, run=Run(0.1, [f"WordPress POST /{HOSTILE} 500 0.100 s"]), owner=hold(store, delivery.id))
-    store.finish(delivery.id, FAILED, f"gave up: {HOSTILE}", call="add", owner=hold(store, delivery.id))
-    store.count_refusals({f"access_key {HOSTILE}": (1, time.time())})
+    store.runs.finish(delivery.id, FAILED, f"gave up: {HOSTILE}", call="add", owner=hold(store, delivery.id))
+    store.refusals.add({f"access_key {HOSTILE}": (1, time.time())})
     commands = [["deliveries"], ["deliveries", "--json"], ["show", delivery.id], ["show", delivery.id, "--json"],
                 ["replay", "--dry-run"], ["refused"], ["check"], ["import", "--tag", "vip"]]
     leaks = {}

@@ -58,7 +58,7 @@ def test_operator_finds_a_failed_person_replays_and_watches_it_done(start_proces
     answer = requests.post(f"{procs.url}/?wpf_action=add&access_key={key}&send_notification=true",
                            json={"contact_id": missing_id, "email": email})
     delivery_id = answer.json()["delivery_id"]
-    wait_for(lambda: procs.store.get(delivery_id).status == FAILED, 30, "the delivery to fail: Ortto has no such contact")
+    wait_for(lambda: procs.store.deliveries.get(delivery_id).status == FAILED, 30, "the delivery to fail: Ortto has no such contact")
 
     page.goto(f"{procs.url}/console/")
     expect(page).to_have_url(re.compile(r"/console/login"))
@@ -114,7 +114,7 @@ def test_bulk_replay_shows_the_count_asks_and_reports_progress(start_processes, 
     people = [("0069" + secrets.token_hex(10), unique_email("bulk")) for _ in range(3)]
     ids = [requests.post(f"{procs.url}/?wpf_action=add&access_key={key}", json={"contact_id": cid, "email": email}
                          ).json()["delivery_id"] for cid, email in people]
-    wait_for(lambda: all(procs.store.get(i).status == FAILED for i in ids), 30, "the three to fail")
+    wait_for(lambda: all(procs.store.deliveries.get(i).status == FAILED for i in ids), 30, "the three to fail")
 
     page.goto(f"{procs.url}/console/login")
     page.fill("input[name=password]", CONSOLE_PASSWORD)
@@ -146,7 +146,7 @@ def test_wordpress_down_shows_who_waits_and_why_then_one_replay_once_it_is_back(
     try:
         ids = [requests.post(f"{procs.url}/?wpf_action=add&access_key={key}&send_notification=true",
                              json={"contact_id": cid}).json()["delivery_id"] for cid in people]
-        wait_for(lambda: all(procs.store.get(i).status == "retrying" for i in ids), 30, "the three to wait for WordPress")
+        wait_for(lambda: all(procs.store.deliveries.get(i).status == "retrying" for i in ids), 30, "the three to wait for WordPress")
         # hours into an outage, the next retry is an hour away: the operator does not want to wait for it
         run_sql(procs.store, "update deliveries set run_after = run_after + 3600 where status = 'retrying'")
 
@@ -266,10 +266,10 @@ def test_replay_without_csrf_token_is_refused_and_changes_nothing(client, consol
     for data in ({}, {"csrf_token": "forged"}):
         answer = client.post(f"/console/deliveries/{failed.id}/replay", data=data)
         assert answer.status_code == 400 and "CSRF" in answer.text
-    assert bridge.store.get(failed.id).status == FAILED
-    assert bridge.store.operator_actions() == []
+    assert bridge.store.deliveries.get(failed.id).status == FAILED
+    assert bridge.store.operators.operator_actions() == []
     answer = client.post(f"/console/deliveries/{failed.id}/replay", data={"csrf_token": token(client, "/console/")})
-    assert answer.status_code == 302 and bridge.store.get(failed.id).status == QUEUED
+    assert answer.status_code == 302 and bridge.store.deliveries.get(failed.id).status == QUEUED
 
 
 def copy_of_session(client, settings):
@@ -367,8 +367,8 @@ def test_pages_forbid_framing_and_inline_script(client):
 def test_filters_search_and_pages(client, console_settings):
     bridge = Bridge(console_settings)
     for n in range(55):
-        bridge.store.add("update", f"c{n:03}", f"person{n:03}@example.com", None, False)
-    bridge.store.add("update_tags", "other", "someone@example.com", None, False)
+        bridge.store.ingest.add("update", f"c{n:03}", f"person{n:03}@example.com", None, False)
+    bridge.store.ingest.add("update_tags", "other", "someone@example.com", None, False)
     sign_in(client)
     first = client.get("/console/deliveries?action=update&partial=1").text
     assert first.count('class="delivery"') == 50 and "older" in first
@@ -430,13 +430,13 @@ def test_wrong_passwords_from_many_addresses_close_the_console_for_the_minute(cl
 
 
 def test_wrong_keys_from_more_addresses_than_are_counted_do_not_reopen_the_console(client, monkeypatch):
-    from wpf_bridge import store as store_module
+    from wpf_bridge.store import limits as store_module
 
     monkeypatch.setattr(store_module, "MAX_KEY_CLIENTS", 50)
     guess_from_many_addresses(client)
     store = client.application.extensions["wpf_bridge"]["store"]
     for n in range(60):  # wrong webhook keys: the oldest per-address counts are dropped
-        store.key_failure(f"203.0.113.{n}", 60)
+        store.limits.key_failure(f"203.0.113.{n}", 60)
     assert "Too many wrong passwords" in sign_in(client).text
 
 
@@ -453,14 +453,14 @@ def test_sign_in_goes_back_only_to_a_console_page(client):
 def test_bulk_replay_keeps_the_status_filter(console_settings, client):
     bridge = Bridge(console_settings)
     failed = bridge.deliver("add", contact_id="0069" + secrets.token_hex(10))
-    waiting = bridge.store.add("update", "c-wait", "wait@example.com", None, False)[0]
+    waiting = bridge.store.ingest.add("update", "c-wait", "wait@example.com", None, False)[0]
     run_sql(bridge.store, "update deliveries set status = 'retrying' where id = :id", id=waiting.id)
     sign_in(client)
     for status, replayed in (("done", set()), ("failed", {failed.id})):
         answer = client.post("/console/replay", data={"status": status, "csrf_token": token(client, "/console/")})
         action_id = answer.headers["Location"].split("?")[0].rsplit("/", 1)[1]
-        wait_for(lambda: bridge.store.operator_action(action_id)["finished_at"], 10, "the replay to finish")
-        found = bridge.store.operator_action(action_id)
+        wait_for(lambda: bridge.store.operators.operator_action(action_id)["finished_at"], 10, "the replay to finish")
+        found = bridge.store.operators.operator_action(action_id)
         assert (found["matched"], found["done"]) == (len(replayed), len(replayed))
-        assert {d.id for d in bridge.store.find(status=QUEUED)} == replayed
-    assert bridge.store.get(waiting.id).status == "retrying"
+        assert {d.id for d in bridge.store.deliveries.find(status=QUEUED)} == replayed
+    assert bridge.store.deliveries.get(waiting.id).status == "retrying"

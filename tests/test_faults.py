@@ -37,7 +37,7 @@ from wpf_bridge.types import DONE, SKIPPED
 
 
 def statuses(store) -> collections.Counter:
-    return collections.Counter(store.counts())
+    return collections.Counter(store.deliveries.counts())
 
 
 def applied_and_running(store, applied: int, running: int) -> bool:
@@ -215,7 +215,7 @@ def test_same_person_by_contact_id_by_email_and_by_both(start_processes, env, or
         if user["first_name"] != f"Renamed{n}" or tags != [f"tag-{n}", "after"]:
             tally.lost += 1
             tally.problems.append(f"{email}: first name {user['first_name']!r}, tags {tags}")
-    unfinished = [d for d in map(processes.store.get, later) if d.status != DONE]
+    unfinished = [d for d in map(processes.store.deliveries.get, later) if d.status != DONE]
     tally.lost += len(unfinished)
     tally.problems += [f"{d.id} {d.action} {d.status}: {d.result}" for d in unfinished]
     tally.applied += len(later) - len(unfinished)
@@ -261,7 +261,7 @@ def test_duplicate_storms_and_redeliveries(start_processes, env, ortto, wordpres
         tally.duplicated += 1
         tally.problems.append(f"{len(set(ids))} delivery ids for 35 calls; resends all duplicates: {all(a['duplicate'] for a in again)}")
     tally.check()
-    assert [d.status for d in map(processes.store.get, set(ids))].count(DONE) == 35
+    assert [d.status for d in map(processes.store.deliveries.get, set(ids))].count(DONE) == 35
 
 
 HOSTILE = [
@@ -338,7 +338,7 @@ def test_privileged_users_cannot_be_taken_over(processes, env, ortto, wordpress)
     changed = [email for email in targets if after[email] != before[email]
                or wordpress.user_meta(after[email][0]["id"], "ortto_tags") != ""
                or wordpress.user_meta(after[email][0]["id"], "company") != ""]
-    records = [processes.store.get(i) for i in ids]
+    records = [processes.store.deliveries.get(i) for i in ids]
     skipped = [r for r in records[:-1] if r.status == SKIPPED and "privileged" in r.result]
     admins_made = [e for e, users in after.items() if e not in targets and any("administrator" in u["roles"] for u in users)]
     tally = Tally("privileged-user take-over attempts", f"{len(calls) - 1} calls on an administrator's and a user "

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from wpf_bridge.store import migrate_store
 from wpf_bridge.web import create_app
 
 _clients = itertools.count()
@@ -45,11 +46,12 @@ def fuzz_app(tmp_path_factory, wordpress, ortto_server):
         "WORDPRESS_APP_PASSWORD": wordpress.app_password, "ORTTO_API_KEY": "k", "ORTTO_API_URL": ortto_server.url,
         "DATABASE_URL": f"sqlite:///{db}", "WPF_SECRET_KEY": "fuzz-secret-key-123456",
     }
+    migrate_store(env["DATABASE_URL"])
     return create_app(load_settings(env))
 
 
 def _count(app) -> int:
-    return len(app.extensions["wpf_bridge"]["store"].find(limit=100000))
+    return len(app.extensions["wpf_bridge"]["store"].deliveries.find(limit=100000))
 
 
 @hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -81,7 +83,7 @@ def test_no_5xx_and_nothing_stored_for_refused_requests(fuzz_app, query, with_ke
         assert after == before
         return
     assert after == before + (0 if response.get_json()["duplicate"] else 1) and with_key
-    delivery = fuzz_app.extensions["wpf_bridge"]["store"].get(response.get_json()["delivery_id"])
+    delivery = fuzz_app.extensions["wpf_bridge"]["store"].deliveries.get(response.get_json()["delivery_id"])
     assert delivery.action in ("add", "update", "update_tags")
     assert delivery.contact_id or delivery.email
     for value in (delivery.contact_id, delivery.email, delivery.role):
@@ -116,7 +118,7 @@ def test_plausible_deliveries_are_stored_as_sent_or_refused(fuzz_app, action, co
     if response.status_code == 400:
         assert _count(fuzz_app) == before
         return
-    delivery = fuzz_app.extensions["wpf_bridge"]["store"].get(response.get_json()["delivery_id"])
+    delivery = fuzz_app.extensions["wpf_bridge"]["store"].deliveries.get(response.get_json()["delivery_id"])
     assert delivery.action == action.removesuffix("_user")
     assert delivery.contact_id == (contact_id or None)
     assert delivery.email == (email or None)

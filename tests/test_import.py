@@ -32,14 +32,14 @@ def test_import_creates_each_tagged_person_once_and_a_rerun_queues_nobody(proces
         [user] = wordpress.users_with_email(email)
         assert user["roles"] == ["customer"] and len(wordpress.emails_to(email)) == 1
         assert can_log_in(wordpress, user["username"], ortto.people[contact_id][PASSWORD_FIELD])
-    assert len(processes.store.find(limit=None)) == 12, "only the tagged were queued"
+    assert len(processes.store.deliveries.find(limit=None)) == 12, "only the tagged were queued"
 
     dry = run_cli(env, "import", "--tag", tag, "--dry-run", cwd=tmp_path)
     assert ("would create 0 users and update 12 existing ones (their role unchanged); 12 of these were queued by an "
             "earlier run and would not be queued again") in dry.stdout, dry.stdout
     again = run_cli(env, "import", "--tag", tag, "--notify", cwd=tmp_path)
     assert again.returncode == 0 and "queued 0 add deliveries (12 were queued by an earlier run)" in again.stdout
-    assert len(processes.store.find(limit=None)) == 12
+    assert len(processes.store.deliveries.find(limit=None)) == 12
     assert all(len(wordpress.users_with_email(e)) == 1 and len(wordpress.emails_to(e)) == 1 for e in people.values())
 
 
@@ -53,7 +53,7 @@ def test_dry_run_counts_and_queues_nothing(processes, env, ortto, wordpress, tmp
     assert dry.returncode == 0, dry.stderr
     assert ("would create 2 users and update 1 existing ones (their role set to 'customer'); 1 privileged "
             "(administrators and such) would be left alone (a dry run: nothing was queued)") in dry.stdout
-    assert processes.store.find(limit=None) == []
+    assert processes.store.deliveries.find(limit=None) == []
 
 
 def test_ctrl_c_stops_watching_not_the_import(start_processes, env, ortto, tmp_path):
@@ -71,12 +71,12 @@ def test_ctrl_c_stops_watching_not_the_import(start_processes, env, ortto, tmp_p
     proc = subprocess.Popen([sys.executable, "-m", "wpf_bridge", "import", "--tag", "waiting"], cwd=tmp_path,
                             env={**__import__("os").environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store = Store(env["DATABASE_URL"])
-    wait_for(lambda: store.counts().get(QUEUED) == 3, 30, "the import to queue its deliveries")
+    wait_for(lambda: store.deliveries.counts().get(QUEUED) == 3, 30, "the import to queue its deliveries")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "stopped watching; the deliveries stay queued" in err and "Traceback" not in err
-    assert store.counts() == {QUEUED: 3}
+    assert store.deliveries.counts() == {QUEUED: 3}
 
 
 def test_unknown_tag_refused_key_and_bad_input_queue_nothing(processes, env, ortto, tmp_path):
@@ -87,7 +87,7 @@ def test_unknown_tag_refused_key_and_bad_input_queue_nothing(processes, env, ort
     assert refused.returncode == 2 and "Ortto refused the API key" in refused.stderr and "nothing was queued" in refused.stderr
     assert run_cli(env, "import", "--tag", "real", "--role", "administrator", cwd=tmp_path).returncode == 2
     assert run_cli(env, "import", "--tag", "real", "--filter", "{not json", cwd=tmp_path).returncode == 2
-    assert processes.store.find(limit=None) == []
+    assert processes.store.deliveries.find(limit=None) == []
 
 
 def test_a_rate_limited_scan_waits_as_ortto_says_and_completes(processes, env, ortto, tmp_path):

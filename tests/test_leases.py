@@ -45,20 +45,20 @@ def one_whole_user(wordpress, ortto, contact_id: str, email: str) -> None:
 
 
 def runs(store, delivery_id: str, call: str = "add") -> int:
-    return sum(1 for step in store.history(delivery_id) if step.call == call)
+    return sum(1 for step in store.history.of(delivery_id) if step.call == call)
 
 
 def test_a_delivery_slower_than_its_lease_is_renewed_not_run_twice(start_processes, env, ortto, wordpress):
     procs, gate, delivery_id, contact_id, email = in_flight(start_processes, env, ortto, "slow",
                                                             WPF_LEASE_SECONDS="3", WPF_WORKER_THREADS="4")
-    first = procs.store.get(delivery_id).lease_until
-    wait_for(lambda: procs.store.get(delivery_id).lease_until > first + 6, 20, "two more leases' worth of renewals")
-    held = procs.store.get(delivery_id)
+    first = procs.store.deliveries.get(delivery_id).lease_until
+    wait_for(lambda: procs.store.deliveries.get(delivery_id).lease_until > first + 6, 20, "two more leases' worth of renewals")
+    held = procs.store.deliveries.get(delivery_id)
     assert (held.status, held.attempts) == ("running", 1), "nobody took it over"
     assert len(ortto.calls_to(CONTACTS)) == 1
     gate.set()
     procs.wait_until_applied([delivery_id])
-    assert procs.store.get(delivery_id).attempts == 1 and runs(procs.store, delivery_id) == 1
+    assert procs.store.deliveries.get(delivery_id).attempts == 1 and runs(procs.store, delivery_id) == 1
     one_whole_user(wordpress, ortto, contact_id, email)
 
 
@@ -72,10 +72,10 @@ def test_a_frozen_worker_is_taken_over_and_its_late_outcome_refused(start_proces
         os.killpg(proc.pid, signal.SIGSTOP)  # alive but frozen: its leases lapse
     try:
         procs.start("worker")
-        wait_for(lambda: procs.store.get(delivery_id).attempts == 2, 30, "another worker to take the delivery over")
+        wait_for(lambda: procs.store.deliveries.get(delivery_id).attempts == 2, 30, "another worker to take the delivery over")
         gate.set()
         procs.wait_until_applied([delivery_id])
-        taken_over = procs.store.get(delivery_id)
+        taken_over = procs.store.deliveries.get(delivery_id)
         for proc in frozen.values():
             os.killpg(proc.pid, signal.SIGCONT)  # it wakes up with its Ortto answer and carries on
         wait_for(lambda: "another worker took it over" in procs.output(), 30, "the woken worker to find its lease gone")
@@ -83,7 +83,7 @@ def test_a_frozen_worker_is_taken_over_and_its_late_outcome_refused(start_proces
         for proc in frozen.values():
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
-    assert procs.store.get(delivery_id) == taken_over, "the late outcome was not written"
+    assert procs.store.deliveries.get(delivery_id) == taken_over, "the late outcome was not written"
     one_whole_user(wordpress, ortto, contact_id, email)
 
 
@@ -95,7 +95,7 @@ def test_sigterm_lets_running_deliveries_finish_then_exits_0(start_processes, en
     gate.set()  # the delivery goes on and ends, its password pushed, before the process exits
     codes = {name: procs.procs[name].wait(40) for name in procs.names["worker"]}
     assert set(codes.values()) == {0}, procs.output()
-    assert procs.store.get(delivery_id).status == DONE
+    assert procs.store.deliveries.get(delivery_id).status == DONE
     one_whole_user(wordpress, ortto, contact_id, email)
 
 
@@ -108,7 +108,7 @@ def test_sigterm_hands_back_what_cannot_finish_in_time(start_processes, env, ort
     codes = {name: procs.procs[name].wait(20) for name in procs.names["worker"]}
     assert set(codes.values()) == {0}, procs.output()
     assert "handed 1 running deliveries back" in procs.output()
-    handed = procs.store.get(delivery_id)
+    handed = procs.store.deliveries.get(delivery_id)
     assert handed.status == "running" and handed.lease_until == 0, "claimable at once, not after its lease"
     gate.set()
     procs.start("worker")
@@ -133,7 +133,7 @@ def test_a_worker_that_wakes_after_its_lease_passed_cannot_replace_the_kept_pass
 
     frozen, second = Bridge(settings), Bridge(settings)
     contact_id, email = person(ortto)
-    delivery = frozen.store.add("add", contact_id, None, None, False)[0]
+    delivery = frozen.store.ingest.add("add", contact_id, None, None, False)[0]
     generating, wake = threading.Event(), threading.Event()
     add = importlib.import_module("wpf_bridge.actions.add")  # the package's ``add`` is the function
     real_generate = add.generate_password
@@ -151,13 +151,13 @@ def test_a_worker_that_wakes_after_its_lease_passed_cannot_replace_the_kept_pass
         assert generating.wait(30), "the first worker is generating a password"
         run_sql(frozen.store, "update deliveries set lease_until = 0 where id = :id", id=delivery.id)  # its lease lapses
         assert Runner(settings, second.store, second.shared).run_next()
-        assert second.store.get(delivery.id).status == PUSHING
+        assert second.store.deliveries.get(delivery.id).status == PUSHING
     finally:
         wake.set()
         first.join(60)
     second.shared.pusher.push_due()
 
     [user] = wordpress.users_with_email(email)
-    assert second.store.get(delivery.id).status == DONE
+    assert second.store.deliveries.get(delivery.id).status == DONE
     assert can_log_in(wordpress, user["username"], ortto.people[contact_id][PASSWORD_FIELD]), \
         "the password in Ortto is the one the user was created with"

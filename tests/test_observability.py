@@ -134,9 +134,9 @@ def receiver():
 
 
 def fail(store: Store, reason: str) -> float:
-    delivery = store.add("add", None, unique_email("alert"), None, False)[0]
-    store.finish(delivery.id, FAILED, reason, owner=hold(store, delivery.id))
-    return store.get(delivery.id).updated_at
+    delivery = store.ingest.add("add", None, unique_email("alert"), None, False)[0]
+    store.runs.finish(delivery.id, FAILED, reason, owner=hold(store, delivery.id))
+    return store.deliveries.get(delivery.id).updated_at
 
 
 def test_one_alert_per_burst_naming_the_count_and_reasons(database_url, receiver):

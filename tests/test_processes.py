@@ -77,7 +77,7 @@ def test_worker_killed_mid_delivery_is_finished_by_the_next_worker(start_process
     assert answer.status_code == 202
     wait_for(lambda: ortto.calls_to("/v1/person/merge"), 30, "the worker to be mid password push")
     processes.kill("worker")
-    assert processes.store.get(answer.json()["delivery_id"]).status == "pushing"
+    assert processes.store.deliveries.get(answer.json()["delivery_id"]).status == "pushing"
     gate.set()
     processes.start("worker")
     processes.wait_until_applied([answer.json()["delivery_id"]])

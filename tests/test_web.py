@@ -39,7 +39,7 @@ def key(settings):
 
 
 def stored(app):
-    return app.extensions["wpf_bridge"]["store"].find(limit=100)
+    return app.extensions["wpf_bridge"]["store"].deliveries.find(limit=100)
 
 
 def test_flat_payload_is_stored_runnable(client, app, key):
@@ -205,7 +205,7 @@ def test_ortto_redelivers_for_48_hours_and_pruning_keeps_what_it_needs(client, a
     for age, redelivery in ((47 * 3600 + 59 * 60, True), (48 * 3600 + 60, False)):
         run_sql(store, "update deliveries set created_at = :at, updated_at = :at where id = :id",
                 at=time.time() - age, id=first)
-        assert store.prune(2 * 86400) == (0 if redelivery else 1), "kept exactly while Ortto may redeliver it"
+        assert store.retention.prune(2 * 86400) == (0 if redelivery else 1), "kept exactly while Ortto may redeliver it"
         again = client.post(f"/?wpf_action=add&access_key={key}", json={**payload, "time": "later"}).get_json()
         assert again["duplicate"] is redelivery and (again["delivery_id"] == first) is redelivery, age
     assert [d.id for d in stored(app)] != [first] and len(stored(app)) == 1
@@ -288,7 +288,7 @@ def test_ipv6_clients_are_counted_per_64(app, key):
 
 
 def test_the_wrong_key_table_stays_bounded(app, monkeypatch):
-    from wpf_bridge import store as store_module
+    from wpf_bridge.store import limits as store_module
 
     monkeypatch.setattr(store_module, "MAX_KEY_CLIENTS", 50)
     store = app.extensions["wpf_bridge"]["store"]
@@ -336,8 +336,8 @@ def test_refused_webhooks_are_logged_with_reason_and_who_and_counted(app, key, c
     assert logged[4].endswith("for abc?123"), "control characters from the sender never reach the log as such"
     assert all(key not in line and "wrong-key" not in line for line in logged)
     store = app.extensions["wpf_bridge"]["store"]
-    wait_for(lambda: sum(count for _, count, _ in store.refusals()) == 5, 10, "the counts to be written")
-    counts = {reason: count for reason, count, _ in store.refusals()}
+    wait_for(lambda: sum(count for _, count, _ in store.refusals.by_reason()) == 5, 10, "the counts to be written")
+    counts = {reason: count for reason, count, _ in store.refusals.by_reason()}
     assert counts == {"access_key: wrong": 1, "email: Not a valid email address.": 2,
                       "body: the body is not valid JSON": 1, "contact_id: not an Ortto contact id": 1}
 
@@ -350,8 +350,8 @@ def test_ready_reports_the_store_the_worker_and_the_backlog(app, settings):
     idle = client.get("/ready")
     assert idle.status_code == 200 and idle.get_json()["waiting"] == 0
 
-    store.beat("host:1")
-    waiting = store.add("update", "abc123", None, None, False)[0]
+    store.marks.beat("host:1")
+    waiting = store.ingest.add("update", "abc123", None, None, False)[0]
     fresh = client.get("/ready").get_json()
     assert fresh["status"] == "ok" and fresh["waiting"] == 1 and fresh["worker_heartbeat_seconds_ago"] < 5
 
@@ -360,21 +360,22 @@ def test_ready_reports_the_store_the_worker_and_the_backlog(app, settings):
     assert stalled.status_code == 503 and stalled.get_json()["status"] == "stalled"
     assert "none was applied" in stalled.get_json()["problem"]
 
-    applied = store.add("update", "def456", None, None, False)[0]
-    store.finish(applied.id, "done", "updated user 3", call="update", owner=hold(store, applied.id))
+    applied = store.ingest.add("update", "def456", None, None, False)[0]
+    store.runs.finish(applied.id, "done", "updated user 3", call="update", owner=hold(store, applied.id))
     assert client.get("/ready").status_code == 200, "deliveries wait, but the worker is applying them"
     assert waiting.id
 
 
 def test_ready_is_503_when_the_store_cannot_be_read(settings, monkeypatch):
-    from wpf_bridge.store import Store, StoreUnavailable
+    from wpf_bridge.store import StoreUnavailable
+    from wpf_bridge.store.figures import Figures
 
     app = create_app(settings)
 
     def down(self):
         raise StoreUnavailable("delivery store unavailable: disk I/O error")
 
-    monkeypatch.setattr(Store, "health", down)
+    monkeypatch.setattr(Figures, "health", down)
     answer = app.test_client().get("/ready")
     assert answer.status_code == 503 and answer.get_json() == {"status": "unavailable", "store": "unreachable"}
     assert app.test_client().get("/health").status_code == 200, "liveness reads nothing"

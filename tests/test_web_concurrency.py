@@ -85,7 +85,7 @@ def test_a_console_replay_does_not_hold_the_webhooks_of_its_worker(start_process
     with ThreadPoolExecutor(1) as pool:
         started = pool.submit(console.post, procs.url + "/console/replay", data={"csrf_token": token},
                               allow_redirects=False, timeout=60)
-        wait_for(lambda: any(a["done"] for a in procs.store.operator_actions()), 30, "the replay to begin")
+        wait_for(lambda: any(a["done"] for a in procs.store.operators.operator_actions()), 30, "the replay to begin")
         took = []
         for _ in range(3):
             begun = time.monotonic()

@@ -9,11 +9,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, companion, history, logs, redact
 from .settings import ENV_FILE, Settings
 from .terminal import progress_console, say, settings_or_exit
 from .types import STATUSES
+
+if TYPE_CHECKING:
+    from .store import Store
 
 log = logging.getLogger("wpf_bridge")
 
@@ -48,6 +52,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     if settings.metrics_token:  # before gunicorn imports wpf_bridge.web, which defines the figures
         metrics_directory(settings)
+    open_store(settings.database_url).close()  # a schema behind this code: say so here, not in each worker
     sys.argv = ["gunicorn", "-c", "python:wpf_bridge.gunicorn_conf", "wpf_bridge.web:create_app()", *args.gunicorn_args]
     run()
     return 0
@@ -57,23 +62,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_or_exit()
     if settings.metrics_token:  # before the figures are defined (by the imports below)
         metrics_directory(settings)
-    from .store import Store
     from .worker import Worker
 
     logs.configure(settings.secrets(), settings.json_logs)
     if warning := settings.placeholder_warning():
         log.warning("%s", warning)
-    store = Store(settings.database_url)
+    store = open_store(settings.database_url)
     Worker(settings, store, threads=args.threads or settings.worker_threads).run()
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from .store import Store
+    from .store import migrate_store
 
     settings = settings_or_exit()
-    Store(settings.database_url)
-    say(f"delivery store ready: {redact.url(settings.database_url)}")
+    applied = migrate_store(settings.database_url)
+    for name in applied:
+        say(f"applied migration {name}")
+    say(f"delivery store ready{'' if applied else ', nothing to apply'}: {redact.url(settings.database_url)}")
     return 0
 
 
@@ -107,10 +113,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _open_store():
-    from .store import Store
+def open_store(database_url: str | None = None) -> Store:
+    """The store, or one line saying what to run and exit 2 when its schema is behind this code."""
+    from .store import SchemaBehind, Store
 
-    return Store(settings_or_exit().database_url)
+    try:
+        return Store(database_url or settings_or_exit().database_url)
+    except SchemaBehind as exc:
+        say(f"wpf-bridge: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 def _filters(args: argparse.Namespace) -> dict:
@@ -128,8 +139,8 @@ def _json_lines(data: object) -> list[str]:
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    store = _open_store()
-    found = store.find(**_filters(args), limit=args.limit)
+    store = open_store()
+    found = store.deliveries.find(**_filters(args), limit=args.limit)
     if args.json:
         say(*_json_lines([history.as_json(d) for d in found]))
     elif found:
@@ -142,8 +153,8 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = _open_store()
-    matches = store.with_id_prefix(args.id)
+    store = open_store()
+    matches = store.deliveries.with_id_prefix(args.id)
     if len(matches) != 1:
         say(
             f"wpf-bridge: {'no delivery' if not matches else f'{len(matches)} deliveries'} with an id starting "
@@ -152,7 +163,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         return 1
     delivery = matches[0]
-    attempts = store.history(delivery.id)
+    attempts = store.history.of(delivery.id)
     say(*(_json_lines(history.as_json(delivery, attempts)) if args.json else history.whole(delivery, attempts)))
     return 0
 
@@ -160,21 +171,25 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from .types import FAILED
 
-    store = _open_store()
+    store = open_store()
     filters = _filters(args)
     if args.ids and any(filters.values()):
         say("wpf-bridge: give delivery ids or filters, not both", err=True)
         return 2
-    chosen = [store.get(i) for i in args.ids] if args.ids else store.find(**{**filters, "status": FAILED}, limit=None)
+    chosen = (
+        [store.deliveries.get(i) for i in args.ids]
+        if args.ids
+        else store.deliveries.find(**{**filters, "status": FAILED}, limit=None)
+    )
     replayed = 0
-    for wanted, delivery in zip(args.ids or [d.id for d in chosen], chosen, strict=True):
+    for wanted, delivery in zip(args.ids or [d.id for d in chosen if d], chosen, strict=True):
         if delivery is None or delivery.status != FAILED:
             state = "no such delivery" if delivery is None else f"it is {delivery.status}, not failed"
             say(f"{wanted}: left alone ({state})", err=True)
         elif args.dry_run:
             say(f"would replay {history.line(delivery)}")
             replayed += 1
-        elif store.requeue(delivery.id):
+        elif store.operators.requeue(delivery.id):
             say(f"replayed {history.line(delivery)}")
             replayed += 1
     say(f"{'would replay' if args.dry_run else 'replayed'} {replayed} {'delivery' if replayed == 1 else 'deliveries'}")
@@ -187,7 +202,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .clients.ortto import OrttoClient
     from .clients.wordpress import WordPressClient
     from .errors import BridgeError
-    from .store import Store
     from .types import FAILED, SKIPPED
 
     settings = settings_or_exit()
@@ -221,7 +235,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     if args.dry_run:
         wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
-        earlier = importer.already_queued(Store(settings.database_url), settings, args.tag, selection.people)
+        earlier = importer.already_queued(open_store(settings.database_url), settings, args.tag, selection.people)
         try:
             would = importer.preview(wordpress, selection.people, settings.allowed_roles)
         except BridgeError as exc:
@@ -245,7 +259,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 0
     try:
         queued = importer.queue(
-            Store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify
+            open_store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify
         )
     except KeyboardInterrupt:
         say("wpf-bridge: interrupted while queueing; run the same command again (it queues nobody twice)", err=True)
@@ -256,7 +270,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         if args.no_wait:
             return 0
         console.print("the worker applies them (`wpf-bridge worker` must run); Ctrl-C stops watching, not the import")
-        counts = importer.watch(Store(settings.database_url), [delivery_id for delivery_id, _ in queued], console)
+        counts = importer.watch(open_store(settings.database_url), [delivery_id for delivery_id, _ in queued], console)
     except KeyboardInterrupt:
         say(
             "stopped watching; the deliveries stay queued and the worker applies them (run the same command "
@@ -272,7 +286,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_refused(args: argparse.Namespace) -> int:
-    rows = _open_store().refusals()
+    rows = open_store().refusals.by_reason()
     for reason, count, last in rows:
         say(f"{count:8}  last {history.when(last)}  {reason}")
     if not rows:

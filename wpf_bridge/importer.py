@@ -106,7 +106,7 @@ def import_key(tag: str, contact_id: str) -> str:
 
 def already_queued(store: Store, settings: Settings, tag: str, people: list[Contact]) -> int:
     """How many of ``people`` an earlier run of this import queued (a new run leaves them be)."""
-    return len(store.keys_seen([import_key(tag, c.id) for c in people], settings.keep_seconds))
+    return len(store.ingest.keys_seen([import_key(tag, c.id) for c in people], settings.keep_seconds))
 
 
 def queue(
@@ -114,7 +114,7 @@ def queue(
 ) -> list[tuple[str, bool]]:
     """One ``add`` per person, all in one transaction; (delivery id, newly queued) for each."""
     calls = [("add", c.id, c.email, role, notify, import_key(tag, c.id)) for c in people]
-    added = store.add_many(calls, window=settings.keep_seconds, shape=f"wpf-bridge import --tag {tag}")
+    added = store.ingest.add_many(calls, window=settings.keep_seconds, shape=f"wpf-bridge import --tag {tag}")
     return [(delivery.id, new) for delivery, new in added]
 
 
@@ -131,7 +131,7 @@ def watch(store: Store, ids: list[str], console: Console) -> dict[str, int]:
     ) as progress:
         task = progress.add_task("applying", total=len(ids))
         while True:
-            counts = store.status_of(ids)
+            counts = store.deliveries.status_of(ids)
             ended = sum(counts.get(status, 0) for status in ENDED)
             progress.update(
                 task,

@@ -24,10 +24,14 @@ from ..errors import TransientError
 
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another writer before the store counts as unavailable
 IDLE_IN_TRANSACTION = 10.0  # seconds PostgreSQL lets a session sit in an open transaction before ending it
-CLAIM_LOCK = 0x77706662  # PostgreSQL advisory lock that serialises claims ("wpfb")
-SCHEMA_LOCK = 0x77706663
+KEY_LOCK = 0x77706662  # PostgreSQL advisory lock class that serialises redelivery checks per key ("wpfb")
+SCHEMA_LOCK = 0x77706663  # held by the process that migrates
+PERSON_LOCK = 0x77706664  # held per contact id and email by a claim, until it commits
 CONNECTIONS = 8  # per process: what its threads (a worker's groups run fifty at once) share
-_WRITERS: dict[str, threading.Lock] = {}  # per SQLite file: this process's writers queue here before the lock file
+# Per SQLite file and process: this process's writers queue here before the lock file. Keyed by
+# pid too, so a process forked after its parent opened the file (gunicorn's workers, after the
+# master checked the schema) makes its own lock once gevent has patched ``threading``.
+_WRITERS: dict[tuple[int, str], threading.Lock] = {}
 _WRITERS_GUARD = threading.Lock()
 
 
@@ -45,14 +49,16 @@ class Transaction(Protocol):
 class Database(Protocol):
     float_type: str
     functions: bool  # the store may define SQL functions (PostgreSQL)
+    skip_locked: str  # what a claim's select ends with: rows another transaction holds are passed over
 
     def transaction(self) -> AbstractContextManager[Transaction]: ...
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
     def now(self, tx: Transaction) -> float: ...
-    def serialize_claims(self, tx: Transaction) -> None: ...
+    def hold_people(self, tx: Transaction, people: list[str], wait: bool = False) -> bool: ...
     def serialize_key(self, tx: Transaction, key: str) -> None: ...
     def prepare(self, tx: Transaction) -> None: ...
     def columns(self, tx: Transaction, table: str) -> set[str]: ...
+    def has_table(self, table: str) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -127,6 +133,7 @@ class SqliteDatabase:
 
     float_type = "real"
     functions = False
+    skip_locked = ""  # ``begin immediate``: one writer at a time, nothing to pass over
 
     def __init__(self, path: Path):
         self.path = path
@@ -134,7 +141,7 @@ class SqliteDatabase:
         _owner_only(path)
         self._pool = _Pool(self._open)
         with _WRITERS_GUARD:
-            self._writer = _WRITERS.setdefault(str(path.absolute()), threading.Lock())
+            self._writer = _WRITERS.setdefault((os.getpid(), str(path.absolute())), threading.Lock())
 
     def _open(self) -> tuple[sqlite3.Connection, int]:
         """A connection, and its own descriptor of ``<file>.lock``: writers queue on an flock(2) of it
@@ -200,8 +207,9 @@ class SqliteDatabase:
     def now(self, tx: Transaction) -> float:
         return time.time()  # under the write lock: time order is commit order
 
-    def serialize_claims(self, tx: Transaction) -> None:
-        """``begin immediate`` already did."""
+    def hold_people(self, tx: Transaction, people: list[str], wait: bool = False) -> bool:
+        """``begin immediate`` already holds everything."""
+        return True
 
     def serialize_key(self, tx: Transaction, key: str) -> None:
         """``begin immediate`` already did."""
@@ -211,6 +219,9 @@ class SqliteDatabase:
 
     def columns(self, tx: Transaction, table: str) -> set[str]:
         return {row["name"] for row in tx.execute(f"pragma table_info({table})")}
+
+    def has_table(self, table: str) -> bool:
+        return bool(self.query("select 1 from sqlite_master where type = 'table' and name = :table", {"table": table}))
 
     def close(self) -> None:
         for db, lock in self._pool.drain():
@@ -229,12 +240,13 @@ def _owner_only(path: Path) -> None:
 
 
 class PostgresDatabase:
-    """One autocommit connection per thread, explicit transactions. Claims are serialised by a
-    transaction-level advisory lock (they take about a millisecond, far below the pace WordPress
-    allows), and so are redelivery checks for the same key."""
+    """Connections from a small pool, explicit transactions. Claims pass over rows another claim
+    holds (``for update skip locked``) and lock each person they take without waiting; redelivery
+    checks for the same key are serialised by a transaction-level advisory lock."""
 
     float_type = "double precision"
     functions = True  # the store defines functions, to do a webhook's write in one round trip
+    skip_locked = " for update skip locked"
 
     def __init__(self, url: str):
         self.url = "postgresql://" + url.split("://", 1)[1]  # Heroku spells it postgres://
@@ -315,11 +327,20 @@ class PostgresDatabase:
         """The database's clock, so that web processes on several hosts agree on arrival order."""
         return float(tx.execute("select extract(epoch from clock_timestamp()) as now")[0]["now"])
 
-    def serialize_claims(self, tx: Transaction) -> None:
-        tx.execute("select pg_advisory_xact_lock(:lock)", {"lock": CLAIM_LOCK})
+    def hold_people(self, tx: Transaction, people: list[str], wait: bool = False) -> bool:
+        """Lock each person (``wait``: in the order given, which callers sort), or try to without
+        waiting and say whether every one was free. Either way the locks last until the commit."""
+        if not people:
+            return True
+        take = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+        rows = tx.execute(
+            f"select {take}(:lock, hashtext(person))::text as got from unnest(cast(:people as text[])) as person",
+            {"lock": PERSON_LOCK, "people": people},
+        )
+        return wait or all(row["got"] == "true" for row in rows)
 
     def serialize_key(self, tx: Transaction, key: str) -> None:
-        tx.execute("select pg_advisory_xact_lock(:lock, hashtext(:key))", {"lock": CLAIM_LOCK, "key": key})
+        tx.execute("select pg_advisory_xact_lock(:lock, hashtext(:key))", {"lock": KEY_LOCK, "key": key})
 
     def prepare(self, tx: Transaction) -> None:
         """Several dynos may start at once: one creates the schema, the others wait for it."""
@@ -332,6 +353,9 @@ class PostgresDatabase:
             {"table": table},
         )
         return {row["column_name"] for row in rows}
+
+    def has_table(self, table: str) -> bool:
+        return self.query("select to_regclass(:table) is not null as found", {"table": table})[0]["found"] is True
 
     def close(self) -> None:
         for db in self._pool.drain():

@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     def unless_blocked(client: str) -> tuple[Response, int] | None:
         """The 429 for a client over its wrong-key limit, else ``None``."""
-        wait = store.key_block(client, KEY_FAILURE_WINDOW, settings.key_failure_limit)
+        wait = store.limits.key_block(client, KEY_FAILURE_WINDOW, settings.key_failure_limit)
         return blocked(wait) if wait else None
 
     def blocked(wait: float) -> tuple[Response, int]:
@@ -111,8 +111,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             return refuse(message if name in message else f"{name}: {message}", 400, f"{name}: {message}")
         if not _key_matches(_given_key(), settings.access_keys):
             # counted before it is answered: keys sent together cannot all pass a check made before any was counted
-            if store.key_failure(client, KEY_FAILURE_WINDOW) > settings.key_failure_limit:
-                return blocked(store.key_block(client, KEY_FAILURE_WINDOW, settings.key_failure_limit))
+            if store.limits.key_failure(client, KEY_FAILURE_WINDOW) > settings.key_failure_limit:
+                return blocked(store.limits.key_block(client, KEY_FAILURE_WINDOW, settings.key_failure_limit))
             return refuse("wrong or missing access_key", 403, f"access_key: {'wrong' if _given_key() else 'missing'}")
         if call.is_test:
             if answer := unless_blocked(client):
@@ -120,17 +120,19 @@ def create_app(settings: Settings | None = None) -> Flask:
             WEBHOOKS.labels("test").inc()
             return jsonify(success=True), 200
         try:
-            delivery, new = store.add(  # with the block check: the right key from a blocked client is refused too
-                call.action,
-                call.contact_id,
-                call.email,
-                call.role,
-                call.send_notification,
-                dedupe_key=call.dedupe_key,
-                window=call.dedupe_window,
-                shape=describe(request.method, request.mimetype, list(request.values), payload),
-                client=client,
-                key_limit=(KEY_FAILURE_WINDOW, settings.key_failure_limit),
+            delivery, new = (
+                store.ingest.add(  # with the block check: the right key from a blocked client is refused too
+                    call.action,
+                    call.contact_id,
+                    call.email,
+                    call.role,
+                    call.send_notification,
+                    dedupe_key=call.dedupe_key,
+                    window=call.dedupe_window,
+                    shape=describe(request.method, request.mimetype, list(request.values), payload),
+                    client=client,
+                    key_limit=(KEY_FAILURE_WINDOW, settings.key_failure_limit),
+                )
             )
         except ClientBlocked as exc:
             return blocked(exc.wait)

@@ -61,7 +61,7 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            figures, counts = self.store.health(), self.store.counts()
+            figures, counts = self.store.figures.health(), self.store.deliveries.counts()
         except StoreUnavailable:
             yield GaugeMetricFamily("wpf_bridge_store_up", "Whether the delivery store could be read", value=0)
             return

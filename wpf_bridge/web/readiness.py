@@ -15,7 +15,7 @@ from ..store import Store, StoreUnavailable
 def readiness(store: Store, stall_seconds: float) -> tuple[dict[str, Any], int]:
     """The ``/ready`` answer and its HTTP status."""
     try:
-        health = store.health()
+        health = store.figures.health()
     except StoreUnavailable:
         return {"status": "unavailable", "store": "unreachable"}, 503
     now = float(health["now"] or 0)

@@ -46,7 +46,7 @@ class Refusals:
         if not counts:
             return
         try:
-            self.store.count_refusals(counts, recent)
+            self.store.refusals.add(counts, recent)
         except StoreUnavailable as exc:  # the counts are lost; the refusals were logged
             log.error("%s", exc)
 

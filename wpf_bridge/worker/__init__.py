@@ -57,19 +57,19 @@ class StoreJournal:
         self.email = email
         if self.learned == (contact_id, email):
             return
-        if not self.store.learn(self.delivery_id, contact_id, email, self.owner):
+        if not self.store.claims.learn(self.delivery_id, contact_id, email, self.owner):
             raise Deferred("another delivery for the same person goes first")
 
     def pending_password(self) -> str | None:
-        delivery = self.store.get(self.delivery_id)
+        delivery = self.store.deliveries.get(self.delivery_id)
         return self.vault.open(delivery.secret) if delivery and delivery.secret else None
 
     def keep_password(self, password: str, person_id: str) -> None:
-        if not self.store.keep_secret(self.delivery_id, self.owner, self.vault.seal(password), person_id):
+        if not self.store.runs.keep_secret(self.delivery_id, self.owner, self.vault.seal(password), person_id):
             raise ClaimLost(LEASE_LOST % self.delivery_id)
 
     def forget_password(self) -> None:
-        if not self.store.keep_secret(self.delivery_id, self.owner, None):
+        if not self.store.runs.keep_secret(self.delivery_id, self.owner, None):
             raise ClaimLost(LEASE_LOST % self.delivery_id)
 
 
@@ -170,7 +170,7 @@ class Runner:
     def run_next(self) -> bool:
         """Claim the oldest runnable deliveries (up to a batch) and apply them; ``False`` when none was runnable."""
         with self.shared.leases.claim() as owner:  # renewed while they run
-            group = self.store.claim(self.settings.lease_seconds, owner, limit=self.settings.batch_size)
+            group = self.store.claims.claim(self.settings.lease_seconds, owner, limit=self.settings.batch_size)
             if len(group) == 1:
                 self.record([self.run(group[0])])
             elif group:
@@ -185,7 +185,7 @@ class Runner:
         with contextlib.suppress(BridgeError):  # Ortto refused or is down: each delivery meets it again and records it
             self.shared.contacts.prefetch(group)
         known = {d.id: (c.id, c.email) for d in group if (c := self.shared.contacts.cached(d)) is not None}
-        deferred = self.store.learn_many([(d_id, *who) for d_id, who in known.items()], owner)
+        deferred = self.store.claims.learn_many([(d_id, *who) for d_id, who in known.items()], owner)
         for delivery_id in deferred:
             log.info(DEFERRED, delivery_id)
         group = [d for d in group if d.id not in deferred]
@@ -227,7 +227,7 @@ class Runner:
         ended = [end for end in ends if end is not None]
         if not ended:
             return
-        for end, recorded in zip(ended, self.store.end(ended), strict=True):
+        for end, recorded in zip(ended, self.store.runs.end(ended), strict=True):
             with log_context(end.delivery_id):
                 if not recorded:
                     log.warning(LEASE_LOST, end.delivery_id)
@@ -309,12 +309,12 @@ class Worker:
         pruned_at = None
         while not self.stopping.is_set():
             try:
-                self.store.beat(name)
+                self.store.marks.beat(name)
                 if self.alerts:
                     self.alerts.check()
                 if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY:
                     pruned_at = time.monotonic()
-                    pruned = self.store.prune(self.settings.keep_seconds)
+                    pruned = self.store.retention.prune(self.settings.keep_seconds)
                     if pruned:
                         log.info(
                             "deleted %d finished deliveries older than %g days",

@@ -36,23 +36,23 @@ class Alerts:
     def check(self, now: float | None = None) -> int:
         """Report the failures of a burst that has ended; return how many were reported."""
         now = time.time() if now is None else now
-        mark = self.store.mark(MARK)
+        mark = self.store.marks.get(MARK)
         if mark is None:  # the first start with alerts on: failures from before are not news
-            self.store.move_mark(MARK, None, now)
+            self.store.marks.move(MARK, None, now)
             return 0
-        failures = self.store.failures_since(mark, now)
+        failures = self.store.deliveries.failures_since(mark, now)
         if not failures:
             return 0
         first, last = failures[0].updated_at, failures[-1].updated_at
         if now - last < QUIET and now - first < LONGEST:
             return 0  # the burst goes on
-        if not self.store.move_mark(MARK, mark, last):
+        if not self.store.marks.move(MARK, mark, last):
             return 0  # another worker reports it
         try:
             self.client.post(redact(message(failures), self.secrets))
         except BridgeError as exc:
             log.error("alert not sent: %s; trying again at the next round", exc)
-            self.store.move_mark(MARK, last, mark)
+            self.store.marks.move(MARK, last, mark)
             return 0
         log.info("alert sent: %d deliveries failed", len(failures))
         return len(failures)

@@ -73,7 +73,7 @@ class ContactLoader:
         started = time.time()
         ahead = [
             cid
-            for cid, arrived in self.store.upcoming_contacts(2 * MAX_PEOPLE)
+            for cid, arrived in self.store.deliveries.upcoming_contacts(2 * MAX_PEOPLE)
             if cid not in needed and not self._fresh(cid, arrived)
         ]
         batch = [*needed, *ahead[: MAX_PEOPLE - len(needed)]]

@@ -60,18 +60,18 @@ class Leases:
             return sorted(self._held)
 
     def renew(self) -> int:
-        return self.store.renew(self.held(), self.lease_seconds)
+        return self.store.claims.renew(self.held(), self.lease_seconds)
 
     def hand_back(self) -> int:
         """End the leases still held (a stopping worker's): other workers take them over at once."""
-        return self.store.release(self.held())
+        return self.store.claims.release(self.held())
 
     def end_dead(self) -> int:
         """End the live leases of processes of this host that no longer exist."""
         if self.host is None:
             return 0
-        dead = [owner for owner in self.store.lease_owners(self.host + "|") if not _alive(owner)]
-        ended = self.store.release(dead)
+        dead = [owner for owner in self.store.claims.lease_owners(self.host + "|") if not _alive(owner)]
+        ended = self.store.claims.release(dead)
         if ended:
             log.warning(
                 "took over %d deliveries from stopped worker process(es) %s",

@@ -39,7 +39,7 @@ class PasswordPusher:
     def push_due(self) -> int:
         """Push up to a hundred due passwords in one call; return how many deliveries it took."""
         with self.leases.claim() as owner:  # renewed while Ortto takes its time
-            return self._push(self.store.claim_pushes(MAX_PEOPLE, self.settings.lease_seconds, owner), owner)
+            return self._push(self.store.claims.claim_pushes(MAX_PEOPLE, self.settings.lease_seconds, owner), owner)
 
     def _push(self, batch: list[Delivery], owner: str) -> int:
         if not batch:
@@ -89,10 +89,10 @@ class PasswordPusher:
         run = timer.stop(DONE, len(sent))
         timer.count(FAILED, len(refusals))
         if sent:
-            self.store.finish_many(sent, forget_secret=True, call=PUSH, run=run, owner=owner)
+            self.store.runs.finish_many(sent, forget_secret=True, call=PUSH, run=run, owner=owner)
             log.info("Ortto saved %d of %d passwords sent in one call", len(sent), len(values))
         if refusals:
-            self.store.finish_many(refusals, call=PUSH, run=run, owner=owner)
+            self.store.runs.finish_many(refusals, call=PUSH, run=run, owner=owner)
         return len(batch)
 
     def _later(self, batch: list[Delivery], exc: TransientError, timer: Timer, owner: str) -> None:
@@ -102,7 +102,7 @@ class PasswordPusher:
         run = timer.stop(FAILED, len(expired))
         timer.count(PUSHING, len(waiting))
         if expired:
-            self.store.finish_many(
+            self.store.runs.finish_many(
                 [(d.id, FAILED, f"{_created(d)}; password not delivered, gave up: {exc}", exc.code) for d in expired],
                 call=PUSH,
                 run=run,
@@ -111,7 +111,7 @@ class PasswordPusher:
         if waiting:
             delay = retry_delay(max(d.attempts for d in waiting), exc)
             log.warning("password push for %d deliveries: %s; retry in %.0f s", len(waiting), exc, delay)
-            self.store.push_later(
+            self.store.runs.push_later(
                 {d.id: f"{_created(d)}; {PUSH_WAITS} {exc}; retry in {delay:.0f} s" for d in waiting},
                 delay,
                 call=PUSH,

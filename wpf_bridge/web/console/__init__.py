@@ -102,7 +102,7 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @console.get("/")
     @signed
     def overview():
-        figures = store.overview()
+        figures = store.figures.overview()
         template = "console/_figures.html" if request.args.get("partial") else "console/overview.html"
         return render_template(
             template,
@@ -121,8 +121,8 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @signed
     def deliveries():
         filters = read_filters(request.args)
-        found = store.find(search=filters.search, limit=PAGE_SIZE + 1, offset=filters.page * PAGE_SIZE)
-        replayable = store.count(filters.replayable)
+        found = store.deliveries.find(search=filters.search, limit=PAGE_SIZE + 1, offset=filters.page * PAGE_SIZE)
+        replayable = store.deliveries.count(filters.replayable)
         context = {
             "filters": filters,
             "deliveries": found[:PAGE_SIZE],
@@ -138,12 +138,12 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @console.get("/deliveries/<delivery_id>")
     @signed
     def delivery(delivery_id: str):
-        found = store.get(delivery_id) or abort(404)
+        found = store.deliveries.get(delivery_id) or abort(404)
         template = "console/_delivery.html" if request.args.get("partial") else "console/delivery.html"
         return render_template(
             template,
             d=found,
-            steps=store.history(found.id),
+            steps=store.history.of(found.id),
             wordpress_url=settings.wordpress_url,
             replayable=found.status in (FAILED, RETRYING),
             default_role=settings.default_role,
@@ -152,9 +152,9 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @console.post("/deliveries/<delivery_id>/replay")
     @signed
     def replay_one(delivery_id: str):
-        found = store.get(delivery_id) or abort(404)
-        replayed = store.requeue(found.id, operator())
-        store.start_action(
+        found = store.deliveries.get(delivery_id) or abort(404)
+        replayed = store.operators.requeue(found.id, operator())
+        store.operators.start_action(
             operator(),
             f"replay delivery {found.id} ({found.action}, {found.email or found.contact_id})"
             + ("" if replayed else f": left alone, it was {found.status}"),
@@ -167,15 +167,15 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @signed
     def replay_confirm():
         filters = read_filters(request.args)
-        return render_template("console/replay.html", filters=filters, count=store.count(filters.replayable))
+        return render_template("console/replay.html", filters=filters, count=store.deliveries.count(filters.replayable))
 
     @console.post("/replay")
     @signed
     def replay_matching():
         filters = read_filters(request.form)
-        count = store.count(filters.replayable)
+        count = store.deliveries.count(filters.replayable)
         who = operator()
-        action_id = store.start_action(
+        action_id = store.operators.start_action(
             who,
             f"replay every failed or retrying delivery matching {filters.describe()}",
             matched=count,
@@ -189,12 +189,12 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @console.get("/actions")
     @signed
     def actions():
-        return render_template("console/actions.html", actions=store.operator_actions())
+        return render_template("console/actions.html", actions=store.operators.operator_actions())
 
     @console.get("/actions/<action_id>")
     @signed
     def action(action_id: str):
-        found = store.operator_action(action_id) or abort(404)
+        found = store.operators.operator_action(action_id) or abort(404)
         if request.args.get("progress"):
             return jsonify(matched=found["matched"], done=found["done"], finished=found["finished_at"] is not None)
         return render_template("console/action.html", a=found, filters=read_filters(request.args))
@@ -202,14 +202,16 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @console.get("/refused")
     @signed
     def refused():
-        return render_template("console/refused.html", recent=store.recent_refusals(), reasons=store.refusals())
+        return render_template(
+            "console/refused.html", recent=store.refusals.recent(), reasons=store.refusals.by_reason()
+        )
 
     return console
 
 
 def _replay_in_background(store: Store, filters, who: str, action_id: str) -> None:
     try:
-        replayed = store.requeue_matching(filters.replayable, who, action_id)
+        replayed = store.operators.requeue_matching(filters.replayable, who, action_id)
         log.info("console: %s replayed %d deliveries", who, replayed)
     except StoreUnavailable as exc:  # the action shows where it stopped; running it again continues
         log.error("console replay stopped: %s", exc)

@@ -110,21 +110,21 @@ def try_login(settings: Settings, store: Store, password: str, name: str) -> tup
     cannot all pass a check made before any of them was counted."""
     client = "console " + client_key(request.remote_addr)
     over = [
-        store.key_failure(client, LOGIN_WINDOW) > LOGIN_LIMIT,
-        store.key_failure(EVERYONE, LOGIN_WINDOW, total=True) > LOGIN_LIMIT_ALL,
+        store.limits.key_failure(client, LOGIN_WINDOW) > LOGIN_LIMIT,
+        store.limits.key_failure(EVERYONE, LOGIN_WINDOW, total=True) > LOGIN_LIMIT_ALL,
     ]
     if any(over):
         wait = max(
-            store.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT),
-            store.key_block(EVERYONE, LOGIN_WINDOW, LOGIN_LIMIT_ALL, total=True),
+            store.limits.key_block(client, LOGIN_WINDOW, LOGIN_LIMIT),
+            store.limits.key_block(EVERYONE, LOGIN_WINDOW, LOGIN_LIMIT_ALL, total=True),
         )
         log.warning("console sign-in refused from %s: too many wrong passwords", request.remote_addr)
         return False, f"Too many wrong passwords: try again in {max(1, math.ceil(wait))} s."
     if not hmac.compare_digest(password.encode(), (settings.console_password or "").encode()):
         log.warning("console sign-in refused from %s: wrong password", request.remote_addr)
         return False, "Wrong password."
-    store.key_refund(client)
-    store.key_refund(EVERYONE, total=True)
+    store.limits.key_refund(client)
+    store.limits.key_refund(EVERYONE, total=True)
     _end(store)  # a sign-in in the same browser replaces its session, and a new id defeats fixation
     session.permanent = True
     who, address = _printable(name)[:60], request.remote_addr or "?"

@@ -1,0 +1,59 @@
+"""Figures across the tables: what readiness and the console's first page are judged on."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..types import DONE, FAILED, SKIPPED
+from .database import Database
+from .deliveries import Deliveries
+from .rows import UNFINISHED
+from .search import Search
+
+
+class Figures:
+    """Read-only summaries."""
+
+    def __init__(self, database: Database, deliveries: Deliveries):
+        self.database = database
+        self.deliveries = deliveries
+
+    def overview(self) -> dict[str, Any]:
+        """The console's first page: deliveries by status, the oldest waiting, what was applied in
+        the last hour, the deliveries that failed in the last day, and each worker's latest heartbeat."""
+        now = time.time()
+        figures: dict[str, Any] = dict(self.health())
+        figures["counts"] = self.deliveries.counts()
+        figures["applied_hour"] = self.deliveries.count(Search(statuses=(DONE, SKIPPED), changed_since=now - 3600))
+        figures["failed_day"] = int(
+            self.database.query(  # failed then, whether replayed since or not
+                f"select count(distinct delivery_id) as n from attempts where status = '{FAILED}' and at >= :since",
+                {"since": now - 86400},
+            )[0]["n"]
+        )
+        figures["workers"] = [
+            (row["worker"], float(row["beat_at"]))
+            for row in self.database.query(
+                "select worker, beat_at from heartbeats where beat_at > :since order by worker", {"since": now - 86400}
+            )
+        ]
+        return figures
+
+    def health(self) -> dict[str, float | int | None]:
+        """What readiness is judged on: the latest worker heartbeat, the latest applied delivery,
+        how many deliveries wait and since when (times in seconds since the epoch, or ``None``)."""
+        beat = self.database.query("select max(beat_at) as at from heartbeats")[0]["at"]
+        applied = self.database.query(
+            f"select max(updated_at) as at from deliveries where status in ('{DONE}', '{SKIPPED}')"
+        )[0]["at"]
+        waiting = self.database.query(
+            f"select count(*) as n, min(created_at) as oldest from deliveries where status in {UNFINISHED}"
+        )[0]
+        return {
+            "now": time.time(),
+            "worker_beat": beat,
+            "last_applied": applied,
+            "waiting": int(waiting["n"]),
+            "oldest_waiting": waiting["oldest"],
+        }

@@ -1,0 +1,34 @@
+"""Retention: finished deliveries, their history, old operator records and expired sessions deleted."""
+
+from __future__ import annotations
+
+from ..types import DONE, FAILED, SKIPPED
+from .database import Database
+from .sessions import prune_sessions
+
+
+class Retention:
+    """Deletes what is kept no longer; never an unfinished delivery."""
+
+    def __init__(self, database: Database):
+        self.database = database
+
+    def prune(self, keep_seconds: float) -> int:
+        """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago,
+        with their history, and expired console sessions; return how many deliveries went.
+        Unfinished ones are never deleted, however old."""
+        with self.database.transaction() as tx:
+            tx.execute(
+                f"delete from deliveries where status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before",
+                {"before": self.database.now(tx) - keep_seconds},
+            )
+            pruned = tx.rowcount
+            if pruned:  # deliveries first, then attempts: the order every transaction keeps
+                tx.execute(
+                    "delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)"
+                )
+            tx.execute(
+                "delete from operator_actions where at < :before", {"before": self.database.now(tx) - keep_seconds}
+            )
+            prune_sessions(tx)
+            return pruned

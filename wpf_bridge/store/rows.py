@@ -1,0 +1,18 @@
+"""What the store's parts share: rows turned into deliveries, and the SQL fragments several use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..types import PUSHING, QUEUED, RETRYING, RUNNING, Delivery
+
+UNFINISHED = f"('{QUEUED}', '{RETRYING}', '{RUNNING}', '{PUSHING}')"  # literal SQL, so the partial indexes apply
+
+# A write by a worker's claim applies only while that claim holds the lease.
+HELD = " and lease_owner = :owner"
+
+
+def delivery_from(row: dict[str, Any]) -> Delivery:
+    data = dict(row)
+    data["send_notification"] = bool(data["send_notification"])
+    return Delivery(**data)
