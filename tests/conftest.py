@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from console_client import CONSOLE_PASSWORD
 from ortto_server import OrttoServer
 from procfile import Processes
 from waiting import wait_for
@@ -195,6 +196,20 @@ def claim_next(store, lease_seconds: float, owner: str = "test|claim"):
 
 def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{secrets.token_hex(5)}@example.test"
+
+
+@pytest.fixture
+def console_settings(env):
+    """The test's settings with the operator console on."""
+    return load_settings({**env, "WPF_CONSOLE_PASSWORD": CONSOLE_PASSWORD})
+
+
+@pytest.fixture
+def client(console_settings):
+    """Flask's test client of a web process with the console on (see console_client)."""
+    from wpf_bridge.web import create_app
+
+    return create_app(console_settings).test_client()
 
 
 @pytest.fixture

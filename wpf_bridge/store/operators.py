@@ -1,10 +1,12 @@
-"""What operators do to deliveries (replays), and the record of what they did."""
+"""What operators do to deliveries (replays), and the record of what they did.
+
+A bulk replay is recorded by the web process with its search and done by a worker
+(``take_replay``, ``replay_chunk``), which stores its progress in the same row the console shows."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..types import FAILED, QUEUED, RETRYING, Attempt
@@ -12,7 +14,15 @@ from .database import Database
 from .history import record
 from .search import Search
 
-REPLAY_PAUSE = 0.005  # seconds between a bulk replay's transactions
+
+@dataclass(frozen=True)
+class Replay:
+    """A bulk replay the console asked for, as a worker takes it."""
+
+    action_id: str
+    who: str
+    search: Search
+    asked_at: float  # deliveries that changed since are not replayed (by the database's clock)
 
 
 class Operators:
@@ -27,34 +37,60 @@ class Operators:
         with self.database.transaction() as tx:
             return self._requeue(tx, [delivery_id], who, self.database.now(tx)) == 1
 
-    def requeue_matching(self, search: Search, who: str, action_id: str, chunk: int = 200) -> int:
-        """Replay every failed or retrying delivery matching ``search`` that last changed before
-        now, ``chunk`` at a time (each chunk one transaction, so each delivery is replayed whole
-        or not at all), counting progress in the operator action ``action_id``."""
+    def take_replay(self, owner: str, lease_seconds: float) -> Replay | None:
+        """Take the oldest bulk replay the console asked for that no live worker holds (a worker
+        that died leaves it to the next, which carries on where it stopped)."""
         with self.database.transaction() as tx:
-            started = self.database.now(tx)  # the clock updated_at is written with
-        done = 0
-        replayable = replace(search, replayable=True)
-        while True:
-            with self.database.transaction() as tx:
-                where, params = replayable.where()
-                rows = tx.execute(
-                    f"select id from deliveries where {where} and updated_at < :started"
-                    " order by created_at limit :chunk",
-                    {**params, "started": started, "chunk": chunk},
-                )
-                now = self.database.now(tx)
-                done += self._requeue(tx, [row["id"] for row in rows], who, now)
-                tx.execute(
-                    "update operator_actions set done = :done, updated_at = :now,"
-                    " finished_at = case when :last = 1 then :now else null end where id = :id",
-                    {"done": done, "now": now, "last": int(len(rows) < chunk), "id": action_id},
-                )
-            if len(rows) < chunk:
-                return done
-            time.sleep(
-                REPLAY_PAUSE
-            )  # the process serves its other requests meanwhile (a gevent worker runs one at a time)
+            now = self.database.now(tx)
+            rows = tx.execute(
+                "select id, who, search, at from operator_actions where search is not null and finished_at is null"
+                " and (lease_until is null or lease_until < :now) order by at limit 1" + self.database.skip_locked,
+                {"now": now},
+            )
+            if not rows:
+                return None
+            tx.execute(
+                "update operator_actions set lease_owner = :owner, lease_until = :until where id = :id",
+                {"owner": owner, "until": now + lease_seconds, "id": rows[0]["id"]},
+            )
+        row = rows[0]
+        return Replay(row["id"], row["who"], Search.from_json(row["search"]), float(row["at"]))
+
+    def replay_chunk(
+        self, taken: Replay, owner: str, lease_seconds: float, chunk: int = 200
+    ) -> tuple[int, bool] | None:
+        """Replay the next ``chunk`` failed or retrying deliveries matching the request's search
+        that last changed before it was asked for, in one transaction that renews the claim on the
+        request and adds to its progress: each delivery is replayed whole or not at all, and once.
+        How many, and whether that was the last chunk; ``None`` (nothing written) when another
+        worker has taken the request over."""
+        with self.database.transaction() as tx:
+            now = self.database.now(tx)
+            tx.execute(
+                "update operator_actions set lease_until = :until where id = :id and lease_owner = :owner",
+                {"until": now + lease_seconds, "id": taken.action_id, "owner": owner},
+            )
+            if tx.rowcount != 1:
+                return None
+            where, params = replace(taken.search, replayable=True).where()
+            rows = tx.execute(
+                f"select id from deliveries where {where} and updated_at < :asked order by created_at limit :chunk",
+                {**params, "asked": taken.asked_at, "chunk": chunk},
+            )
+            count = self._requeue(tx, [row["id"] for row in rows], taken.who, now)
+            last = len(rows) < chunk
+            tx.execute(
+                "update operator_actions set done = done + :count, updated_at = :now, finished_at = :finished,"
+                " lease_until = :lease where id = :id",
+                {
+                    "count": count,
+                    "now": now,
+                    "finished": now if last else None,
+                    "lease": None if last else now + lease_seconds,
+                    "id": taken.action_id,
+                },
+            )
+            return count, last
 
     @staticmethod
     def _requeue(tx: Any, ids: list[str], who: str, now: float) -> int:
@@ -70,22 +106,24 @@ class Operators:
         record(tx, [(delivery_id, Attempt(now, "replay", QUEUED, f"replayed by {who}")) for delivery_id in replayed])
         return len(replayed)
 
-    def start_action(self, who: str, what: str, matched: int = 0, finished: bool = True) -> str:
-        """Record what an operator did (or started: ``finished=False``, for a replay in the background)."""
+    def start_action(self, who: str, what: str, matched: int = 0, replay: Search | None = None) -> str:
+        """Record what an operator did; with ``replay``, what they asked a worker to do: replay
+        every failed or retrying delivery matching that search (see ``take_replay``)."""
         action_id = uuid.uuid4().hex
         with self.database.transaction() as tx:
             now = self.database.now(tx)
             tx.execute(
-                "insert into operator_actions (id, at, who, what, matched, done, finished_at, updated_at)"
-                " values (:id, :now, :who, :what, :matched, :done, :finished, :now)",
+                "insert into operator_actions (id, at, who, what, matched, done, finished_at, updated_at, search)"
+                " values (:id, :now, :who, :what, :matched, :done, :finished, :now, :search)",
                 {
                     "id": action_id,
                     "now": now,
                     "who": who[:100],
                     "what": what[:500],
                     "matched": matched,
-                    "done": matched if finished else 0,
-                    "finished": now if finished else None,
+                    "done": 0 if replay else matched,
+                    "finished": None if replay else now,
+                    "search": replay.to_json() if replay else None,
                 },
             )
         return action_id

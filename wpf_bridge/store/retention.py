@@ -6,6 +6,8 @@ from ..types import DONE, FAILED, SKIPPED
 from .database import Database
 from .sessions import prune_sessions
 
+CHECKS_KEPT = 86400.0  # seconds a set-up check's result is kept
+
 
 class Retention:
     """Deletes what is kept no longer; never an unfinished delivery."""
@@ -15,7 +17,8 @@ class Retention:
 
     def prune(self, keep_seconds: float) -> int:
         """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago,
-        with their history, and expired console sessions; return how many deliveries went.
+        with their history, finished operator actions as old, set-up checks over a day old and
+        expired console sessions; return how many deliveries went.
         Unfinished ones are never deleted, however old."""
         with self.database.transaction() as tx:
             tx.execute(
@@ -27,8 +30,11 @@ class Retention:
                 tx.execute(
                     "delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)"
                 )
+            now = self.database.now(tx)
             tx.execute(
-                "delete from operator_actions where at < :before", {"before": self.database.now(tx) - keep_seconds}
+                "delete from operator_actions where at < :before and finished_at is not null",
+                {"before": now - keep_seconds},
             )
+            tx.execute("delete from checks where asked_at < :before", {"before": now - CHECKS_KEPT})
             prune_sessions(tx)
             return pruned

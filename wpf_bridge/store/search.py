@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
-FAILED, RETRYING = "failed", "retrying"
+from ..types import FAILED, RETRYING
 
 
 def in_list(column: str, name: str, values: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]]:
@@ -28,6 +29,15 @@ class Search:
     until: float | None = None  # arrived before
     changed_since: float | None = None  # last changed at or after
     replayable: bool = False  # failed, or waiting for a retry
+
+    def to_json(self) -> str:
+        """As stored with a bulk replay, for the worker that carries it out."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Search:
+        values = json.loads(text)
+        return cls(**{**values, "statuses": tuple(values["statuses"])})
 
     def where(self) -> tuple[str, dict[str, Any]]:
         """A SQL condition on ``deliveries`` and its parameters (never values spliced into the SQL)."""

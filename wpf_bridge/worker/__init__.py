@@ -27,6 +27,7 @@ from .alerts import Alerts
 from .batch import Batching, WordPressBatch
 from .contacts import ContactLoader
 from .leases import Leases
+from .operators import OperatorWork
 from .pusher import PasswordPusher
 from .retry import past_horizon, retry_delay
 from .timer import Timer
@@ -274,6 +275,12 @@ class Worker:
             threading.Thread(target=self._housekeeping, name="wpf-housekeeping", daemon=True),
             threading.Thread(
                 target=self.shared.leases.keep_alive, args=(self.stopping,), name="wpf-leases", daemon=True
+            ),
+            threading.Thread(
+                target=OperatorWork(self.settings, self.store).run_until,
+                args=(self.stopping,),
+                name="wpf-operator-work",
+                daemon=True,
             ),
         ]
         for thread in [*working, pusher, *background]:

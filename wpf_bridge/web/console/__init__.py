@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 
 from flask import Blueprint, Flask, Response, abort, jsonify, redirect, render_template, request, url_for
@@ -20,7 +19,7 @@ from ...store import Store, StoreUnavailable
 from ...types import DELIVERY_ACTIONS, FAILED, RETRYING, STATUSES
 from .auth import configure_sessions, login_required, operator, shown_signed_in, sign_out, try_login
 from .filters import PAGE_SIZE, read_filters
-from .overview import CheckCache
+from .overview import check_view
 
 log = logging.getLogger(__name__)
 SAFE_NEXT = re.compile(r"^/console/[A-Za-z0-9/_.?=&%-]*\Z")  # where sign-in may send back to: this console only
@@ -43,7 +42,6 @@ def init_console(app: Flask, settings: Settings, store: Store) -> None:
 
 def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint:
     console = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
-    checks = CheckCache(settings)
     signed = login_required(settings, store)
 
     @console.before_request
@@ -109,13 +107,13 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
             figures=figures,
             statuses=STATUSES,
             urls=webhook_urls(settings, request.url_root),
-            check=checks.get(force=bool(request.args.get("recheck"))),
+            check=check_view(store, operator(), again=bool(request.args.get("recheck"))),
         )
 
     @console.get("/check")
     @signed
     def check():
-        return render_template("console/_check.html", check=checks.get())
+        return render_template("console/_check.html", check=check_view(store, operator()))
 
     @console.get("/deliveries")
     @signed
@@ -179,11 +177,8 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
             who,
             f"replay every failed or retrying delivery matching {filters.describe()}",
             matched=count,
-            finished=False,
+            replay=filters.replayable,  # a worker does it, and stores its progress in this record
         )
-        threading.Thread(
-            target=_replay_in_background, args=(store, filters, who, action_id), name="wpf-console-replay", daemon=True
-        ).start()
         return redirect(url_for(".action", action_id=action_id) + "?" + filters.query())
 
     @console.get("/actions")
@@ -207,14 +202,6 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
         )
 
     return console
-
-
-def _replay_in_background(store: Store, filters, who: str, action_id: str) -> None:
-    try:
-        replayed = store.operators.requeue_matching(filters.replayable, who, action_id)
-        log.info("console: %s replayed %d deliveries", who, replayed)
-    except StoreUnavailable as exc:  # the action shows where it stopped; running it again continues
-        log.error("console replay stopped: %s", exc)
 
 
 def _until(timestamp: float) -> str:
