@@ -1,10 +1,30 @@
 """Settings are validated once, and every bad one is named on one line."""
 from __future__ import annotations
 
-import pytest
+import dataclasses
+from pathlib import Path
 
+import pytest
+from dotenv import dotenv_values
+from pydantic import ValidationError
+
+from wpf_bridge.declare import accepted, env_name
 from wpf_bridge.fieldmap import FieldMap
-from wpf_bridge.settings import ORTTO_HOSTS, SettingsError, load_settings
+from wpf_bridge.settings import FIELDS, ORTTO_HOSTS, PLACEHOLDERS, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The required settings, with values that pass; no WordPress or Ortto is asked.
+MINIMAL = {
+    "WPF_ACCESS_KEY": "access-key-1,access-key-2",
+    "WPF_SECRET_KEY": "a-secret-key-of-some-length",
+    "WORDPRESS_URL": "https://wordpress.example.test/",
+    "WORDPRESS_USER": "bridge",
+    "WORDPRESS_APP_PASSWORD": "abcd efgh ijkl mnop qrst uvwx",
+    "ORTTO_API_KEY": "an-ortto-api-key",
+}
+#: Settings that take any text: every other one refuses a value that is plainly wrong.
+FREE_TEXT = {"WORDPRESS_USER", "WORDPRESS_APP_PASSWORD", "ORTTO_API_KEY", "WPF_METRICS_DIR"}
+NUMBERS = [info for info in FIELDS.values() if info.annotation in (int, float)]
 
 
 def test_defaults(env):
@@ -33,20 +53,20 @@ def test_region_picks_the_host(env):
         ("WPF_ACCESS_KEY", "short", "WPF_ACCESS_KEY: each key must be at least 8 characters"),
         ("WORDPRESS_URL", "ftp://x", "WORDPRESS_URL: must be an http:// or https:// URL"),
         ("WORDPRESS_APP_PASSWORD", " ", "WORDPRESS_APP_PASSWORD: is required"),
-        ("ORTTO_REGION", "us", "ORTTO_REGION: Must be one of: default, eu, au."),
+        ("ORTTO_REGION", "us", "ORTTO_REGION: must be default, eu or au"),
         ("ORTTO_PASSWORD_FIELD", "str::first", "ORTTO_PASSWORD_FIELD: must be a custom text field id"),
         ("WPF_DEFAULT_ROLE", "administrator", "WPF_DEFAULT_ROLE: administrator is never granted by a webhook"),
         ("WPF_ALLOWED_ROLES", "customer,administrator", "WPF_ALLOWED_ROLES: administrator is never granted"),
         ("WPF_ALLOWED_ROLES", "customer,Bad Role", "WPF_ALLOWED_ROLES: 'Bad Role' is not a WordPress role name"),
-        ("WPF_USERNAME_FORMAT", "random", "WPF_USERNAME_FORMAT: Must be one of"),
-        ("WPF_SEND_WELCOME_EMAIL", "perhaps", "WPF_SEND_WELCOME_EMAIL: Not a valid boolean."),
+        ("WPF_USERNAME_FORMAT", "random", "WPF_USERNAME_FORMAT: must be email, flname or fnamenum"),
+        ("WPF_SEND_WELCOME_EMAIL", "perhaps", "WPF_SEND_WELCOME_EMAIL: must be true or false"),
         ("WPF_FIELD_MAP", "/nonexistent.toml", "WPF_FIELD_MAP: cannot read /nonexistent.toml"),
         ("DATABASE_URL", "mysql://x", "DATABASE_URL: must be sqlite:///path/to/file.db or postgresql://user@host/db"),
         ("WPF_SECRET_KEY", "tooshort", "WPF_SECRET_KEY: each key must be at least 16 characters"),
         ("WPF_SECRET_KEY", "a-long-enough-secret-key,short", "WPF_SECRET_KEY: each key must be at least 16 characters"),
-        ("WPF_KEEP_DAYS", "1", "WPF_KEEP_DAYS: Must be greater than or equal to 2"),
-        ("PORT", "99999", "PORT: Must be greater than or equal to 1"),
-        ("WPF_RETRY_HOURS", "0", "WPF_RETRY_HOURS: Must be greater than 0"),
+        ("WPF_KEEP_DAYS", "1", "WPF_KEEP_DAYS: must be a number from 2 to 3650"),
+        ("PORT", "99999", "PORT: must be a whole number from 1 to 65535"),
+        ("WPF_RETRY_HOURS", "0", "WPF_RETRY_HOURS: must be a number over 0 and up to 720"),
     ],
 )
 def test_bad_setting_is_named(env, name, value, message):
@@ -87,3 +107,78 @@ def test_database_url_takes_herokus_postgres_spelling(env, url):
 
     settings = load_settings({**env, "DATABASE_URL": url})
     assert connect(settings.database_url).url == "postgresql://u:p@db.example.com:5432/d1"
+
+
+def test_derived_values_come_from_the_settings_they_depend_on():
+    settings = load_settings({**MINIMAL, "PORT": "9000", "ORTTO_REGION": "au", "WPF_LOG_FORMAT": "json"})
+    assert settings.bind == "0.0.0.0:9000" and settings.web_concurrency == 2
+    assert settings.ortto_api_url == ORTTO_HOSTS["au"] and settings.wordpress_url == "https://wordpress.example.test"
+    assert settings.access_keys == ("access-key-1", "access-key-2") and settings.json_logs
+    assert settings.stall_seconds == 15 * 60 and settings.console_session_seconds == 8 * 3600
+    assert load_settings({**MINIMAL, "WPF_BIND": "127.0.0.1:8001", "PORT": "9000"}).bind == "127.0.0.1:8001"
+
+
+@pytest.mark.parametrize("info", NUMBERS, ids=env_name)
+def test_every_number_is_bounded_and_refused_outside_its_bounds(info):
+    bounds = {type(item).__name__: getattr(item, type(item).__name__.lower(), None) for item in info.metadata}
+    assert "Le" in bounds and ("Ge" in bounds or "Gt" in bounds), f"{env_name(info)} declares no bounds"
+    step = 1 if info.annotation is int else 0.001
+    low = bounds["Gt"] if "Gt" in bounds else bounds["Ge"] - step
+    for value in (low, bounds["Le"] + step, "many"):
+        with pytest.raises(SettingsError) as error:
+            load_settings({**MINIMAL, env_name(info): str(value)})
+        assert str(error.value) == f"{env_name(info)}: must be {accepted(info)}"
+    for value in (bounds.get("Ge", low + step), bounds["Le"]):
+        load_settings({**MINIMAL, env_name(info): str(value)})
+
+
+@pytest.mark.parametrize("info", FIELDS.values(), ids=env_name)
+def test_every_setting_but_free_text_refuses_a_wrong_value_by_name(info):
+    name = env_name(info)
+    if name in FREE_TEXT:
+        assert not accepted(info)
+        load_settings({**MINIMAL, name: "X"})
+        return
+    with pytest.raises(SettingsError) as error:
+        load_settings({**MINIMAL, name: "X"})
+    assert str(error.value).startswith(f"{name}: ") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", list(MINIMAL))
+def test_every_required_setting_is_named_when_missing(name):
+    with pytest.raises(SettingsError, match=f"^{name}: is required$"):
+        load_settings({**MINIMAL, name: " "})
+
+
+SECRETS = {
+    **MINIMAL,
+    "WPF_CONSOLE_PASSWORD": "console-Zq9-password",
+    "WPF_METRICS_TOKEN": "metrics-Zq9-token-0123",
+    "WPF_ALERT_WEBHOOK": "https://hooks.example.test/Zq9",
+}
+
+
+@pytest.mark.parametrize("info", [info for info in FIELDS.values() if not info.repr], ids=env_name)
+def test_secrets_stay_out_of_repr_and_error_messages(info):
+    name = env_name(info)
+    settings = load_settings(SECRETS)
+    for secret in SECRETS[name].split(","):
+        assert secret in settings.secrets() and secret not in repr(settings)
+    if name not in FREE_TEXT:
+        with pytest.raises(SettingsError) as error:
+            load_settings({**SECRETS, name: "Zq9!"})
+        assert "Zq9" not in str(error.value)
+
+
+def test_a_changed_copy_is_validated_again():
+    settings = load_settings(MINIMAL)
+    copy = dataclasses.replace(settings, send_welcome_email=True)
+    assert copy.send_welcome_email and copy.access_keys == settings.access_keys and copy.bind == settings.bind
+    with pytest.raises(ValidationError):
+        dataclasses.replace(settings, default_role="administrator")
+
+
+def test_the_template_s_placeholders_are_recognised():
+    template = {name: value or "" for name, value in dotenv_values(ROOT / "config" / "env.example").items()}
+    assert load_settings(template).placeholders() == list(PLACEHOLDERS)
+    assert load_settings({**template, **MINIMAL}).placeholders() == []

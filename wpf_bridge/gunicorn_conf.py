@@ -10,8 +10,6 @@ instead (up to ``worker_connections``); headers must arrive within ``keepalive``
 bodies within ``web.bodies.BODY_SECONDS``.
 """
 
-import os
-
 from gunicorn.glogging import Logger
 
 from wpf_bridge import logs
@@ -20,7 +18,7 @@ from wpf_bridge.terminal import settings_or_exit
 _settings = settings_or_exit()
 
 bind = _settings.bind
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = _settings.web_concurrency
 worker_class = "gevent"
 worker_connections = 1000
 timeout = 30

@@ -1,18 +1,25 @@
-"""Settings: read once from the environment (and ``.env``), validated before anything starts."""
+"""Settings: read once from the environment (and ``.env``), validated before anything starts.
+
+Each setting is declared once, as a field of ``Settings`` (``declare.setting``): its environment
+variable, type, default, bounds, help and whether it is secret. Validation and error messages
+come from that declaration.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
-from marshmallow import EXCLUDE, Schema, ValidationError, post_load, validate, validates_schema
-from marshmallow import fields as mfields
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
 
-from .fieldmap import FieldMap, FieldMapError, load_field_map
+from .declare import HTTP_URL, Keys, Url, csv, env_name, extra, keys, message, one_of, pattern, rule, setting
+from .fieldmap import FieldMap, load_field_map
 
 NEVER_GRANTED = "administrator"  # no webhook grants it, whatever the settings say
 
@@ -23,13 +30,18 @@ ORTTO_HOSTS = {
 }
 DEFAULT_FIELD_MAP = "config/fields.toml"
 ENV_FILE = "WPF_ENV_FILE"  # where the settings file is, when not ./.env (set by --env-file)
-#: Values config/env.example ships with: a bridge still holding one was never configured.
-PLACEHOLDERS = {
-    "WPF_ACCESS_KEY": "change-me",
-    "WPF_SECRET_KEY": "change-me",
-    "WORDPRESS_URL": "wordpress.example.com",
-    "WORDPRESS_APP_PASSWORD": "xxxxxxxx",
-    "ORTTO_API_KEY": "your-ortto-private-api-key",
+
+#: The sections of the settings reference and of config/env.example, and what each says first.
+SECTIONS = {
+    "Keys": "",
+    "WordPress": "A user with an application password (Users > Profile > Application Passwords) named exactly "
+    "wpf-bridge. The user needs list_users, create_users, edit_users and promote_users (an administrator has them).",
+    "Ortto": "",
+    "Users": "Who a webhook creates, and with which role.",
+    "Deliveries": "Every webhook is kept as a delivery, which is also the queue.",
+    "Worker": "",
+    "Web": "",
+    "Console, metrics, logs and alerts": "",
 }
 
 
@@ -37,257 +49,315 @@ class SettingsError(ValueError):
     """A setting is missing or wrong; the message names it, on one line."""
 
 
-@dataclass(frozen=True)
+def _role_complaint(role: str) -> str | None:
+    if not role.replace("_", "").replace("-", "").isalnum() or role.lower() != role:
+        return f"{role!r} is not a WordPress role name"
+    return "administrator is never granted by a webhook" if role == NEVER_GRANTED else None
+
+
+_ROLE = rule(f"a WordPress role name, never {NEVER_GRANTED}", _role_complaint)
+_ROLES = rule(
+    f"WordPress role names, comma-separated, never {NEVER_GRANTED}",
+    lambda roles: next(filter(None, map(_role_complaint, sorted(roles))), None),
+)
+_PASSWORD_FIELD = pattern(r"^str:cm:[A-Za-z0-9_-]+$", "a custom text field id like str:cm:wp-password")
+_DATABASE_URL = pattern(r"^(sqlite:///.+|postgres(ql)?://.+)", "sqlite:///path/to/file.db or postgresql://user@host/db")
+_HOST_PORT = pattern(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", "host:port, for example 127.0.0.1:8000")
+
+
+@dataclass(frozen=True, config=ConfigDict(validate_by_name=True, allow_inf_nan=False))
 class Settings:
-    access_keys: tuple[str, ...] = field(repr=False)
-    wordpress_url: str
-    wordpress_user: str
-    wordpress_app_password: str = field(repr=False)
-    ortto_api_key: str = field(repr=False)
-    ortto_api_url: str
-    ortto_password_field: str | None
-    default_role: str
-    allowed_roles: frozenset[str]
-    username_format: str
-    send_welcome_email: bool
-    field_map: FieldMap
-    database_url: str
-    secret_keys: tuple[str, ...] = field(repr=False)  # the first seals new passwords; all open them
-    port: int
-    bind: str  # where the web process listens: host:port (WPF_BIND)
-    retry_horizon: float  # seconds after which transient failures stop being retried
-    lease_seconds: float  # a claim's lease, renewed by its worker: a dead worker's deliveries are taken over after it
-    stop_seconds: float  # how long a stopping worker lets running deliveries finish before handing them back
-    worker_threads: int  # deliveries one worker process applies at once
-    batch_size: int  # deliveries a worker thread claims and applies together, their WordPress requests batched
-    ortto_rate_limit: float  # Ortto requests per second, per worker process
-    same_call_seconds: float  # an identical call without Ortto's ids this soon is a redelivery
-    key_failure_limit: int  # wrong access keys a client may send per minute before it gets 429
-    trusted_proxies: int  # proxies in front of the web process whose X-Forwarded-For is believed
-    keep_seconds: float  # finished deliveries older than this are deleted
-    stall_seconds: float  # /ready fails when deliveries wait this long with nothing applied
-    console_password: str | None = field(default=None, repr=False)  # the operator console is off without one
-    console_session_seconds: float = 8 * 3600.0  # a console login lasts this long
-    metrics_token: str | None = field(default=None, repr=False)  # /metrics is off without one
-    metrics_dir: str | None = None  # where this host's processes share their figures (see metrics_folder.directory)
-    json_logs: bool = False  # WPF_LOG_FORMAT=json
-    alert_webhook: str | None = field(default=None, repr=False)  # Slack-compatible incoming webhook URL
+    """Every setting, validated; ``dataclasses.replace`` validates the changed copy again."""
+
+    access_keys: Annotated[Keys, keys(8)] = setting(
+        "WPF_ACCESS_KEY",
+        section="Keys",
+        secret=True,
+        placeholder="change-me-to-a-long-random-key",
+        help="The key in your Ortto webhook URLs (`?access_key=...`). Several, comma-separated, allow rotation.",
+    )
+    secret_keys: Annotated[Keys, keys(16)] = setting(
+        "WPF_SECRET_KEY",
+        secret=True,
+        placeholder="change-me-to-another-long-random-key",
+        help="Encrypts generated passwords while they wait to reach Ortto. To rotate, put a new key in front "
+        "(`new,old`): the first seals, all open.",
+    )
+    wordpress_url: Url = setting(
+        "WORDPRESS_URL",
+        section="WordPress",
+        placeholder="https://wordpress.example.com",
+        help="The site's address (`https://example.com`, or with a sub-path).",
+    )
+    wordpress_user: str = setting("WORDPRESS_USER", example="bridge", help="The WordPress user the bridge acts as.")
+    wordpress_app_password: str = setting(
+        "WORDPRESS_APP_PASSWORD",
+        secret=True,
+        placeholder="xxxx xxxx xxxx xxxx xxxx xxxx",
+        help="That user's application password.",
+    )
+    ortto_api_key: str = setting(
+        "ORTTO_API_KEY",
+        section="Ortto",
+        secret=True,
+        placeholder="your-ortto-private-api-key",
+        help="A private API key (Settings > Data sources > Custom API).",
+    )
+    ortto_region: Annotated[str, one_of(*ORTTO_HOSTS)] = setting(
+        "ORTTO_REGION", "default", help="Your Ortto account's region, which picks the API host."
+    )
+    ortto_api_url: Url = setting(
+        "ORTTO_API_URL",
+        None,
+        validate_default=True,
+        shown="from `ORTTO_REGION`",
+        help="Overrides the Ortto API host that `ORTTO_REGION` picks.",
+    )
+    ortto_password_field: Annotated[str | None, _PASSWORD_FIELD] = setting(
+        "ORTTO_PASSWORD_FIELD",
+        None,
+        example="str:cm:wp-password",
+        help="Return Password: the Ortto custom text field that receives generated passwords.",
+    )
+    default_role: Annotated[str, _ROLE] = setting(
+        "WPF_DEFAULT_ROLE",
+        "subscriber",
+        section="Users",
+        help="The role of new users when a webhook's `role` is absent or not allowed.",
+    )
+    allowed_roles: Annotated[frozenset[str], _ROLES] = setting(
+        "WPF_ALLOWED_ROLES",
+        None,
+        validate_default=True,
+        shown="the default role",
+        example="subscriber,customer",
+        help="The roles a webhook may grant (the default role always). Any role that carries a privileged "
+        "capability is refused too: see Security in README.md.",
+    )
+    username_format: Annotated[str, one_of("email", "flname", "fnamenum")] = setting(
+        "WPF_USERNAME_FORMAT",
+        "email",
+        help="Usernames of new users: the email, `flname` (firstnamelastname) or `fnamenum` (firstname1, "
+        "firstname2, ...).",
+    )
+    send_welcome_email: bool = setting(
+        "WPF_SEND_WELCOME_EMAIL", False, help="Send the new-user email even without `send_notification=true`."
+    )
+    field_map: FieldMap = setting(
+        "WPF_FIELD_MAP",
+        None,
+        validate_default=True,
+        shown=f"`{DEFAULT_FIELD_MAP}`",
+        example=DEFAULT_FIELD_MAP,
+        help="The field map (see README.md); the default file is used when it exists, else first and last name only.",
+    )
+    database_url: Annotated[str, _DATABASE_URL] = setting(
+        "DATABASE_URL",
+        "sqlite:///wpf-bridge.db",
+        section="Deliveries",
+        example="sqlite:///var/wpf-bridge.db",
+        help="Where deliveries are kept: a SQLite file (`sqlite:////abs/path.db` for an absolute path) for one "
+        "host, or PostgreSQL (`postgresql://user:password@host:5432/db`; Heroku's `postgres://` too) for any "
+        "number of processes on any number of hosts. Its password is masked in logs and in `check`.",
+    )
+    retry_hours: Annotated[float, Field(gt=0, le=24 * 30)] = setting(
+        "WPF_RETRY_HOURS",
+        24.0,
+        help="How long transient failures (peer down, 5xx, 429) are retried before a delivery fails.",
+    )
+    keep_days: Annotated[float, Field(ge=2, le=3650)] = setting(
+        "WPF_KEEP_DAYS",
+        30.0,
+        help="Finished deliveries older than this are deleted, hourly (at least 2: Ortto's redeliveries are "
+        "recognised for 48 h).",
+    )
+    same_call_seconds: Annotated[float, Field(ge=0, le=86400)] = setting(
+        "WPF_SAME_CALL_SECONDS",
+        120.0,
+        help="A call without Ortto's delivery ids that repeats an earlier one (same action, parameters and body) "
+        "this soon is a redelivery; 0 turns this off.",
+    )
+    worker_threads: Annotated[int, Field(ge=1, le=64)] = setting(
+        "WPF_WORKER_THREADS",
+        4,
+        section="Worker",
+        help="Deliveries one worker process applies at once, i.e. concurrent WordPress requests "
+        "(`wpf-bridge worker --threads N` overrides).",
+    )
+    # at most what the companion plugin takes in one batch (clients.wordpress.MAX_WRITES)
+    batch_size: Annotated[int, Field(ge=1, le=50)] = setting(
+        "WPF_BATCH_SIZE",
+        50,
+        help="Deliveries a worker thread applies together when several wait, their WordPress look-ups and writes "
+        "sent as one request each (1: every request alone).",
+    )
+    ortto_rate_limit: Annotated[float, Field(ge=0.1, le=1000)] = setting(
+        "ORTTO_RATE_LIMIT",
+        10.0,
+        help="Ortto requests per second from one worker process (Ortto's limit depends on the plan; divide it "
+        "among the worker processes).",
+    )
+    lease_seconds: Annotated[float, Field(ge=3, le=3600)] = setting(
+        "WPF_LEASE_SECONDS",
+        30.0,
+        help="A running delivery's lease, renewed by its worker every third of it: a worker that dies or freezes "
+        "loses its deliveries to another after this (on the same host, at once).",
+    )
+    stop_seconds: Annotated[float, Field(ge=0, le=600)] = setting(
+        "WPF_STOP_SECONDS",
+        20.0,
+        help="On SIGTERM, how long a worker lets running deliveries finish before handing them back; keep it "
+        "under the platform's kill delay (Heroku and the systemd unit give 30 s).",
+    )
+    port: Annotated[int, Field(ge=1, le=65535)] = setting(
+        "PORT", 8000, section="Web", example="8000", help="The web port."
+    )
+    bind: Annotated[str, _HOST_PORT] = setting(
+        "WPF_BIND",
+        None,
+        validate_default=True,
+        shown="`0.0.0.0:$PORT`",
+        example="127.0.0.1:8000",
+        help="Where the web process listens; `127.0.0.1:8000` serves loopback only (behind nginx on this host).",
+    )
+    web_concurrency: Annotated[int, Field(ge=1, le=128)] = setting(
+        "WEB_CONCURRENCY", 2, help="Gunicorn worker processes (gunicorn also reads `GUNICORN_CMD_ARGS`)."
+    )
+    trusted_proxies: Annotated[int, Field(ge=0, le=5)] = setting(
+        "WPF_TRUSTED_PROXIES",
+        0,
+        help="Proxies in front of the web process (nginx, Heroku's router: 1), whose `X-Forwarded-For` gives the "
+        "client address. Behind a proxy, 0 makes every client share its address, and a few wrong keys from "
+        "anyone lock Ortto out.",
+    )
+    key_failure_limit: Annotated[int, Field(ge=1, le=10000)] = setting(
+        "WPF_KEY_FAILURE_LIMIT",
+        10,
+        help="Wrong access keys one client address may send per minute before it is answered 429.",
+    )
+    stall_minutes: Annotated[float, Field(ge=1, le=1440)] = setting(
+        "WPF_STALL_MINUTES",
+        15.0,
+        help="`/ready` answers 503 when deliveries have waited this long with none applied.",
+    )
+    console_password: str | None = setting(
+        "WPF_CONSOLE_PASSWORD",
+        None,
+        min_length=12,
+        secret=True,
+        section="Console, metrics, logs and alerts",
+        help="Turns on the operator console at `/console`.",
+    )
+    console_session_hours: Annotated[float, Field(ge=0.01, le=24 * 30)] = setting(
+        "WPF_CONSOLE_SESSION_HOURS", 8.0, help="How long a console sign-in lasts."
+    )
+    metrics_token: str | None = setting(
+        "WPF_METRICS_TOKEN",
+        None,
+        min_length=16,
+        secret=True,
+        help="Turns on `/metrics`, for `Authorization: Bearer <token>` only.",
+    )
+    metrics_dir: str | None = setting(
+        "WPF_METRICS_DIR",
+        None,
+        shown="beside the SQLite file; on PostgreSQL `~/.local/state/wpf-bridge/metrics-…`",
+        help="Where the processes of one host share their Prometheus figures.",
+    )
+    log_format: Annotated[str, one_of("text", "json")] = setting(
+        "WPF_LOG_FORMAT", "text", help="`json`: one JSON object per line."
+    )
+    alert_webhook: Annotated[str | None, HTTP_URL] = setting(
+        "WPF_ALERT_WEBHOOK",
+        None,
+        secret=True,
+        help="A Slack-compatible incoming webhook URL for alerts of deliveries that failed for good.",
+    )
+
+    @field_validator("ortto_api_url", mode="before")
+    @classmethod
+    def _from_region(cls, url: str | None, info: Any) -> str | None:
+        return url or ORTTO_HOSTS.get(info.data.get("ortto_region", ""))
+
+    @field_validator("allowed_roles", mode="before")
+    @classmethod
+    def _with_default_role(cls, roles: Any, info: Any) -> Any:
+        return {*(csv(roles) or ()), *([info.data["default_role"]] if "default_role" in info.data else [])}
+
+    @field_validator("field_map", mode="before")
+    @classmethod
+    def _field_map(cls, path: Any) -> FieldMap:
+        if isinstance(path, FieldMap):
+            return path
+        if path is None and not Path(DEFAULT_FIELD_MAP).is_file():
+            return FieldMap()
+        return load_field_map(Path(path or DEFAULT_FIELD_MAP))
+
+    @field_validator("bind", mode="before")
+    @classmethod
+    def _on_port(cls, bind: str | None, info: Any) -> str | None:
+        if bind or "port" not in info.data:
+            return bind
+        return f"0.0.0.0:{info.data['port']}"
+
+    @property
+    def retry_horizon(self) -> float:
+        """Seconds after which transient failures stop being retried."""
+        return self.retry_hours * 3600
+
+    @property
+    def keep_seconds(self) -> float:
+        return self.keep_days * 86400
+
+    @property
+    def stall_seconds(self) -> float:
+        return self.stall_minutes * 60
+
+    @property
+    def console_session_seconds(self) -> float:
+        return self.console_session_hours * 3600
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json"
 
     def placeholders(self) -> list[str]:
         """The settings that still hold config/env.example's placeholder values."""
-        values = {
-            "WPF_ACCESS_KEY": ",".join(self.access_keys),
-            "WPF_SECRET_KEY": ",".join(self.secret_keys),
-            "WORDPRESS_URL": self.wordpress_url,
-            "WORDPRESS_APP_PASSWORD": self.wordpress_app_password,
-            "ORTTO_API_KEY": self.ortto_api_key,
-        }
+        held = {env: _text(getattr(self, _BY_ENV[env])) for env in PLACEHOLDERS}
         # honcho, which `make run` uses, drops the spaces from unquoted values
-        return [name for name, placeholder in PLACEHOLDERS.items() if placeholder in values[name].replace(" ", "")]
+        return [env for env, placeholder in PLACEHOLDERS.items() if placeholder in held[env].replace(" ", "")]
 
     def placeholder_warning(self) -> str | None:
         """What to tell the operator of a service started on the template ``.env``, if it was."""
-        left = self.placeholders()
+        if not (left := self.placeholders()):
+            return None
         return (
-            (
-                f"settings still hold config/env.example's placeholders: {', '.join(left)}; edit {env_file()}, "
-                "then run `wpf-bridge check`"
-            )
-            if left
-            else None
+            f"settings still hold config/env.example's placeholders: {', '.join(left)}; edit {env_file()}, "
+            "then run `wpf-bridge check`"
         )
 
     def secrets(self) -> list[str]:
         """Values that must never be written to a log line."""
         database_password = urlsplit(self.database_url).password
+        declared = [getattr(self, name) for name, info in FIELDS.items() if not info.repr]
         return [
-            *self.access_keys,
-            self.wordpress_app_password,
-            self.ortto_api_key,
-            *self.secret_keys,
+            *(value for held in declared for value in (held if isinstance(held, tuple) else [held]) if value),
             *([unquote(database_password)] if database_password else []),
-            *[value for value in (self.console_password, self.metrics_token, self.alert_webhook) if value],
         ]
 
 
-def _csv(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+def _text(value: Any) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
-def _http_url(value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValidationError("must be an http:// or https:// URL")
-
-
-def _role_name(value: str) -> None:
-    if not value.replace("_", "").replace("-", "").isalnum() or value.lower() != value:
-        raise ValidationError(f"{value!r} is not a WordPress role name")
-    if value == NEVER_GRANTED:
-        raise ValidationError("administrator is never granted by a webhook")
-
-
-def _keys(min_length: int):
-    """A comma-separated list of keys (several allow rotation), each at least ``min_length`` long."""
-
-    def check(value: str) -> None:
-        keys = _csv(value)
-        if not keys:
-            raise ValidationError("is required")
-        if any(len(key) < min_length for key in keys):
-            raise ValidationError(f"each key must be at least {min_length} characters")
-
-    return check
-
-
-class _SettingsSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-        ordered = True
-
-    access_keys = mfields.String(data_key="WPF_ACCESS_KEY", required=True, validate=_keys(8))
-    wordpress_url = mfields.String(data_key="WORDPRESS_URL", required=True, validate=_http_url)
-    wordpress_user = mfields.String(data_key="WORDPRESS_USER", required=True)
-    wordpress_app_password = mfields.String(data_key="WORDPRESS_APP_PASSWORD", required=True)
-    ortto_api_key = mfields.String(data_key="ORTTO_API_KEY", required=True)
-    ortto_region = mfields.String(
-        data_key="ORTTO_REGION", load_default="default", validate=validate.OneOf(list(ORTTO_HOSTS))
-    )
-    ortto_api_url = mfields.String(data_key="ORTTO_API_URL", load_default=None, validate=_http_url)
-    ortto_password_field = mfields.String(
-        data_key="ORTTO_PASSWORD_FIELD",
-        load_default=None,
-        validate=validate.Regexp(
-            r"^str:cm:[A-Za-z0-9_-]+$", error="must be a custom text field id like str:cm:wp-password"
-        ),
-    )
-    default_role = mfields.String(data_key="WPF_DEFAULT_ROLE", load_default="subscriber", validate=_role_name)
-    allowed_roles = mfields.String(data_key="WPF_ALLOWED_ROLES", load_default="")
-    username_format = mfields.String(
-        data_key="WPF_USERNAME_FORMAT", load_default="email", validate=validate.OneOf(["email", "flname", "fnamenum"])
-    )
-    send_welcome_email = mfields.Boolean(data_key="WPF_SEND_WELCOME_EMAIL", load_default=False)
-    field_map = mfields.String(data_key="WPF_FIELD_MAP", load_default=None)
-    database_url = mfields.String(
-        data_key="DATABASE_URL",
-        load_default="sqlite:///wpf-bridge.db",
-        validate=validate.Regexp(
-            r"^(sqlite:///.+|postgres(ql)?://.+)",
-            error="must be sqlite:///path/to/file.db or postgresql://user@host/db",
-        ),
-    )
-    secret_keys = mfields.String(data_key="WPF_SECRET_KEY", required=True, validate=_keys(16))
-    port = mfields.Integer(data_key="PORT", load_default=8000, validate=validate.Range(1, 65535))
-    bind = mfields.String(
-        data_key="WPF_BIND",
-        load_default=None,
-        validate=validate.Regexp(
-            r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$",
-            error="must be host:port, for example 127.0.0.1:8000 (loopback only) or 0.0.0.0:8000",
-        ),
-    )
-    worker_threads = mfields.Integer(data_key="WPF_WORKER_THREADS", load_default=4, validate=validate.Range(1, 64))
-    # at most what the companion plugin takes in one batch (clients.wordpress.MAX_WRITES)
-    batch_size = mfields.Integer(data_key="WPF_BATCH_SIZE", load_default=50, validate=validate.Range(1, 50))
-    ortto_rate_limit = mfields.Float(data_key="ORTTO_RATE_LIMIT", load_default=10.0, validate=validate.Range(0.1, 1000))
-    same_call_seconds = mfields.Float(
-        data_key="WPF_SAME_CALL_SECONDS", load_default=120.0, validate=validate.Range(0, 86400)
-    )
-    key_failure_limit = mfields.Integer(
-        data_key="WPF_KEY_FAILURE_LIMIT", load_default=10, validate=validate.Range(1, 10000)
-    )
-    trusted_proxies = mfields.Integer(data_key="WPF_TRUSTED_PROXIES", load_default=0, validate=validate.Range(0, 5))
-    lease_seconds = mfields.Float(
-        data_key="WPF_LEASE_SECONDS", load_default=30.0, validate=validate.Range(min=3, max=3600)
-    )
-    stop_seconds = mfields.Float(
-        data_key="WPF_STOP_SECONDS", load_default=20.0, validate=validate.Range(min=0, max=600)
-    )
-    stall_minutes = mfields.Float(
-        data_key="WPF_STALL_MINUTES", load_default=15.0, validate=validate.Range(min=1, max=1440)
-    )
-    keep_days = mfields.Float(  # at least the 48 h in which Ortto's redeliveries are recognised
-        data_key="WPF_KEEP_DAYS", load_default=30.0, validate=validate.Range(min=2, max=3650)
-    )
-    console_password = mfields.String(
-        data_key="WPF_CONSOLE_PASSWORD",
-        load_default=None,
-        validate=validate.Length(min=12, error="must be at least 12 characters"),
-    )
-    console_session_hours = mfields.Float(
-        data_key="WPF_CONSOLE_SESSION_HOURS", load_default=8.0, validate=validate.Range(min=0.01, max=24 * 30)
-    )
-    metrics_token = mfields.String(
-        data_key="WPF_METRICS_TOKEN",
-        load_default=None,
-        validate=validate.Length(min=16, error="must be at least 16 characters"),
-    )
-    metrics_dir = mfields.String(data_key="WPF_METRICS_DIR", load_default=None)
-    log_format = mfields.String(
-        data_key="WPF_LOG_FORMAT", load_default="text", validate=validate.OneOf(["text", "json"])
-    )
-    alert_webhook = mfields.String(data_key="WPF_ALERT_WEBHOOK", load_default=None, validate=_http_url)
-    retry_hours = mfields.Float(
-        data_key="WPF_RETRY_HOURS", load_default=24.0, validate=validate.Range(min=0, min_inclusive=False, max=24 * 30)
-    )
-
-    @validates_schema
-    def _roles(self, data: dict, **_: object) -> None:
-        for role in _csv(data.get("allowed_roles", "")):
-            try:
-                _role_name(role)
-            except ValidationError as exc:
-                raise ValidationError(exc.messages, "WPF_ALLOWED_ROLES") from None
-
-    @post_load
-    def _build(self, data: dict, **_: object) -> Settings:
-        try:
-            field_map = _field_map(data["field_map"])
-        except FieldMapError as exc:
-            raise ValidationError(str(exc), "WPF_FIELD_MAP") from None
-        return Settings(
-            access_keys=tuple(_csv(data["access_keys"])),
-            wordpress_url=data["wordpress_url"].rstrip("/"),
-            wordpress_user=data["wordpress_user"],
-            wordpress_app_password=data["wordpress_app_password"],
-            ortto_api_key=data["ortto_api_key"],
-            ortto_api_url=(data["ortto_api_url"] or ORTTO_HOSTS[data["ortto_region"]]).rstrip("/"),
-            ortto_password_field=data["ortto_password_field"],
-            default_role=data["default_role"],
-            allowed_roles=frozenset(_csv(data["allowed_roles"])) | {data["default_role"]},
-            username_format=data["username_format"],
-            send_welcome_email=data["send_welcome_email"],
-            field_map=field_map,
-            database_url=data["database_url"],
-            secret_keys=tuple(_csv(data["secret_keys"])),
-            port=data["port"],
-            bind=data["bind"] or f"0.0.0.0:{data['port']}",
-            retry_horizon=data["retry_hours"] * 3600,
-            lease_seconds=data["lease_seconds"],
-            stop_seconds=data["stop_seconds"],
-            trusted_proxies=data["trusted_proxies"],
-            keep_seconds=data["keep_days"] * 86400,
-            stall_seconds=data["stall_minutes"] * 60,
-            worker_threads=data["worker_threads"],
-            batch_size=data["batch_size"],
-            ortto_rate_limit=data["ortto_rate_limit"],
-            same_call_seconds=data["same_call_seconds"],
-            key_failure_limit=data["key_failure_limit"],
-            console_password=data["console_password"],
-            console_session_seconds=data["console_session_hours"] * 3600,
-            metrics_token=data["metrics_token"],
-            metrics_dir=data["metrics_dir"],
-            json_logs=data["log_format"] == "json",
-            alert_webhook=data["alert_webhook"],
-        )
-
-
-def _field_map(path: str | None) -> FieldMap:
-    if path is None:
-        if not Path(DEFAULT_FIELD_MAP).is_file():
-            return FieldMap()
-        path = DEFAULT_FIELD_MAP
-    return load_field_map(Path(path))
+#: Each setting's declaration, by attribute name, in the order declared.
+FIELDS: dict[str, FieldInfo] = Settings.__pydantic_fields__  # type: ignore[attr-defined]
+#: Values config/env.example ships with: a bridge still holding one was never configured.
+PLACEHOLDERS = {
+    env_name(info): extra(info, "example").replace(" ", "") for info in FIELDS.values() if extra(info, "placeholder")
+}
+_BY_ENV = {env_name(info): name for name, info in FIELDS.items()}
+_VALIDATE = TypeAdapter(Settings)
 
 
 def env_file() -> Path:
@@ -303,10 +373,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         environ = {**from_file, **{key: value for key, value in os.environ.items() if value.strip()}}
     present = {key: value for key, value in environ.items() if value.strip() != ""}
     try:
-        return _SettingsSchema().load(present)
+        return _VALIDATE.validate_python(present, by_alias=True, by_name=False)
     except ValidationError as exc:
-        name, messages = next(iter(exc.normalized_messages().items()))
-        message = messages[0] if isinstance(messages, list) else messages
-        if message == "Missing data for required field.":
-            message = "is required"
-        raise SettingsError(f"{name}: {message}") from None
+        raise SettingsError(message(exc.errors(include_input=False, include_url=False)[0], FIELDS)) from None
