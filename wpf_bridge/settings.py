@@ -1,8 +1,9 @@
 """Settings: read once from the environment (and ``.env``), validated before anything starts.
 
-Each setting is declared once, as a field of ``Settings`` (``declare.setting``): its environment
-variable, type, default, bounds, help and whether it is secret. Validation and error messages
-come from that declaration.
+Each setting is declared once, as a field of ``Settings``: its environment variable, type, default,
+bounds, help and whether it is secret. Validation, error messages, ``config/env.example`` and
+``docs/settings.md`` (``python -m wpf_bridge.settings_files``) all come from that declaration
+(``declare.setting``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ORTTO_HOSTS = {
     "eu": "https://api.eu.ap3api.com",
     "au": "https://api.au.ap3api.com",
 }
+_REGIONS = ", ".join(f"`{region}` ({url.removeprefix('https://')})" for region, url in ORTTO_HOSTS.items())
 DEFAULT_FIELD_MAP = "config/fields.toml"
 ENV_FILE = "WPF_ENV_FILE"  # where the settings file is, when not ./.env (set by --env-file)
 
@@ -104,7 +106,7 @@ class Settings:
         help="A private API key (Settings > Data sources > Custom API).",
     )
     ortto_region: Annotated[str, one_of(*ORTTO_HOSTS)] = setting(
-        "ORTTO_REGION", "default", help="Your Ortto account's region, which picks the API host."
+        "ORTTO_REGION", "default", help=f"Your Ortto account's region, which picks the API host: {_REGIONS}."
     )
     ortto_api_url: Url = setting(
         "ORTTO_API_URL",
@@ -168,8 +170,8 @@ class Settings:
     keep_days: Annotated[float, Field(ge=2, le=3650)] = setting(
         "WPF_KEEP_DAYS",
         30.0,
-        help="Finished deliveries older than this are deleted, hourly (at least 2: Ortto's redeliveries are "
-        "recognised for 48 h).",
+        help="Finished deliveries (done, skipped, failed) older than this are deleted by the worker, hourly (at "
+        "least 2: Ortto's redeliveries are recognised for 48 h).",
     )
     same_call_seconds: Annotated[float, Field(ge=0, le=86400)] = setting(
         "WPF_SAME_CALL_SECONDS",
@@ -181,8 +183,8 @@ class Settings:
         "WPF_WORKER_THREADS",
         4,
         section="Worker",
-        help="Deliveries one worker process applies at once, i.e. concurrent WordPress requests "
-        "(`wpf-bridge worker --threads N` overrides).",
+        help="Worker threads in one worker process: deliveries applied at once, i.e. concurrent requests to "
+        "WordPress (`wpf-bridge worker --threads N` overrides).",
     )
     # at most what the companion plugin takes in one batch (clients.wordpress.MAX_WRITES)
     batch_size: Annotated[int, Field(ge=1, le=50)] = setting(
@@ -200,14 +202,15 @@ class Settings:
     lease_seconds: Annotated[float, Field(ge=3, le=3600)] = setting(
         "WPF_LEASE_SECONDS",
         30.0,
-        help="A running delivery's lease, renewed by its worker every third of it: a worker that dies or freezes "
-        "loses its deliveries to another after this (on the same host, at once).",
+        help="A running delivery's lease, renewed by its worker every third of it while the worker lives, however "
+        "long WordPress takes: a worker that dies or freezes loses its deliveries to another after this (on the "
+        "same host, at once).",
     )
     stop_seconds: Annotated[float, Field(ge=0, le=600)] = setting(
         "WPF_STOP_SECONDS",
         20.0,
-        help="On SIGTERM, how long a worker lets running deliveries finish before handing them back; keep it "
-        "under the platform's kill delay (Heroku and the systemd unit give 30 s).",
+        help="On SIGTERM, how long a worker lets running deliveries finish before handing them back to the other "
+        "workers and exiting 0; keep it under the platform's kill delay (Heroku and the systemd unit give 30 s).",
     )
     port: Annotated[int, Field(ge=1, le=65535)] = setting(
         "PORT", 8000, section="Web", example="8000", help="The web port."
@@ -226,9 +229,9 @@ class Settings:
     trusted_proxies: Annotated[int, Field(ge=0, le=5)] = setting(
         "WPF_TRUSTED_PROXIES",
         0,
-        help="Proxies in front of the web process (nginx, Heroku's router: 1), whose `X-Forwarded-For` gives the "
-        "client address. Behind a proxy, 0 makes every client share its address, and a few wrong keys from "
-        "anyone lock Ortto out.",
+        help="Proxies in front of the web process (nginx, Heroku's router: 1): the client address for the "
+        "wrong-key limit is taken from their `X-Forwarded-For`. Behind a proxy, 0 makes every client share the "
+        "proxy's address, and a few wrong keys from anyone would lock Ortto out.",
     )
     key_failure_limit: Annotated[int, Field(ge=1, le=10000)] = setting(
         "WPF_KEY_FAILURE_LIMIT",

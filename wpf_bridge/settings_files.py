@@ -1,0 +1,131 @@
+"""config/env.example and docs/settings.md, written from the settings' declarations in
+wpf_bridge/settings.py, so that neither can say something the code does not do.
+
+``python -m wpf_bridge.settings_files`` rewrites both; with ``--check`` it only names those that
+differ (tests/test_settings_files.py fails the same way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from .declare import accepted, env_name, extra
+from .settings import FIELDS, SECTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_EXAMPLE = "config/env.example"
+REFERENCE = "docs/settings.md"
+COMMAND = "python -m wpf_bridge.settings_files"
+
+_ENV_HEADER = f"""\
+# wpf-bridge settings. `make run` copies this file to .env (with fresh keys) the first time.
+# {REFERENCE} describes every setting. A line that starts with # leaves its setting at the
+# default: remove the # to set it. (config/env.example is written from wpf_bridge/settings.py by
+# `{COMMAND}`.)\
+"""
+
+_REFERENCE_HEADER = f"""\
+# Settings
+
+<!-- Written by `{COMMAND}` from wpf_bridge/settings.py: change the settings there. -->
+
+Read from the environment, then from `.env` in the working directory (or the file given with
+`--env-file`) for what the environment does not set; validated at start. A bad or missing setting
+stops the process with one line naming it (and, when missing, where settings were looked for).
+[`{ENV_EXAMPLE}`](../{ENV_EXAMPLE}) lists them all, as a template for `.env`.\
+"""
+
+
+def _describe(info: FieldInfo, takes: str = "") -> str:
+    """The setting's help, then (if given) what it takes, then whether it is kept secret."""
+    return f"{info.description}{takes}{' Secret: never logged or shown.' if not info.repr else ''}"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _default(info: FieldInfo) -> str:
+    if info.default is PydanticUndefined:
+        return "required"
+    if extra(info, "shown"):
+        return str(extra(info, "shown"))
+    return "off" if info.default is None else f"`{_value(info.default)}`"
+
+
+def _sections() -> list[tuple[str, list[FieldInfo]]]:
+    """The settings in the order declared, under the section each belongs to."""
+    sections: list[tuple[str, list[FieldInfo]]] = []
+    for info in FIELDS.values():
+        if extra(info, "section"):
+            sections.append((extra(info, "section"), []))
+        sections[-1][1].append(info)
+    return sections
+
+
+def _comment(text: str) -> list[str]:
+    """Comment lines of at most 100 characters, without Markdown's backquotes."""
+    return textwrap.wrap(
+        text.replace("`", ""), 100, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False
+    )
+
+
+def env_example() -> str:
+    """A template for .env: every setting with its help; those left at their default commented out."""
+    blocks = [_ENV_HEADER]
+    for title, infos in _sections():
+        blocks.append("\n".join([f"# ---- {title} ----", *_comment(SECTIONS[title])]))
+        for info in infos:
+            takes = f" Takes {accepted(info)}." if accepted(info) else ""
+            value = extra(info, "example") or ("" if info.default in (None, PydanticUndefined) else info.default)
+            line = f"{'#' if info.default is None else ''}{env_name(info)}={_value(value)}"
+            blocks.append("\n".join([*_comment(_describe(info, takes)), line]))
+    return "\n\n".join(blocks) + "\n"
+
+
+def reference() -> str:
+    """The settings reference: a table per section (setting, default, what it takes, what it does)."""
+    blocks = [_REFERENCE_HEADER]
+    for title, infos in _sections():
+        rows = ["| setting | default | accepted | what it does |", "|---|---|---|---|"]
+        for info in infos:
+            cells = [f"`{env_name(info)}`", _default(info), accepted(info) or "any", _describe(info)]
+            rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        blocks += [f"## {title}", *([SECTIONS[title]] if SECTIONS[title] else []), "\n".join(rows)]
+    return "\n\n".join(blocks) + "\n"
+
+
+def files() -> dict[str, str]:
+    """Each derived file (a path from the repository's root) and the text the declarations give it."""
+    return {ENV_EXAMPLE: env_example(), REFERENCE: reference()}
+
+
+def stale() -> list[str]:
+    """The derived files whose text differs from what the declarations give."""
+    return [name for name, text in files().items() if not (ROOT / name).is_file() or (ROOT / name).read_text() != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__)
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file differs")
+    if parser.parse_args(argv).check:
+        for name in stale():
+            print(f"{name} differs from wpf_bridge/settings.py: run `{COMMAND}`")
+        return 1 if stale() else 0
+    for name, text in files().items():
+        (ROOT / name).parent.mkdir(exist_ok=True)
+        (ROOT / name).write_text(text)
+        print(f"wrote {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
