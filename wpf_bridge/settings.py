@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 
@@ -279,17 +279,20 @@ class Settings:
 
     @field_validator("ortto_api_url", mode="before")
     @classmethod
-    def _from_region(cls, url: str | None, info: Any) -> str | None:
+    def _from_region(cls, url: str | None, info: ValidationInfo) -> str | None:
+        """Unset: the host of ORTTO_REGION (declared before, so already validated)."""
         return url or ORTTO_HOSTS.get(info.data.get("ortto_region", ""))
 
     @field_validator("allowed_roles", mode="before")
     @classmethod
-    def _with_default_role(cls, roles: Any, info: Any) -> Any:
+    def _with_default_role(cls, roles: Any, info: ValidationInfo) -> Any:
+        """The default role is always one a webhook may grant."""
         return {*(csv(roles) or ()), *([info.data["default_role"]] if "default_role" in info.data else [])}
 
     @field_validator("field_map", mode="before")
     @classmethod
     def _field_map(cls, path: Any) -> FieldMap:
+        """The file read and checked at start (unset: the default file, if there is one); a copy's map as it is."""
         if isinstance(path, FieldMap):
             return path
         if path is None and not Path(DEFAULT_FIELD_MAP).is_file():
@@ -298,7 +301,8 @@ class Settings:
 
     @field_validator("bind", mode="before")
     @classmethod
-    def _on_port(cls, bind: str | None, info: Any) -> str | None:
+    def _on_port(cls, bind: str | None, info: ValidationInfo) -> str | None:
+        """Unset: every address, on PORT."""
         if bind or "port" not in info.data:
             return bind
         return f"0.0.0.0:{info.data['port']}"
