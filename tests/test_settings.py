@@ -176,6 +176,8 @@ def test_a_changed_copy_is_validated_again():
     assert copy.send_welcome_email and copy.access_keys == settings.access_keys and copy.bind == settings.bind
     with pytest.raises(ValidationError):
         dataclasses.replace(settings, default_role="administrator")
+    with pytest.raises(ValidationError, match="keep_seconds"):  # worked out from keep_days: not dropped silently
+        dataclasses.replace(settings, keep_seconds=60)
 
 
 def test_the_template_s_placeholders_are_recognised():

@@ -210,7 +210,7 @@ def test_the_worker_prunes_on_start(settings, store):
     done = store.ingest.add("update", "c1", None, None, False)[0]
     store.runs.finish(done.id, DONE, "x", owner=hold(store, done.id))
     run_sql(store, "update deliveries set updated_at = updated_at - 3 * 86400")
-    worker = Worker(dataclasses.replace(settings, keep_seconds=2 * 86400), store, threads=1)
+    worker = Worker(dataclasses.replace(settings, keep_days=2), store, threads=1)
     pruner = threading.Thread(target=worker._housekeeping)
     pruner.start()
     wait_for(lambda: store.deliveries.get(done.id) is None, 10, "the old delivery to be deleted")

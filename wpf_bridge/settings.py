@@ -67,9 +67,10 @@ _DATABASE_URL = pattern(r"^(sqlite:///.+|postgres(ql)?://.+)", "sqlite:///path/t
 _HOST_PORT = pattern(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", "host:port, for example 127.0.0.1:8000")
 
 
-@dataclass(frozen=True, config=ConfigDict(validate_by_name=True, allow_inf_nan=False))
+@dataclass(frozen=True, config=ConfigDict(validate_by_name=True, allow_inf_nan=False, extra="forbid"))
 class Settings:
-    """Every setting, validated; ``dataclasses.replace`` validates the changed copy again."""
+    """Every setting, validated. ``dataclasses.replace`` validates the changed copy again, and refuses
+    a name that is not declared (``keep_seconds``: change ``keep_days``) instead of dropping it."""
 
     access_keys: Annotated[Keys, keys(8)] = setting(
         "WPF_ACCESS_KEY",
@@ -378,7 +379,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if environ is None:
         from_file = {k: v or "" for k, v in dotenv_values(env_file()).items()} if env_file().is_file() else {}
         environ = {**from_file, **{key: value for key, value in os.environ.items() if value.strip()}}
-    present = {key: value for key, value in environ.items() if value.strip() != ""}
+    present = {key: value for key, value in environ.items() if key in _BY_ENV and value.strip() != ""}
     try:
         return _VALIDATE.validate_python(present, by_alias=True, by_name=False)
     except ValidationError as exc:
