@@ -41,10 +41,12 @@ def must(accepted: str, passes: Callable[[Any], object]) -> AfterValidator:
 
 
 def pattern(regex: str, accepted: str) -> AfterValidator:
+    """A rule for text that must match ``regex``; ``accepted`` says so in words (a regex is no help to an operator)."""
     return must(accepted, re.compile(regex).match)
 
 
 def one_of(*choices: str) -> AfterValidator:
+    """A rule for text that must be one of ``choices``, which the message and the reference list."""
     return must(f"{', '.join(choices[:-1])} or {choices[-1]}", lambda value: value in choices)
 
 
@@ -95,6 +97,7 @@ def setting(
 
 
 def env_name(info: FieldInfo) -> str:
+    """The environment variable a setting is read from: what messages and files name it by."""
     return str(info.validation_alias)
 
 

@@ -114,6 +114,7 @@ def stale() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Rewrite the derived files, or with ``--check`` only name those that differ (exit 1)."""
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__)
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file differs")
     if parser.parse_args(argv).check:
