@@ -232,7 +232,7 @@ def test_crash_right_after_creation_finishes_on_rerun_with_the_same_password(bri
         raise Killed
 
     with monkeypatch.context() as patch:
-        patch.setattr(importlib.import_module("wpf_bridge.actions.add"), "_finish_created", die)
+        patch.setattr(importlib.import_module("wpf_bridge.actions.add"), "finished", die)
         with pytest.raises(Killed):
             bridge.runner.run_next()
     kept = bridge.store.deliveries.get(delivery.id)

@@ -5,7 +5,8 @@ import itertools
 
 import pytest
 
-from wpf_bridge.actions.passwords import generate_password, username_candidates
+from wpf_bridge.actions.passwords import generate_password
+from wpf_bridge.rules.usernames import username_candidates
 
 
 def test_generated_passwords_are_strong_and_distinct():

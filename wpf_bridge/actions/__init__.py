@@ -1,19 +1,21 @@
-"""One plain function per webhook action; each takes a delivery and a context, returns an outcome."""
+"""One generator per webhook action: given a delivery, its Ortto contact and a context, it yields
+the WordPress requests it needs and returns the outcome (see ``steps``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..clients.ortto import Contact
 from ..types import Delivery
 from .add import add
-from .common import Context, Journal, Outcome
+from .steps import Context, Journal, Look, Request, Steps
 from .update import update
 from .update_tags import update_tags
 
-ACTIONS: dict[str, Callable[[Delivery, Context], Outcome]] = {
+ACTIONS: dict[str, Callable[[Delivery, Contact, Context], Steps]] = {
     "add": add,
     "update": update,
     "update_tags": update_tags,
 }
 
-__all__ = ["ACTIONS", "Context", "Journal", "Outcome"]
+__all__ = ["ACTIONS", "Context", "Journal", "Look", "Request", "Steps"]

@@ -1,18 +1,13 @@
-"""Generated passwords and usernames for new users."""
+"""Generated passwords for new users (usernames are a rule: ``rules.usernames``)."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import string
-import unicodedata
-from collections.abc import Iterator
 
 # No backslash (WordPress REST refuses it) and no quotes (they break email templates).
 _ALPHABET = string.ascii_letters + string.digits + "!#$%*+-=?@^_~"
 PASSWORD_LENGTH = 20
-MAX_USERNAME = 60  # wp_users.user_login
-MAX_TRIES = 100
 
 
 def generate_password() -> str:
@@ -26,30 +21,3 @@ def generate_password() -> str:
             and any(not c.isalnum() for c in password)
         ):
             return password
-
-
-def sanitize_username(value: str) -> str:
-    """What WordPress's strict ``sanitize_user`` keeps: ASCII letters, digits, space, ``_.-@``."""
-    ascii_value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9_.\-@]", "", ascii_value.lower())
-
-
-def username_candidates(fmt: str, email: str, first: str = "", last: str = "", wanted: str = "") -> Iterator[str]:
-    """Usernames to try in order; WordPress says which are taken (``existing_user_login``).
-
-    ``wanted`` is a username mapped from an Ortto field; otherwise ``fmt`` is WP Fusion's
-    username format: ``email``, ``flname`` (firstnamelastname) or ``fnamenum`` (firstname + digits).
-    """
-    base = sanitize_username(wanted)
-    numbered_only = False
-    if not base and fmt == "flname":
-        base = sanitize_username(first + last)
-    elif not base and fmt == "fnamenum":
-        base = sanitize_username(first)
-        numbered_only = bool(base)
-    base = base or sanitize_username(email) or "user"
-    if not numbered_only:
-        yield base[:MAX_USERNAME]
-    for n in range(1, MAX_TRIES):
-        suffix = str(n)
-        yield base[: MAX_USERNAME - len(suffix)] + suffix

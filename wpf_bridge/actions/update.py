@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from ..clients.ortto import Contact
+from ..rules import decide_update
 from ..types import Delivery
-from .common import NO_USER, Context, Outcome, find_user, load_contact, refusal, update_user
+from .steps import Context, Look, Steps, perform
 
 
-def update(delivery: Delivery, ctx: Context) -> Outcome:
-    """No user for the contact is not an error (WP Fusion: "no matching user"): nothing is created."""
-    contact = load_contact(ctx, delivery)
-    match = find_user(ctx, contact)
-    if match is None:
-        return NO_USER
-    return refusal(ctx, match, contact) or update_user(ctx, match, contact, delivery)
+def update(delivery: Delivery, contact: Contact, ctx: Context) -> Steps:
+    found = yield Look(contact.id, contact.email)
+    return (yield from perform(decide_update(delivery, contact, found, ctx.roles(), ctx.policy), ctx))

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..actions import ACTIONS, Context, Outcome
+from ..actions import ACTIONS, Context, Look, Request, Steps
 from ..clients.alerts import AlertClient
 from ..clients.http import RateLimiter
 from ..clients.ortto import OrttoClient
@@ -20,6 +20,7 @@ from ..clients.wordpress import WordPressClient
 from ..errors import BridgeError, ClaimLost, Deferred, PermanentError, TransientError
 from ..logs import log_context
 from ..roles import RoleCache
+from ..rules import Outcome, Policy
 from ..settings import Settings
 from ..store import Store, StoreUnavailable
 from ..types import FAILED, RETRYING, Delivery, End
@@ -111,6 +112,7 @@ class Runner:
         self.store = store
         self.shared = shared
         self.vault = Vault(settings.secret_keys)
+        self.policy = Policy.of(settings)
         self.wordpress = WordPressClient(
             settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password
         )
@@ -122,12 +124,14 @@ class Runner:
         it went back to the queue behind another delivery for the same person, or another worker
         took it over while this one ran)."""
         journal = StoreJournal(self.store, self.vault, delivery.id, delivery.lease_owner or "", learned=learned)
-        ctx = Context(self.settings, wordpress or self.wordpress, self.shared.contacts, journal, self.shared.roles.get)
+        ctx = Context(self.policy, journal, self.shared.roles.get)
         code = ""
         timer = Timer(delivery.action)
         with log_context(delivery.id):
             try:
-                outcome = ACTIONS[delivery.action](delivery, ctx)
+                contact = self.shared.contacts.load(delivery)
+                journal.learn(contact.id, contact.email)
+                outcome = drive(ACTIONS[delivery.action](delivery, contact, ctx), wordpress or self.wordpress)
             except Deferred:
                 log.info(DEFERRED, delivery.id)
                 return None
@@ -242,6 +246,29 @@ class Runner:
                         end.status,
                         end.result,
                     )
+
+
+def drive(steps: Steps, wordpress: WordPressClient | WordPressBatch) -> Outcome:
+    """Run an action's steps to their outcome, each request sent as it comes."""
+    answer, error = None, None
+    while True:
+        try:
+            request = steps.throw(error) if error else steps.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        answer, error = None, None
+        try:
+            answer = ask(wordpress, request)
+        except Exception as exc:  # the action's to handle, or to raise as it is
+            error = exc
+
+
+def ask(wordpress: WordPressClient | WordPressBatch, request: Request) -> object:
+    if isinstance(request, Look):
+        return wordpress.lookup(request.contact_id, request.email)
+    if request.user_id:
+        return wordpress.update_user(request.user_id, request.values)
+    return wordpress.create_user(request.values)
 
 
 class Worker:
