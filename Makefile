@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test lint faults bench bench-console bench-import system-deps clean
+.PHONY: install run demo test unit lint faults bench bench-console bench-import system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check wpf_bridge
 	$(VENV)/bin/mypy wpf_bridge
 	$(VENV)/bin/lint-imports setup.cfg
+
+## unit: the rules alone (tests/unit: no WordPress, Ortto or store), in seconds
+unit: $(STAMP)
+	$(VENV)/bin/python -m pytest tests/unit
 
 ## test: the linters, then every test, against a real WordPress and the Ortto test server, on SQLite
 ## then on PostgreSQL (two web and two worker processes where the Procfile processes run)

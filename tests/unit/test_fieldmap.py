@@ -7,7 +7,7 @@ import pytest
 
 from wpf_bridge.fieldmap import FieldMap, FieldMapError, load_field_map, to_text
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_example_loads():
