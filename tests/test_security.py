@@ -340,27 +340,12 @@ class _WordPressAnswering(requests.Session):
 
 def _batched_updates(body: dict, members: int = 2) -> dict:
     from wpf_bridge.clients.wordpress import WordPressClient
-    from wpf_bridge.worker.batch import Batching, WordPressBatch
+    from wpf_bridge.rules import Write
+    from wpf_bridge.worker.batch import Batching, Call, send_together
 
-    batch = WordPressBatch(WordPressClient("http://wp.test", "u", "p", session=_WordPressAnswering(body)), members,
-                           Batching())
-    results = {}
-
-    def member(rank: int) -> None:
-        batch.join(rank)
-        try:
-            results[rank] = batch.update_user(10 + rank, {"first_name": "x"})
-        except Exception as exc:
-            results[rank] = exc
-        finally:
-            batch.leave()
-
-    threads = [threading.Thread(target=member, args=(rank,)) for rank in range(members)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return results
+    calls = [Call(Write(10 + rank, {"first_name": "x"})) for rank in range(members)]
+    send_together(WordPressClient("http://wp.test", "u", "p", session=_WordPressAnswering(body)), Batching(), calls)
+    return {rank: call.error or call.result for rank, call in enumerate(calls)}
 
 
 def test_a_batch_answer_that_does_not_cover_every_write_fails_the_writes_it_left_out():

@@ -23,12 +23,6 @@ class TransientError(BridgeError):
         self.retry_after = retry_after
 
 
-class Deferred(BridgeError):
-    """Another delivery for the same person, found once the contact was loaded (one webhook named
-    the contact id, another only the email), arrived first or is running: this one goes back to
-    the queue, uncounted, and runs after it."""
-
-
 class PermanentError(BridgeError):
     """Retrying cannot help (bad data, missing plugin, refused field): the delivery fails."""
 

@@ -71,20 +71,13 @@ def record_calls() -> list[str]:
 @contextmanager
 def calls_apart() -> Iterator[list[str]]:
     """List the requests sent inside the block apart from this thread's own list: a request sent
-    for a batch of deliveries belongs to each of their histories (``note_calls``)."""
+    for a batch of deliveries belongs to each of their histories."""
     saved = getattr(_thread, "calls", None)
     _thread.calls = []
     try:
         yield _thread.calls
     finally:
         _thread.calls = saved
-
-
-def note_calls(lines: list[str]) -> None:
-    """Add requests another thread sent on this thread's behalf to its list, if it keeps one."""
-    calls = getattr(_thread, "calls", None)
-    if calls is not None:
-        calls.extend(lines)
 
 
 def retry_after(response: requests.Response) -> float | None:

@@ -43,13 +43,6 @@ class ContactLoader:
         hit = self._cache.get(contact_id)
         return hit is not None and hit[0] >= since
 
-    def cached(self, delivery: Delivery) -> Contact | None:
-        """The delivery's contact if at hand and fresh enough for it (see ``load``), without fetching."""
-        with self._lock:
-            if delivery.contact_id and self._fresh(delivery.contact_id, delivery.retry_since):
-                return self._cache[delivery.contact_id][1]
-            return None
-
     def prefetch(self, deliveries: list[Delivery]) -> None:
         """Fetch the contacts of a claimed group together (claimed deliveries are no longer among
         the waiting ones a fetch fills up with)."""

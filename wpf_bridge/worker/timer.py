@@ -11,9 +11,10 @@ from ..types import Run
 
 
 class Timer:
-    def __init__(self, action: str):
+    def __init__(self, action: str, calls: list[str] | None = None):
+        """``calls``: where the run's requests are listed; by default, every request this thread sends from now."""
         self.label = action.replace(" ", "_")
-        self.calls = record_calls()
+        self.calls = record_calls() if calls is None else calls
         self.started = time.monotonic()
 
     def stop(self, outcome: str, deliveries: int = 1) -> Run:
