@@ -194,6 +194,12 @@ class Settings:
         help="Deliveries a worker thread applies together when several wait, their WordPress look-ups and writes "
         "sent as one request each (1: every request alone).",
     )
+    batch_fill_ms: Annotated[int, Field(ge=0, le=2000)] = setting(
+        "WPF_BATCH_FILL_MS",
+        100,
+        help="How long a small group waits at most for webhooks still arriving, so that a journey's burst is "
+        "applied in full groups; a lone webhook waits one short look (0: never wait).",
+    )
     ortto_rate_limit: Annotated[float, Field(ge=0.1, le=1000)] = setting(
         "ORTTO_RATE_LIMIT",
         10.0,
@@ -312,6 +318,10 @@ class Settings:
     def retry_horizon(self) -> float:
         """Seconds after which transient failures stop being retried."""
         return self.retry_hours * 3600
+
+    @property
+    def batch_fill_seconds(self) -> float:
+        return self.batch_fill_ms / 1000
 
     @property
     def keep_seconds(self) -> float:

@@ -22,6 +22,7 @@ from ..store import Store, StoreUnavailable
 from ..types import FAILED, RETRYING, End
 from .alerts import Alerts
 from .batch import Batching
+from .claiming import claim_group
 from .contacts import ContactLoader
 from .group import Group
 from .journal import LEASE_LOST
@@ -82,9 +83,10 @@ class Runner:
         )
 
     def run_next(self) -> bool:
-        """Claim the oldest runnable deliveries (up to a batch) and apply them; ``False`` when none was runnable."""
+        """Claim the oldest runnable deliveries (up to a batch, filled while webhooks arrive) and apply
+        them; ``False`` when none was runnable."""
         with self.shared.leases.claim() as owner:  # renewed while they run
-            group = self.store.claims.claim(self.settings.lease_seconds, owner, limit=self.settings.batch_size)
+            group = claim_group(self.store, self.settings, owner)
             if group:
                 self.record(self.group.run(group, owner))
             return bool(group)
