@@ -60,34 +60,43 @@ def _in_chunks(
     batching: Batching, calls: list[Call], size: int, one: Callable[[Call], Any], many: Callable[[list[Call]], None]
 ) -> None:
     """Send ``calls`` in requests of ``size`` (``many``), or each alone (``one``): when there is
-    only one, when the plugin takes no batches, and when WordPress refused a batch as a whole
-    (so that only the call that causes it fails; a retry of a write the batch had applied
-    finds it done, see ``actions.add``)."""
-    alone = calls if len(calls) == 1 or not batching.supported else []
-    for start in range(0, len(calls) if not alone else 0, size):
-        chunk = calls[start : start + size]
+    only one, and when the plugin takes no batches. A batch WordPress refused as a whole (PHP died
+    at one write: the writes before it are saved, that one and the rest are not) goes again in two
+    halves, and so on down to one: a write that kills PHP every time fails alone, in a few
+    requests, while a write that died of a passing deadlock costs one more batch, not a request
+    per write. A write sent again after it was saved finds its user made (see ``actions.add``)."""
+    chunks = [calls[start : start + size] for start in range(0, len(calls), size)]
+    while chunks:
+        chunk = chunks.pop(0)
+        if len(chunk) == 1 or not batching.supported:
+            for call in chunk:
+                _alone(call, one)
+            continue
         with calls_apart() as sent:
             try:
                 many(chunk)
             except PluginOutdated as exc:
                 batching.unsupported(exc)
-                alone = calls[start:]
-                break
+                chunks.insert(0, chunk)
             except BatchRefused as exc:
-                log.warning("WordPress refused a batch of %d as a whole (%s); sending each alone", len(chunk), exc)
-                alone.extend(chunk)
+                log.warning(
+                    "WordPress refused a batch of %d as a whole (%s); sending it again in halves", len(chunk), exc
+                )
+                chunks[:0] = [chunk[: len(chunk) // 2], chunk[len(chunk) // 2 :]]
             except Exception as exc:  # no answer: so did each call it carried
                 for call in chunk:
                     call.error = exc
         for call in chunk:
-            call.lines = [f"{line} ({len(chunk)} together)" for line in sent]
-    for call in alone:
-        with calls_apart() as sent:
-            try:
-                call.result = one(call)
-            except Exception as exc:
-                call.error = exc
-        call.lines = [*call.lines, *sent]
+            call.lines.extend(f"{line} ({len(chunk)} together)" for line in sent)
+
+
+def _alone(call: Call, one: Callable[[Call], Any]) -> None:
+    with calls_apart() as sent:
+        try:
+            call.result = one(call)
+        except Exception as exc:
+            call.error = exc
+    call.lines.extend(sent)
 
 
 def _one(client: WordPressClient, call: Call) -> Lookup | User:
