@@ -144,3 +144,30 @@ def test_a_group_holds_one_delivery_per_person_in_arrival_order(bridge, ortto, w
     group = bridge.store.claims.claim(60, "me", limit=50)
     assert [d.id for d in group] == [first.id, other.id]
     assert bridge.store.deliveries.get(second.id).status == "queued"
+
+
+def test_a_group_s_passwords_go_to_ortto_at_once(bridge, ortto, wordpress, monkeypatch):
+    """Passwords are gathered for a while before they go; a group's are gathered already."""
+    import threading
+
+    from waiting import wait_for
+
+    from wpf_bridge.worker import pusher
+
+    monkeypatch.setattr(pusher, "GATHER_SECONDS", 600.0)
+    first = bridge.store.ingest.add("add", person(ortto)[0], None, None, False)[0]
+    assert bridge.runner.run_next()
+    applied = threading.Event()
+    pushing = threading.Thread(target=bridge.shared.pusher.push_until, args=(applied,))
+    pushing.start()
+    try:
+        wait_for(lambda: bridge.store.deliveries.get(first.id).status == DONE, 30, "the first push")  # then it gathers
+        group = [bridge.store.ingest.add("add", person(ortto)[0], None, None, False)[0] for _ in range(2)]
+        assert bridge.runner.run_next()
+        wait_for(lambda: {bridge.store.deliveries.get(d.id).status for d in group} == {DONE}, 30, "the group's push")
+    finally:
+        applied.set()
+        bridge.shared.pusher.wake()
+        pushing.join(30)
+    assert not pushing.is_alive(), "woken to stop"
+    assert len(ortto.calls_to("/v1/person/merge")) == 2

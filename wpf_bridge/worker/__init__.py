@@ -19,7 +19,7 @@ from ..logs import log_context
 from ..roles import RoleCache
 from ..settings import Settings
 from ..store import Store, StoreUnavailable
-from ..types import FAILED, RETRYING, End
+from ..types import FAILED, PUSHING, RETRYING, End
 from .alerts import Alerts
 from .batch import Batching
 from .claiming import claim_group
@@ -109,10 +109,12 @@ class Runner:
                         end.status,
                         end.result,
                     )
+        if sum(end.status == PUSHING for end in ends) > 1:  # a group's passwords, gathered already
+            self.shared.pusher.wake()
 
 
 class Worker:
-    """``threads`` loops that each apply one delivery at a time (one Runner, so one WordPress
+    """``threads`` loops that each apply one claimed group at a time (one Runner, so one WordPress
     session per thread), beside one thread pushing passwords to Ortto in batches and one pruning
     old deliveries. SIGTERM or SIGINT stops claiming; running deliveries finish and due passwords
     are pushed first."""
@@ -159,6 +161,7 @@ class Worker:
         for thread in working:
             thread.join(max(0.0, deadline - time.monotonic()))
         applied.set()
+        self.shared.pusher.wake()
         pusher.join(max(0.0, deadline - time.monotonic()))
         try:
             handed = self.shared.leases.hand_back()

@@ -2,8 +2,8 @@
 
 A worker thread that created a user leaves its delivery ``pushing`` (the password sealed in the
 row) and moves on to the next delivery; this pushes every due password in one ``person/merge``
-per hundred, at most once per gathering window, then records each delivery as done and erases
-its password in the same write. A crash at any point leaves the rows ``pushing``: the next push
+per hundred, at most once per gathering window (a group's passwords, gathered already, go at
+once), then records each delivery as done and erases its password in the same write. A crash at any point leaves the rows ``pushing``: the next push
 sends the same passwords again, which Ortto simply overwrites.
 """
 
@@ -35,6 +35,12 @@ class PasswordPusher:
         self.ortto = ortto
         self.leases = leases
         self.vault = Vault(settings.secret_keys)
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Push now rather than at the end of the window: a group's passwords came due together, or
+        the worker is stopping."""
+        self._wake.set()
 
     def push_due(self) -> int:
         """Push up to a hundred due passwords in one call; return how many deliveries it took."""
@@ -121,8 +127,9 @@ class PasswordPusher:
             )
 
     def push_until(self, stopping: threading.Event) -> None:
-        """The worker's pusher loop: push whatever is due, gathering for ``GATHER_SECONDS``."""
+        """The worker's pusher loop: push whatever is due, gathering for ``GATHER_SECONDS`` unless woken."""
         while True:
+            self._wake.clear()
             try:
                 full = self.push_due() == MAX_PEOPLE
             except TransientError as exc:  # the store itself (StoreUnavailable)
@@ -134,7 +141,7 @@ class PasswordPusher:
             if stopping.is_set():
                 return
             if not full:
-                stopping.wait(GATHER_SECONDS)
+                self._wake.wait(GATHER_SECONDS)
 
 
 PUSH_WAITS = "password push failed:"
