@@ -3,6 +3,10 @@ a script: look-ups together, writes together, and a batch WordPress refuses as a
 in halves, so that a write that kills PHP fails alone and the others are written."""
 from __future__ import annotations
 
+import threading
+
+from waiting import wait_for
+
 from wpf_bridge.actions import Look
 from wpf_bridge.clients.wordpress import BatchRefused, Lookup
 from wpf_bridge.rules import Write
@@ -50,3 +54,27 @@ def test_a_write_that_kills_php_fails_alone_in_a_few_requests():
     assert all(call.result.id == n for n, call in enumerate(calls, 1) if n != 6)
     assert client.sent == [("writes", 8), ("writes", 4), ("writes", 4), ("writes", 2), ("write", 1), ("write", 1),
                            ("writes", 2)], "halves down to one, not a request per write"
+
+
+def test_a_worker_process_has_two_writes_in_flight_at_most():
+    """New users contend for one row of WordPress's options: more writers deadlock more."""
+    batching, inside, gate = Batching(), [], threading.Event()
+
+    class Held(Client):
+        def write_many(self, writes):
+            inside.append(len(writes))
+            gate.wait(30)
+            return super().write_many(writes)
+
+    senders = [threading.Thread(target=send_together, args=(Held(), batching, [Call(Write(1, {})), Call(Write(2, {}))]))
+               for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_for(lambda: len(inside) == 2, 10, "two batches of writes in flight")
+        assert not batching.writing.acquire(blocking=False), "a third write waits for one of them"
+    finally:
+        gate.set()
+        for sender in senders:
+            sender.join(10)
+    assert batching.writing.acquire(blocking=False), "free again once they are answered"

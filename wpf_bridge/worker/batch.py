@@ -10,6 +10,7 @@ as if alone; the rules stay in the bridge. A round of one sends its request alon
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,13 +23,22 @@ from ..rules import Write
 
 log = logging.getLogger(__name__)
 
+#: User writes a worker process has in flight at once. Every new user updates one row of
+#: WordPress's options (``user_count``) and its role row inside the companion plugin's
+#: transaction, so concurrent creates wait for each other and deadlock in MariaDB, the more often
+#: the more of them (PHP then dies and the batch goes again): two keep WordPress busy, with far
+#: fewer deadlocks than four (a 300-user burst: one or two batches sent again, against four to ten).
+WRITERS = 2
+
 
 class Batching:
-    """Whether the site's companion plugin takes batches; shared by a worker's threads. An older
-    plugin is told once in the log, and the calls go one by one until the worker restarts."""
+    """Whether the site's companion plugin takes batches, and the writes in flight; shared by a
+    worker's threads. An older plugin is told once in the log, and the calls go one by one until
+    the worker restarts."""
 
     def __init__(self) -> None:
         self.supported = True
+        self.writing = threading.BoundedSemaphore(WRITERS)
 
     def unsupported(self, exc: PluginOutdated) -> None:
         if self.supported:
@@ -53,7 +63,9 @@ def send_together(client: WordPressClient, batching: Batching, calls: list[Call]
     writes = [call for call in calls if not isinstance(call.request, Look)]
     one = partial(_one, client)
     _in_chunks(batching, lookups, MAX_LOOKUPS, one, partial(_lookup_many, client))
-    _in_chunks(batching, writes, MAX_WRITES, one, partial(_write_many, client))
+    if writes:
+        with batching.writing:
+            _in_chunks(batching, writes, MAX_WRITES, one, partial(_write_many, client))
 
 
 def _in_chunks(
