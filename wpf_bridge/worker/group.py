@@ -94,15 +94,17 @@ class Group:
         loaded = []
         for member in members:
             member.timer.calls.extend(f"{line} ({len(members)} together)" for line in fetched)
+            failed = None
             with log_context(member.delivery.id), calls_apart() as sent:
                 try:
                     contact = self.contacts.load(member.delivery)
-                except Exception as exc:
-                    self._conclude(member, error=exc)
-                else:
                     member.email = contact.email
                     loaded.append((member, contact))
-            member.timer.calls.extend(sent)
+                except Exception as exc:
+                    failed = exc
+            member.timer.calls.extend(sent)  # before it ends, so that its history lists them
+            if failed:
+                self._conclude(member, error=failed)
         return loaded
 
     def _learn(self, loaded: list[tuple[Member, Contact]], owner: str) -> list[tuple[Member, Contact]]:
@@ -116,16 +118,17 @@ class Group:
 
     def _advance(self, member: Member, steps: Steps, answer: object, error: Exception | None) -> None:
         """Hand a member its answer (or error) and take its next request, or its end."""
+        ended, outcome, failed = True, None, None
         with log_context(member.delivery.id), calls_apart() as sent:  # the site's roles, when read
             try:
-                request = steps.throw(error) if error else steps.send(answer)
+                member.waiting, ended = Call(steps.throw(error) if error else steps.send(answer)), False
             except StopIteration as stop:
-                self._conclude(member, outcome=stop.value)
+                outcome = stop.value
             except Exception as exc:
-                self._conclude(member, error=exc)
-            else:
-                member.waiting = Call(request)
-        member.timer.calls.extend(sent)
+                failed = exc
+        member.timer.calls.extend(sent)  # before it ends, so that its history lists them
+        if ended:
+            self._conclude(member, outcome, failed)
 
     def _conclude(self, member: Member, outcome: Outcome | None = None, error: Exception | None = None) -> None:
         with log_context(member.delivery.id):
