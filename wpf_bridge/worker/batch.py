@@ -25,10 +25,11 @@ log = logging.getLogger(__name__)
 
 #: User writes a worker process has in flight at once. Every new user updates one row of
 #: WordPress's options (``user_count``) and its role row inside the companion plugin's
-#: transaction, so concurrent creates wait for each other and deadlock in MariaDB, the more often
-#: the more of them (PHP then dies and the batch goes again): two keep WordPress busy, with far
-#: fewer deadlocks than four (a 300-user burst: one or two batches sent again, against four to ten).
-WRITERS = 2
+#: transaction, so concurrent creates wait for each other and sometimes deadlock in MariaDB (the
+#: batch then goes again, in halves). Two made fewer deadlocks in a 300-user burst but drained
+#: 3,000 users 55% slower than the four threads before (37.9 s against 24.4 s, paired runs);
+#: four: 25.2 s, with the 300-user burst's speed-up unchanged (2.2x against 2.1x).
+WRITERS = 4
 
 
 class Batching:
