@@ -56,8 +56,10 @@ def test_a_write_that_kills_php_fails_alone_in_a_few_requests():
                            ("writes", 2)], "halves down to one, not a request per write"
 
 
-def test_a_worker_process_has_two_writes_in_flight_at_most():
+def test_a_worker_process_has_writers_writes_in_flight_at_most():
     """New users contend for one row of WordPress's options: more writers deadlock more."""
+    from wpf_bridge.worker.batch import WRITERS
+
     batching, inside, gate = Batching(), [], threading.Event()
 
     class Held(Client):
@@ -67,12 +69,12 @@ def test_a_worker_process_has_two_writes_in_flight_at_most():
             return super().write_many(writes)
 
     senders = [threading.Thread(target=send_together, args=(Held(), batching, [Call(Write(1, {})), Call(Write(2, {}))]))
-               for _ in range(2)]
+               for _ in range(WRITERS)]
     for sender in senders:
         sender.start()
     try:
-        wait_for(lambda: len(inside) == 2, 10, "two batches of writes in flight")
-        assert not batching.writing.acquire(blocking=False), "a third write waits for one of them"
+        wait_for(lambda: len(inside) == WRITERS, 10, f"{WRITERS} batches of writes in flight")
+        assert not batching.writing.acquire(blocking=False), "one more write waits for one of them"
     finally:
         gate.set()
         for sender in senders:
