@@ -24,23 +24,24 @@ BLOCKED_BY = f"""
       and (other.created_at < deliveries.created_at
            or (other.created_at = deliveries.created_at and other.id < deliveries.id)
            or (other.status = '{RUNNING}' and other.lease_until >= :now))"""
+# Free of any other delivery for the same person, by contact id and by email.
+FREE = f"""not exists ({BLOCKED_BY.format(person="contact_id")})
+  and not exists ({BLOCKED_BY.format(person="email")})"""
 # The oldest delivery that may run now: queued or due for retry, or running past its lease (its
-# worker died), and not blocked by another delivery for the same contact id or email.
+# worker died), and free.
 CLAIMABLE = f"""
 select id, contact_id, email from deliveries
 where status in {UNFINISHED}
   and ((status in ('{QUEUED}', '{RETRYING}') and run_after <= :now) or (status = '{RUNNING}' and lease_until < :now))
-  and not exists ({BLOCKED_BY.format(person="contact_id")})
-  and not exists ({BLOCKED_BY.format(person="email")})
+  and {FREE}
 order by created_at, id
 limit :limit"""
-# Of the rows a claim took, those still free of an earlier or running delivery for their person,
-# read again once their people are held (a concurrent claim may have committed meanwhile).
+# Of the rows a claim took, those still free, read again once their people are held (a
+# concurrent claim may have committed meanwhile).
 STILL_FREE = f"""
 select id from deliveries
 where {{ids}}
-  and not exists ({BLOCKED_BY.format(person="contact_id")})
-  and not exists ({BLOCKED_BY.format(person="email")})"""
+  and {FREE}"""
 
 
 class Claims:
@@ -51,17 +52,16 @@ class Claims:
 
     def claim(self, lease_seconds: float, owner: str, limit: int = 1) -> list[Delivery]:
         """Take up to ``limit`` of the oldest runnable deliveries, in arrival order, and hold them
-                for ``lease_seconds``.
+        for ``lease_seconds``.
 
-                One worker holds a delivery until it ends or its lease runs out (then another takes it
-                over), and a delivery waits until every other unfinished one for the same contact id or
-                email that came before it, or that is running, has ended: one contact at a time, in
-                arrival order, across threads, processes and hosts (so a group never holds two deliveries
-                for one known person). A claim holds the people of the rows it takes until it commits (on
-        PostgreSQL an advisory lock per contact id and email, taken without waiting; rows another claim
-        holds are skipped), then reads them again: two workers never take the same row, nor two rows
-        for one person.
-                The returned deliveries have this attempt counted.
+        One worker holds a delivery until it ends or its lease runs out (then another takes it
+        over), and a delivery waits until every other unfinished one for the same contact id or
+        email that came before it, or that is running, has ended: one contact at a time, in
+        arrival order, across threads, processes and hosts (so a group never holds two deliveries
+        for one known person). A claim holds the people of the rows it takes until it commits (on
+        PostgreSQL an advisory lock per contact id and email, taken without waiting; rows another
+        claim holds are skipped), then reads them again: two workers never take the same row, nor
+        two rows for one person. The returned deliveries have this attempt counted.
         """
         with self.database.transaction() as tx:
             now = self.database.now(tx)
@@ -126,9 +126,7 @@ class Claims:
                 )
             for delivery_id, _, _ in learned:
                 blocked = tx.execute(
-                    f"select 1 from deliveries where id = :id and (exists ({BLOCKED_BY.format(person='contact_id')})"
-                    f" or exists ({BLOCKED_BY.format(person='email')}))",
-                    {"id": delivery_id, "now": now},
+                    f"select 1 from deliveries where id = :id and not ({FREE})", {"id": delivery_id, "now": now}
                 )
                 if blocked:
                     deferred.add(delivery_id)

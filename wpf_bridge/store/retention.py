@@ -21,16 +21,16 @@ class Retention:
         expired console sessions; return how many deliveries went.
         Unfinished ones are never deleted, however old."""
         with self.database.transaction() as tx:
+            now = self.database.now(tx)
             tx.execute(
                 f"delete from deliveries where status in ('{DONE}', '{SKIPPED}', '{FAILED}') and updated_at < :before",
-                {"before": self.database.now(tx) - keep_seconds},
+                {"before": now - keep_seconds},
             )
             pruned = tx.rowcount
             if pruned:  # deliveries first, then attempts: the order every transaction keeps
                 tx.execute(
                     "delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)"
                 )
-            now = self.database.now(tx)
             tx.execute(
                 "delete from operator_actions where at < :before and finished_at is not null",
                 {"before": now - keep_seconds},
