@@ -96,13 +96,7 @@ class Bench:
 
     def php_cpu_seconds(self) -> float:
         """CPU seconds php -S and its PHP workers have used so far (the workers it has reaped included)."""
-        master = self.wordpress.process.pid
-        workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
-        ticks = 0
-        for pid in [master, *map(int, workers)]:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.wordpress.process.pid)
 
     def wordpress_requests(self) -> int:
         """Requests php -S has logged so far (one "Accepted" line per connection is not a request)."""
@@ -153,6 +147,7 @@ class Bench:
         try:
             wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health"), 30)
             wp_before, ortto_before, cpu_before = self.wordpress_requests(), len(self.ortto.state.calls), self.php_cpu_seconds()
+            db_before, own_before, web_before = mariadb_cpu_seconds(), _own_cpu_seconds(), cpu_seconds(web.pid)
             url = f"http://127.0.0.1:{port}/?wpf_action=add&access_key={self.key}&role=customer"
             session = requests.Session()
             started = time.monotonic()
@@ -166,6 +161,8 @@ class Bench:
             wait_until(lambda: store.deliveries.counts().get(DONE, 0) >= n, 3600, poll=0.2)
             elapsed = time.monotonic() - started
             cpu = self.php_cpu_seconds() - cpu_before
+            others = {"mariadb": mariadb_cpu_seconds() - db_before, "worker": cpu_seconds(worker.pid),
+                      "web": cpu_seconds(web.pid) - web_before, "ortto_and_sender": _own_cpu_seconds() - own_before}
             web_rss = max(peak_rss(pid) for pid in children(web.pid))
             worker_rss = peak_rss(worker.pid)
         finally:
@@ -178,6 +175,7 @@ class Bench:
             "wordpress_calls_per_delivery": round((self.wordpress_requests() - wp_before) / n, 3),
             "ortto_calls_per_delivery": round((len(self.ortto.state.calls) - ortto_before) / n, 3),
             "php_cpu_s_per_1000": round(cpu * 1000 / n, 1),
+            "other_cpu_s_per_1000": {name: round(seconds * 1000 / n, 1) for name, seconds in others.items()},
             "web_worker_peak_rss_mb": web_rss, "worker_peak_rss_mb": worker_rss,
         }
 
@@ -242,6 +240,30 @@ def wait_until(condition, timeout: float, poll: float = 0.1) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"not within {timeout} s")
         time.sleep(poll)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds a process and its children (living or reaped) have used so far."""
+    ticks = 0
+    for each in {pid, *children(pid)}:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a child that ended meanwhile: its time is in its parent's now
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process: the Ortto test server's threads and the webhook senders."""
+    times = os.times()
+    return times.user + times.system
+
+
+def mariadb_cpu_seconds() -> float:
+    """CPU seconds the machine's MariaDB server has used so far (WordPress's database)."""
+    pid = subprocess.run(["pgrep", "-o", "mariadbd|mysqld"], capture_output=True, text=True).stdout.split()
+    return cpu_seconds(int(pid[0])) if pid else 0.0
 
 
 def children(pid: int) -> list[int]:
@@ -342,6 +364,8 @@ def table(results: dict) -> str:
                          f"{b['wordpress_calls_per_delivery']:9} {f['wordpress_calls_per_delivery']:9} "
                          f"{b['php_cpu_s_per_1000']:15} {f['php_cpu_s_per_1000']:10} {b['ortto_calls_per_delivery']:12} "
                          f"{b['web_worker_peak_rss_mb']:8} {b['worker_peak_rss_mb']:11}{label}")
+            split = ", ".join(f"{name} {seconds}" for name, seconds in b.get("other_cpu_s_per_1000", {}).items())
+            lines.append(f"{'':5} other CPU s/1000: {split}")
     return "\n".join(lines)
 
 

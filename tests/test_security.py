@@ -155,14 +155,16 @@ def test_a_user_manager_s_batch_is_checked_write_by_write_as_if_each_came_alone(
         "own account": {"user": manager["id"], "values": {"wpf_meta": {"company": "Self"}}},
         "own email": {"user": manager["id"], "values": {"wpf_send_notification": True}},
         "promote self": {"user": manager["id"], "values": {"roles": ["administrator"]}},
+        "new administrator": {"values": {"username": unique_email("made"), "email": unique_email(), "password": "Xx-123456789",
+                                         "roles": ["administrator"], "wpf_meta": {"company": "Made"}}},
     }
-    alone = {what: call(wordpress, manager, "POST", f"/wp/v2/users/{write['user']}", json=write["values"]).status_code
-             for what, write in writes.items()}
+    alone = {what: call(wordpress, manager, "POST", f"/wp/v2/users/{write.get('user', '')}".rstrip("/"),
+                        json=write["values"]).status_code for what, write in writes.items()}
     answer = call(wordpress, manager, "POST", "/wpf-bridge/v1/users/batch", json={"writes": list(writes.values())})
     assert answer.status_code == 200, answer.text
     statuses = dict(zip(writes, (r["status"] for r in answer.json()["responses"])))
     assert statuses == alone == {"bridge key": 403, "privilege key": 400, "own account": 403, "own email": 403,
-                                 "promote self": 403}
+                                 "promote self": 403, "new administrator": 403}
     assert wordpress.database_rows() == rows and wordpress.mail_files() == mail
 
     allowed = call(wordpress, manager, "POST", "/wpf-bridge/v1/users/batch", json={"writes": [
@@ -225,7 +227,7 @@ def test_look_ups_match_exactly_not_by_collation(wordpress, site_users):
 def test_status_reports_each_roles_capabilities_to_the_bridge_only(wordpress, site_users):
     bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
     status = call(wordpress, bridge, "GET", "/wpf-bridge/v1/status").json()
-    assert status["plugin_version"] == companion.version() == "1.4.0" and status["bridge_credential"] is True
+    assert status["plugin_version"] == companion.version() == "1.5.0" and status["bridge_credential"] is True
     assert "manage_options" in status["roles"]["administrator"] and status["roles"]["customer"] == ["read"]
     assert call(wordpress, site_users["subscriber"], "GET", "/wpf-bridge/v1/status").status_code == 403
 

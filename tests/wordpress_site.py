@@ -44,6 +44,8 @@ echo json_encode(array('user_id' => $result['user_id'], 'app_password' => $passw
 # through a user_has_cap filter, as membership plugins do; hold the next request that reaches a point (right after core REST
 # inserted a new user, before its roles and meta; or just before the new-user email is built), so
 # that a test can kill WordPress at that exact point; or make one query fail in the next user write.
+# Also what other plugins do to users: meta added as a user registers, a sanitize filter on a key,
+# roles only an administrator may give.
 FAULTS_PHP = r"""<?php
 function wpf_test_hold($point) {
     $flag = WPF_TEST_FAULT_DIR . "/hold-$point";
@@ -83,6 +85,17 @@ add_filter('user_has_cap', function ($allcaps, $caps, $args, $user) {  // a plug
 add_filter('insert_user_meta', function ($meta) {  // the users row is written, its meta not yet
     wpf_test_hold('after-row');
     return $meta;
+});
+add_action('user_register', function ($id) {  // another plugin adding meta to a new user (for test_creates)
+    if (0 === strpos(get_userdata($id)->user_login, 'whole-')) {
+        add_user_meta($id, 'wpf_test_registered', 'a plugin');
+    }
+});
+add_filter('sanitize_user_meta_wpf_test_shout', function ($value) {  // another plugin's sanitize filter
+    return $value . '!';
+});
+add_filter('editable_roles', function ($roles) {  // as role-manager plugins do: only administrators make administrators
+    return current_user_can('manage_options') ? $roles : array_diff_key($roles, array('administrator' => true));
 });
 """
 
