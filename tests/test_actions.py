@@ -13,7 +13,7 @@ from conftest import PASSWORD_FIELD, claim_next, run_sql, set_columns, unique_em
 from inprocess import Bridge, can_log_in, person
 from waiting import wait_for
 
-from wpf_bridge.clients.wordpress import Lookup
+from wpf_bridge.accounts import Lookup
 from wpf_bridge.settings import load_settings
 from wpf_bridge.types import DONE, FAILED, PUSHING, RETRYING, RUNNING, SKIPPED
 

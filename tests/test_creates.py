@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from conftest import unique_email
 
-from wpf_bridge.clients.wordpress import User, WordPressClient
+from wpf_bridge.accounts import User
+from wpf_bridge.clients.wordpress import WordPressClient
 
 
 def new_user(email: str, **meta: object) -> tuple[None, dict]:

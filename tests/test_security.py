@@ -17,7 +17,7 @@ from conftest import unique_email
 from waiting import wait_for
 
 from wpf_bridge import companion
-from wpf_bridge.clients.wordpress import POWERS
+from wpf_bridge.accounts import POWERS
 
 GRANT_ADMIN = {"administrator": True}
 #: Meta keys (and values) that would grant power, a tag, someone's account or a delivery mark.

@@ -28,7 +28,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .clients.ortto import Contact, OrttoClient
+from .accounts import Contact
+from .clients.ortto import OrttoClient
 from .clients.wordpress import MAX_LOOKUPS, PluginOutdated, WordPressClient
 from .roles import held_power
 from .settings import Settings

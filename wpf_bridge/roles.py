@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .clients.wordpress import POWERS, User
+from .accounts import POWERS, User
 from .settings import NEVER_GRANTED
 
 ROLES_TTL = 60.0  # seconds the site's roles are trusted before they are read again

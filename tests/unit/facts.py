@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from wpf_bridge.clients.ortto import Contact
-from wpf_bridge.clients.wordpress import POWERS, Lookup, Standing, User
+from wpf_bridge.accounts import POWERS, Contact, Lookup, Standing, User
 from wpf_bridge.fieldmap import FieldMap
 from wpf_bridge.roles import SiteRoles
 from wpf_bridge.rules import Policy

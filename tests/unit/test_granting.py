@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wpf_bridge.clients.wordpress import POWERS
+from wpf_bridge.accounts import POWERS
 from wpf_bridge.roles import SiteRoles
 from wpf_bridge.rules import Create, Outcome, Policy, Update
 from wpf_bridge.types import FAILED

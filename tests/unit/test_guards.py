@@ -10,7 +10,7 @@ from .facts import (ACTIONS, CONTACT_ID, OTHER_CONTACT_ID, POLICY, by_contact_id
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wpf_bridge.clients.wordpress import Standing
+from wpf_bridge.accounts import Standing
 from wpf_bridge.rules import Outcome, Update
 from wpf_bridge.types import FAILED, SKIPPED
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wpf_bridge.clients.wordpress import Lookup
+from wpf_bridge.accounts import Lookup
 from wpf_bridge.rules import NO_USER, Create, Finish, Update, Write
 from wpf_bridge.rules.people import Match, same_person
 

@@ -8,7 +8,8 @@ import threading
 from waiting import wait_for
 
 from wpf_bridge.actions import Look
-from wpf_bridge.clients.wordpress import BatchRefused, Lookup
+from wpf_bridge.accounts import Lookup
+from wpf_bridge.clients.wordpress import BatchRefused
 from wpf_bridge.rules import Write
 from wpf_bridge.worker.batch import Batching, Call, send_together
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from wpf_bridge.actions import ACTIONS, Context, Look
-from wpf_bridge.clients.wordpress import Lookup, User, WordPressError
+from wpf_bridge.accounts import Lookup, User
+from wpf_bridge.clients.wordpress import WordPressError
 from wpf_bridge.rules import Outcome, Write
 from wpf_bridge.types import DONE, PUSHING, SKIPPED
 

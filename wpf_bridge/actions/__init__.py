@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..clients.ortto import Contact
+from ..accounts import Contact
 from ..types import Delivery
 from .add import add
 from .steps import Context, Journal, Look, Request, Steps

@@ -8,7 +8,7 @@ fields, meta and tags, and the welcome email when asked, all in one WordPress ca
 
 from __future__ import annotations
 
-from ..clients.ortto import Contact
+from ..accounts import Contact
 from ..clients.wordpress import WordPressError
 from ..rules import Create, Finish, Write, decide_add, decide_taken
 from ..rules.creation import created_with_mapped_password, no_free_username

@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..clients.wordpress import User
+from ..accounts import User
 from ..roles import SiteRoles
 from ..rules import Finish, Outcome, Policy, Update, Write
 from ..rules.creation import created

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..clients.ortto import Contact
+from ..accounts import Contact
 from ..rules import decide_update
 from ..types import Delivery
 from .steps import Context, Look, Steps, perform

@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from ..accounts import Contact
 from ..errors import PermanentError, TransientError
 from .http import RateLimiter, json_or_none, new_session, retry_after, send
 
@@ -55,20 +56,6 @@ class Refusal:
 
     code: str
     reason: str
-
-
-@dataclass(frozen=True)
-class Contact:
-    id: str
-    fields: dict[str, Any]
-
-    @property
-    def email(self) -> str | None:
-        return self.fields.get("str::email") or None
-
-    @property
-    def tags(self) -> list[str]:
-        return [str(tag) for tag in self.fields.get("tags") or []]
 
 
 class OrttoClient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..clients.ortto import Contact
+from ..accounts import Contact
 from ..roles import SiteRoles
 from ..types import DONE
 from .decisions import Outcome, Update, Write

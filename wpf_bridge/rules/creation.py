@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..clients.ortto import Contact
-from ..clients.wordpress import User
+from ..accounts import Contact, User
 from ..roles import SiteRoles
 from ..types import DONE, FAILED, PUSHING, Delivery
 from .changes import tags_meta

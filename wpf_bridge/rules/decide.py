@@ -3,8 +3,7 @@ policy, to the write to make or the outcome."""
 
 from __future__ import annotations
 
-from ..clients.ortto import Contact
-from ..clients.wordpress import Lookup
+from ..accounts import Contact, Lookup
 from ..roles import SiteRoles
 from ..types import FAILED, Delivery
 from .changes import retag, update

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..clients.wordpress import User
+from ..accounts import User
 from ..types import SKIPPED
 
 

@@ -7,7 +7,7 @@ from another Ortto person, nor linked when it set that email on itself without c
 
 from __future__ import annotations
 
-from ..clients.ortto import Contact
+from ..accounts import Contact
 from ..roles import PLUGIN_TOO_OLD, held_power
 from ..types import FAILED, SKIPPED
 from .decisions import Outcome

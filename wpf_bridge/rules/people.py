@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..clients.wordpress import Lookup, User
+from ..accounts import Lookup, User
 
 
 @dataclass(frozen=True)

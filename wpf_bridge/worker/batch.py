@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
 
+from ..accounts import Lookup, User
 from ..actions import Look, Request
 from ..clients.http import calls_apart
-from ..clients.wordpress import MAX_LOOKUPS, MAX_WRITES, BatchRefused, Lookup, PluginOutdated, User, WordPressClient
+from ..clients.wordpress import MAX_LOOKUPS, MAX_WRITES, BatchRefused, PluginOutdated, WordPressClient
 from ..rules import Write
 
 log = logging.getLogger(__name__)

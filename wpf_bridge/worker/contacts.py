@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
-from ..clients.ortto import MAX_PEOPLE, Contact, OrttoClient
+from ..accounts import Contact
+from ..clients.ortto import MAX_PEOPLE, OrttoClient
 from ..errors import PermanentError
 from ..store import Store
 from ..types import Delivery

@@ -16,9 +16,9 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from ..accounts import Contact
 from ..actions import ACTIONS, Context, Steps
 from ..clients.http import calls_apart
-from ..clients.ortto import Contact
 from ..clients.wordpress import WordPressClient
 from ..errors import BridgeError, ClaimLost, PermanentError, TransientError
 from ..logs import log_context
