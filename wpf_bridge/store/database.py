@@ -50,6 +50,7 @@ class Database(Protocol):
     float_type: str
     functions: bool  # the store may define SQL functions (PostgreSQL)
     skip_locked: str  # what a claim's select ends with: rows another transaction holds are passed over
+    claims_overlap: bool  # may another claim commit between a claim's read and its write (then it reads again)
 
     def transaction(self) -> AbstractContextManager[Transaction]: ...
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
@@ -134,6 +135,7 @@ class SqliteDatabase:
     float_type = "real"
     functions = False
     skip_locked = ""  # ``begin immediate``: one writer at a time, nothing to pass over
+    claims_overlap = False
 
     def __init__(self, path: Path):
         self.path = path
@@ -247,6 +249,7 @@ class PostgresDatabase:
     float_type = "double precision"
     functions = True  # the store defines functions, to do a webhook's write in one round trip
     skip_locked = " for update skip locked"
+    claims_overlap = True
 
     def __init__(self, url: str):
         self.url = "postgresql://" + url.split("://", 1)[1]  # Heroku spells it postgres://
