@@ -4,9 +4,7 @@ each ended and when to retry."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from .claiming import claim_group
 from .contacts import ContactLoader
 from .group import Group
 from .journal import LEASE_LOST
-from .leases import Leases
+from .leases import Leases, process_name
 from .operators import OperatorWork
 from .pusher import PasswordPusher
 from .vault import Vault
@@ -182,7 +180,7 @@ class Worker:
         """Mark the worker alive every ``HEARTBEAT_EVERY`` s, report failures to the alert webhook,
         and delete finished deliveries older than ``WPF_KEEP_DAYS`` at start and then hourly, so
         the store does not grow without end (several workers doing it at once is harmless)."""
-        name = f"{socket.gethostname()}:{os.getpid()}"
+        name = process_name()
         pruned_at = None
         while not self.stopping.is_set():
             try:

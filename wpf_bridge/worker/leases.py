@@ -34,6 +34,11 @@ def host_key() -> str | None:
     return f"{socket.gethostname()}|{namespace}"
 
 
+def process_name() -> str:
+    """``host:pid``: this worker process, as its heartbeat and its operator work name it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class Leases:
     def __init__(self, store: Store, lease_seconds: float):
         self.store = store

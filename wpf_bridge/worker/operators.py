@@ -8,8 +8,6 @@ process looks for requests; a request whose worker died is taken over after its 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 
@@ -18,6 +16,7 @@ from ..redact import redact
 from ..settings import Settings
 from ..store import Store, StoreUnavailable
 from ..store.operators import Replay
+from .leases import process_name
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ class OperatorWork:
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings
         self.store = store
-        self.owner = f"{socket.gethostname()}:{os.getpid()}|operator"
+        self.owner = f"{process_name()}|operator"
 
     def run_once(self) -> bool:
         """Do one waiting request, if any; whether there was one."""
