@@ -302,15 +302,17 @@ function wpf_bridge_database_errors() {
 	return isset( $GLOBALS['EZSQL_ERROR'] ) ? count( (array) $GLOBALS['EZSQL_ERROR'] ) : 0;
 }
 
-/** A transaction's state: open or not, emails to send after the commit, errors seen before it, users row asked for, users written, the user it created and the meta keys added to it. */
-function wpf_bridge_transaction( $open ) {
+/** A transaction's state: open or not, emails to send after the commit, errors seen before it, users row asked for, users written; whether it is core's own create, whether it took core's user count refresh, whether a user registered. */
+function wpf_bridge_transaction( $open, $core_create = false ) {
 	return array(
-		'open'   => $open,
-		'notify' => array(),
-		'errors' => wpf_bridge_database_errors(),
-		'row'    => null,
-		'users'  => array(),
-		'fresh'  => array( 'user' => 0, 'keys' => array(), 'changes' => 0 ),
+		'open'        => $open,
+		'notify'      => array(),
+		'errors'      => wpf_bridge_database_errors(),
+		'row'         => null,
+		'users'       => array(),
+		'core_create' => $core_create,
+		'counts'      => false,
+		'registered'  => false,
 	);
 }
 
@@ -327,19 +329,23 @@ $GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( false );
 
 /**
  * Two rows every new user would otherwise lock until its transaction commits, making creates that
- * run side by side wait for one another and deadlock in InnoDB (seen in 300-user drains):
- * - the role: core REST inserts the user with no role, then add_role() UPDATEs wp_capabilities,
- *   which MariaDB runs on the meta_key index. The role is set as the users row is written
- *   instead: the one role of the request, which core REST has already checked (check_role_update)
- *   and would add next; add_role() then finds it and writes nothing.
- * - the site's user count (one wp_options row, refreshed by core on user_register): refreshed
- *   after the commit instead, once per batch.
+ * run side by side wait for one another and deadlock in InnoDB (every run of four 50-user batches
+ * at once, with 1.4.0):
+ * - the role: core's users route inserts the user with no role, then add_role() UPDATEs
+ *   wp_capabilities, which MariaDB runs on the meta_key index. On a single site, for core's own
+ *   route (whose schema has roles, and which has checked them: check_role_update), the one role
+ *   asked for is set as the users row is written instead, as wp-admin's Add New User does;
+ *   add_role() then finds it and writes nothing. On a network core empties the roles again
+ *   (add_user_to_blog), so it is left to core there.
+ * - the site's user count (one wp_options row, refreshed by core on user_register when the site
+ *   keeps that hook): refreshed right after the commit instead.
  */
 add_filter(
 	'rest_pre_insert_user',
 	function ( $prepared_user, $request ) {
 		$roles = $request['roles'];
-		if ( $GLOBALS['wpf_bridge_transaction']['open'] && empty( $prepared_user->ID ) && is_array( $roles ) && 1 === count( $roles ) ) {
+		if ( $GLOBALS['wpf_bridge_transaction']['core_create'] && ! is_multisite() && false === $prepared_user->role
+			&& is_array( $roles ) && 1 === count( $roles ) ) {
 			$prepared_user->role = (string) reset( $roles );
 		}
 		return $prepared_user;
@@ -348,76 +354,27 @@ add_filter(
 	2
 );
 
-/**
- * A user a bridge write creates has no meta before core writes its first keys (nickname,
- * first_name, ..., then wpf_meta), yet core's update_user_meta() looks each key up before
- * inserting it, and reloads all of the user's meta first (get_object_subtype() builds a WP_User,
- * which reads its roles from the meta cache that the previous write emptied): three queries where
- * one insert does, two thirds of a create's queries. Until its transaction ends, a key not yet
- * added to that user is added directly, as update_user_meta() would (same filters and actions),
- * and the meta cache is given back what a reload would read. A key with a sanitize filter takes
- * core's path (its value is sanitized already), and so does any write once another change to the
- * user's meta (another plugin's hook, say) came in between.
- */
-add_filter(
-	'insert_user_meta',
-	function ( $meta, $user, $update ) {
-		if ( $GLOBALS['wpf_bridge_transaction']['open'] && ! $update ) {
-			$GLOBALS['wpf_bridge_transaction']['fresh'] = array( 'user' => (int) $user->ID, 'keys' => array(), 'changes' => 0 );
-		}
-		return $meta;
-	},
-	PHP_INT_MAX,
-	3
-);
-foreach ( array( 'added_user_meta', 'updated_user_meta', 'deleted_user_meta' ) as $wpf_bridge_change ) {
-	add_action(
-		$wpf_bridge_change,
-		function ( $meta_id, $user_id, $key ) {
-			$fresh = &$GLOBALS['wpf_bridge_transaction']['fresh'];
-			if ( (int) $user_id === $fresh['user'] ) {
-				++$fresh['changes'];
-				$fresh['keys'][ $key ] = true;
-			}
-		},
-		10,
-		3
-	);
+/** Take core's user count refresh out of the transaction, if the site keeps it. */
+function wpf_bridge_defer_counts() {
+	if ( 10 === has_action( 'user_register', 'wp_maybe_update_user_counts' ) ) {
+		remove_action( 'user_register', 'wp_maybe_update_user_counts', 10 );
+		$GLOBALS['wpf_bridge_transaction']['counts'] = true;
+	}
 }
-add_filter(
-	'update_user_metadata',
-	function ( $check, $user_id, $key, $value ) {
-		$fresh = $GLOBALS['wpf_bridge_transaction']['fresh'];
-		if ( null !== $check || (int) $user_id !== $fresh['user'] || isset( $fresh['keys'][ $key ] )
-			|| has_filter( "sanitize_user_meta_{$key}" ) || has_filter( "sanitize_user_meta_{$key}_for_user" ) ) {
-			return $check;
-		}
-		$cached = wp_cache_get( $user_id, 'user_meta' );
-		$added  = add_metadata( 'user', $user_id, wp_slash( $key ), wp_slash( $value ) );
-		if ( $added && is_array( $cached ) && $GLOBALS['wpf_bridge_transaction']['fresh']['changes'] === $fresh['changes'] + 1 ) {
-			$cached[ $key ] = array( (string) maybe_serialize( $value ) ); // as MariaDB gives it back
-			wp_cache_set( $user_id, $cached, 'user_meta' );
-		}
-		return (bool) $added;
-	},
-	PHP_INT_MAX,
-	4
-);
 
-$GLOBALS['wpf_bridge_counts'] = array( 'stale' => false, 'batch' => false );
-
-/** Refresh the user count core would have refreshed during a write, unless a batch will at its end. */
-function wpf_bridge_refresh_counts() {
-	add_action( 'user_register', 'wp_maybe_update_user_counts', 10, 0 );
-	if ( $GLOBALS['wpf_bridge_counts']['stale'] && ! $GLOBALS['wpf_bridge_counts']['batch'] ) {
-		$GLOBALS['wpf_bridge_counts']['stale'] = false;
-		wp_maybe_update_user_counts();
+/** After the transaction: core's refresh back in place, and run once if the write registered a user. */
+function wpf_bridge_refresh_counts( $transaction ) {
+	if ( $transaction['counts'] ) {
+		add_action( 'user_register', 'wp_maybe_update_user_counts', 10, 0 );
+		if ( $transaction['registered'] ) {
+			wp_maybe_update_user_counts();
+		}
 	}
 }
 add_action(
 	'user_register',
 	function () {
-		$GLOBALS['wpf_bridge_counts']['stale'] = $GLOBALS['wpf_bridge_counts']['stale'] || $GLOBALS['wpf_bridge_transaction']['open'];
+		$GLOBALS['wpf_bridge_transaction']['registered'] = true;
 	}
 );
 
@@ -434,8 +391,12 @@ add_filter(
 		}
 		$wpdb->query( 'SET autocommit = 0' );
 		$wpdb->query( 'START TRANSACTION' );
-		$GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( true );
-		remove_action( 'user_register', 'wp_maybe_update_user_counts', 10 ); // back in wpf_bridge_refresh_counts()
+		$controller  = $handler['callback'][0];
+		$schema      = $controller->get_item_schema();
+		$core_create = 'create_item' === $handler['callback'][1] && 'WP_REST_Users_Controller' === get_class( $controller )
+			&& ! empty( $schema['properties']['roles'] ); // core checks the roles asked for (check_role_update) only then
+		$GLOBALS['wpf_bridge_transaction'] = wpf_bridge_transaction( true, $core_create );
+		wpf_bridge_defer_counts();
 		return $response;
 	},
 	10,
@@ -457,7 +418,7 @@ add_filter(
 		if ( $failed_query || $refused || $unsaved ) {
 			$wpdb->query( 'ROLLBACK' );
 			$wpdb->query( 'SET autocommit = 1' );
-			wpf_bridge_refresh_counts();
+			wpf_bridge_refresh_counts( $transaction );
 			$data  = $response instanceof WP_REST_Response ? $response->get_data() : null;
 			$users = $transaction['users'];
 			if ( is_array( $data ) && ! empty( $data['id'] ) ) {
@@ -476,7 +437,7 @@ add_filter(
 		}
 		$wpdb->query( 'COMMIT' );
 		$wpdb->query( 'SET autocommit = 1' );
-		wpf_bridge_refresh_counts();
+		wpf_bridge_refresh_counts( $transaction );
 		foreach ( $transaction['notify'] as $user_id ) {
 			wpf_bridge_notify( $user_id );
 		}
@@ -588,7 +549,6 @@ function wpf_bridge_batch( WP_REST_Request $request ) {
 	$server    = rest_get_server();
 	$started   = microtime( true );
 	$responses = array();
-	$GLOBALS['wpf_bridge_counts']['batch'] = true;
 	foreach ( $request['writes'] as $write ) {
 		if ( microtime( true ) - $started > WPF_BRIDGE_BATCH_SECONDS ) {
 			$responses[] = array(
@@ -607,8 +567,6 @@ function wpf_bridge_batch( WP_REST_Request $request ) {
 			'body'   => $server->response_to_data( $response, false ),
 		);
 	}
-	$GLOBALS['wpf_bridge_counts']['batch'] = false;
-	wpf_bridge_refresh_counts();
 	return array( 'responses' => $responses );
 }
 
