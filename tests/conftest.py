@@ -58,6 +58,8 @@ def ortto(ortto_server: OrttoServer):
     state.calls.clear()
     yield state
     state.failures.clear()
+    state.refusing.clear()
+    state.suppressed.clear()
     for gate in state.gates.values():
         gate.set()
     state.gates.clear()

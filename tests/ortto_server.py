@@ -1,9 +1,12 @@
 """An Ortto API test server, written from the shapes in shared/reference/ortto-api.md.
 
 Strict about requests (POST, ``X-Api-Key``, JSON object bodies, known keys, field-id syntax,
-limits) and faithful in answers (``contacts`` keyed by id, ``contacts: null`` when nothing
-matches, per-person merge statuses, 400/401/429 bodies). Tests seed people, inject failures
-with ``fail_next`` and read every request from ``calls``.
+limits) and faithful in answers, as the reference records the live API: ``contacts`` keyed by id,
+``contacts: null`` and zeros past the last page, ``next_offset`` counting the people returned, a
+merge by email finding the person it names (``merged``), merge results in an order of Ortto's own
+(reversed here) with refusals carrying no person id, the all-invalid 400 with ``details``, the
+``tags/get`` array. Tests seed people, inject failures with ``fail_next`` (a whole request) and
+``refuse`` (one person of a merge), and read every request from ``calls``.
 
 Run it alone for manual trials: ``python tests/ortto_server.py --port 8025 --key KEY --seed seed.json``,
 then open http://127.0.0.1:8025/admin to see its people (read-only). The seed file:
@@ -30,8 +33,10 @@ from markupsafe import escape
 from werkzeug.serving import make_server
 
 FIELD_ID = re.compile(r"^(str|phn|geo|dtz|bol|int|dcm|txt|tme)::?[a-z0-9]*:?[A-Za-z0-9_-]*$")
-BUILT_IN = {"str::email", "str::first", "str::last", "str::ei", "str::postal", "phn::phone", "geo::city",
-            "geo::country", "geo::region", "dtz::b", "bol::p", "str::person_id"}
+BUILT_IN = {"str::email", "str::first", "str::last", "str::name", "str::ei", "str::postal", "phn::phone", "geo::city",
+            "geo::country", "geo::region", "dtz::b", "bol::p", "bol::sp", "str::person_id"}
+NO_CURSOR = "0" * 24  # the cursor_id of a page past the end
+ORGANIZATION = "idt::o"  # every person/get result carries its organization link, asked for or not
 MAX_BODY = 2 * 1024 * 1024
 
 
@@ -52,7 +57,8 @@ class OrttoState:
     api_key: str
     people: dict[str, dict[str, Any]] = field(default_factory=dict)
     custom_fields: dict[str, str] = field(default_factory=dict)  # id: display type ("text", "number"...)
-    suppressed: set[str] = field(default_factory=set)
+    suppressed: set[str] = field(default_factory=set)  # emails on the suppression list (lower case)
+    refusing: dict[str, str] = field(default_factory=dict)  # person id: why merges of that person are refused (injected)
     calls: list[Call] = field(default_factory=list)
     failures: list[tuple[str | None, int, Any]] = field(default_factory=list)
     gates: dict[str, threading.Event] = field(default_factory=dict)
@@ -87,6 +93,18 @@ class OrttoState:
                 del self.failures[i]
                 return status, body
         return None
+
+    def refuse(self, person_id: str, error: str = "failed to validate person: injected refusal") -> None:
+        """Merges of this person answer ``invalid`` with ``error`` until ``refusing`` forgets it (a
+        refusal of one person among many, injected; Ortto's real ones are recorded in the reference)."""
+        self.refusing[person_id] = error
+
+    def find(self, merge_by: list[str], fields: dict[str, Any]) -> str | None:
+        """The person a merge by ``merge_by`` finds (emails compared in any case, as Ortto does)."""
+        def same(f: str, value: Any, wanted: Any) -> bool:
+            return str(value or "").lower() == str(wanted).lower() if f == "str::email" else value == wanted
+        return next((pid for pid, person in self.people.items()
+                     if all(same(f, person.get(f), fields[f]) for f in merge_by)), None)
 
     def hold(self, path: str) -> threading.Event:
         """Requests to ``path`` wait (up to 60 s) until the returned event is set: a slow Ortto."""
@@ -143,6 +161,11 @@ def create_app(state: OrttoState) -> Flask:
         person = state.people[person_id]
         return {"id": person_id, "fields": {f: person[f] for f in fields if f in person and person[f] is not None}}
 
+    def listed(person_id: str, fields: list[str]) -> dict:
+        view = person_view(person_id, fields)
+        view["fields"].setdefault(ORGANIZATION, "")
+        return view
+
     def get_by_ids(body: dict) -> Any:
         _only_keys(body, {"contact_ids", "fields"})
         ids = body.get("contact_ids")
@@ -159,19 +182,23 @@ def create_app(state: OrttoState) -> Flask:
         offset, cursor = body.get("offset", 0), body.get("cursor_id")
         _require(isinstance(offset, int) and offset >= 0, "offset must be a non-negative integer")
         _matches({}, body.get("filter"))  # refused as a whole, even on an empty account
-        if cursor is None:  # a new scan: its matches are fixed now, as Ortto's cursor keeps them
-            _require(offset == 0, "an offset needs the cursor_id of the scan it continues")
+        _require(cursor is None or (isinstance(cursor, str) and re.fullmatch(r"[0-9a-f]{24}", cursor) is not None),
+                 "cannot unmarshal into an ID, the length must be 12 or 24 + 2 for hex")
+        if cursor is None or cursor not in state.cursors:  # a new scan: its matches are fixed now, as a cursor keeps them
             cursor = secrets.token_hex(12)
             state.cursors[cursor] = [pid for pid in state.people if _matches(state.people[pid], body.get("filter"))]
-        _require(isinstance(cursor, str) and cursor in state.cursors, "unknown cursor_id")
         matches = state.cursors[cursor]
         page = [pid for pid in matches[offset:offset + limit] if pid in state.people]
+        if not page:  # past the end, as recorded: no people, no cursor, every number 0
+            return {"contacts": None, "meta": dict.fromkeys(("total_contacts", "total_organizations", "total_matches",
+                                                             "total_subscribers"), 0),
+                    "offset": 0, "next_offset": 0, "cursor_id": NO_CURSOR, "has_more": False}
         return {
-            "contacts": [person_view(pid, fields) for pid in page] or None,
+            "contacts": [listed(pid, fields) for pid in page],
             "meta": {"total_contacts": len(state.people), "total_organizations": 0,
                      "total_matches": len(matches), "total_subscribers": len(state.people)},
-            "offset": offset, "next_offset": offset + limit, "cursor_id": cursor,
-            "has_more": offset + limit < len(matches),
+            "offset": offset, "next_offset": offset + len(page), "cursor_id": cursor,
+            "has_more": offset + len(page) < len(matches),
         }
 
     def merge(body: dict) -> Any:
@@ -183,35 +210,38 @@ def create_app(state: OrttoState) -> Flask:
         _require("str::person_id" not in merge_by or merge_by == ["str::person_id"], "str::person_id must be the only merge_by field")
         _require(body.get("merge_strategy", 2) in (1, 2, 3), "merge_strategy must be 1, 2 or 3")
         _require(isinstance(body.get("async", False), bool), "async must be a boolean")
-        results = []
-        for person in people:
-            fields = person.get("fields") if isinstance(person, dict) else None
-            if not isinstance(fields, dict) or any(f not in fields for f in merge_by):
-                results.append({"status": "invalid", "error": "missing merge field"})
-                continue
-            unknown = [f for f in fields if f not in BUILT_IN and f not in state.custom_fields]
-            if unknown:
-                results.append({"status": "invalid", "error": f"unknown field {unknown[0]}"})
-                continue
-            pid = fields.get("str::person_id")
-            if pid is not None and pid not in state.people:
-                results.append({"status": "invalid", "error": "person not found"})
-                continue
-            if pid in state.suppressed:
-                results.append({"person_id": pid, "status": "suppressed", "error": "Email is suppressed"})
-                continue
-            created = pid is None
-            pid = pid or secrets.token_hex(12)
-            target = state.people.setdefault(pid, {"tags": []})
-            for f, v in fields.items():
-                if f != "str::person_id" and not (body.get("merge_strategy") == 3 and target.get(f)):
-                    target[f] = v
-            target["tags"] = sorted((set(target["tags"]) | set(person.get("tags") or [])) - set(person.get("unset_tags") or []))
-            results.append({"person_id": pid, "status": "created" if created else "merged"})
-        if all(r["status"] == "invalid" for r in results):
+        results = [merge_one(person, merge_by, body) for person in people]
+        if not any(r["status"] in ("created", "merged") for r in results):
             raise Refused(400, {"request_id": secrets.token_hex(8), "code": 400,
-                                "error": "No valid contacts provided (see details)", "details": results})
+                                "error": f"No valid contacts provided ({results[0]['error']})", "details": results})
+        if any("str::person_id" in (p.get("fields") or {}) for p in people if isinstance(p, dict)):
+            results.reverse()  # recorded: an order that cannot be checked against the request's
         return {"people": results}
+
+    def merge_one(person: Any, merge_by: list[str], body: dict) -> dict:
+        """One person of a merge: its result, as the live API answers (a refusal carries no person id)."""
+        fields = person.get("fields") if isinstance(person, dict) else None
+        if not isinstance(fields, dict) or any(f not in fields for f in merge_by):
+            return {"status": "invalid", "error": "missing merge field"}
+        unknown = [f for f in fields if f not in BUILT_IN and f not in state.custom_fields]
+        if unknown:
+            return {"status": "invalid", "error": f"failed to validate field {unknown[0]} in schema: Object not found"}
+        pid = fields["str::person_id"] if merge_by == ["str::person_id"] else state.find(merge_by, fields)
+        if merge_by == ["str::person_id"] and pid not in state.people:
+            return {"status": "invalid", "error": "person not found"}
+        if pid in state.refusing:
+            return {"status": "invalid", "error": state.refusing[pid]}
+        email = str(fields.get("str::email") or "").lower()
+        if pid is None and body.get("suppression_list_field_id") == "str::email" and email in state.suppressed:
+            return {"status": "suppressed", "error": "Email is suppressed"}
+        created = pid is None
+        pid = pid or secrets.token_hex(12)
+        target = state.people.setdefault(pid, {"tags": []})
+        for f, v in fields.items():
+            if f != "str::person_id" and not (body.get("merge_strategy") == 3 and target.get(f)):
+                target[f] = v
+        target["tags"] = sorted((set(target["tags"]) | set(person.get("tags") or [])) - set(person.get("unset_tags") or []))
+        return {"person_id": pid, "status": "created" if created else "merged"}
 
     def custom_fields(body: dict) -> Any:
         _only_keys(body, set())
@@ -220,9 +250,20 @@ def create_app(state: OrttoState) -> Flask:
                             "tracked_value": False} for fid, kind in sorted(state.custom_fields.items())]}
 
     def tags(body: dict) -> Any:
+        """As recorded: a bare array, ids not unique, an organization tag mixed in, ``q`` filtering."""
         _only_keys(body, {"q"})
-        names = sorted({t for p in state.people.values() for t in p["tags"]})
-        return [{"id": i + 1, "name": n, "type": "", "count": 1} for i, n in enumerate(names)]
+        query = str(body.get("q") or "").lower()
+        counts: dict[str, int] = {}
+        for person in state.people.values():
+            for tag in person["tags"]:
+                counts[tag] = counts.get(tag, 0) + 1
+        made = {"instance_id": "0061b12ed91681ad2bbe4000", "created_by_id": "0061b12ed91681ad2bbe4001",
+                "created_by_name": "Test Owner", "created_by_email": "owner@example.test",
+                "created_at": "2024-01-02T03:04:05Z", "last_used": "2024-01-02T03:04:05Z"}
+        found = [{"id": 1 + i // 2, "name": name, **made, "count": n, "subscribers": n, "type": ""}
+                 for i, (name, n) in enumerate(sorted(counts.items()))]
+        found.append({"id": 1, "name": "Organisation tag", **made, "count": 0, "type": "organization"})
+        return [t for t in found if query in t["name"].lower()]
 
     routes = {"/v1/person/get-by-ids": get_by_ids, "/v1/person/get": get, "/v1/person/merge": merge, "/v1/tags/get": tags,
               "/v1/person/custom-field/get": custom_fields}

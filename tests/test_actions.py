@@ -363,7 +363,7 @@ def test_wordpress_killed_mid_creation_is_finished_by_the_retry(bridge, ortto, w
 
 def test_a_burst_loads_contacts_and_pushes_passwords_a_hundred_per_ortto_call(bridge, ortto, wordpress):
     people = [person(ortto) for _ in range(30)]
-    ortto.suppressed.add(people[7][0])
+    ortto.refuse(people[7][0])
     deliveries = [bridge.store.ingest.add("add", contact_id, None, None, False)[0] for contact_id, _ in people]
     while bridge.runner.run_next():
         pass
@@ -446,12 +446,12 @@ def test_a_second_ortto_person_with_the_same_email_does_not_take_over_the_accoun
 
 def test_a_password_whose_push_failed_for_good_is_erased_and_a_replay_says_so(bridge, ortto, wordpress):
     contact_id, email = person(ortto)
-    ortto.suppressed.add(contact_id)
+    ortto.refuse(contact_id)
     delivery = bridge.store.ingest.add("add", contact_id, None, None, False)[0]
     failed = bridge.run(delivery)
     assert failed.status == FAILED and failed.secret is None
 
-    ortto.suppressed.discard(contact_id)
+    ortto.refusing.pop(contact_id)
     assert bridge.store.operators.requeue(delivery.id)
     replayed = bridge.run(delivery)
     assert replayed.status == DONE and "its generated password was erased when the delivery failed" in replayed.result
@@ -538,7 +538,7 @@ def test_a_password_field_ortto_does_not_have_fails_each_delivery_with_ortto_s_r
 
     assert failed.status == FAILED and failed.secret is None
     assert failed.result.endswith("password not delivered: Ortto did not save str:cm:no-such-field: invalid "
-                                  "(unknown field str:cm:no-such-field)")
+                                  "(failed to validate field str:cm:no-such-field in schema: Object not found)")
     assert [(a.call, a.status, a.code) for a in bridge.store.history.of(failed.id)][-1] == ("password push", FAILED, "invalid")
     logs = [r.getMessage() for r in caplog.records]
     assert any(f"password not delivered to Ortto person {contact_id}" in line for line in logs)

@@ -27,14 +27,15 @@ def test_unknown_email_is_none(client, ortto):
     assert client.find_by_email("nobody@example.test", ["str::email"]) is None
 
 
-def test_set_field_merges_many_people_by_person_id_and_reports_each_refusal(client, ortto):
-    saved, suppressed = ortto.add_person({"str::email": "m@example.test"}), ortto.add_person({"str::email": "s@example.test"})
-    ortto.suppressed.add(suppressed)
-    refused = client.set_field("str:cm:wp-password", {saved: "secret-1", suppressed: "secret-2"})
-    assert refused[saved] is None
-    assert refused[suppressed].code == "suppressed" and "Email is suppressed" in refused[suppressed].reason
-    assert ortto.people[saved]["str:cm:wp-password"] == "secret-1"
-    assert "str:cm:wp-password" not in ortto.people[suppressed]
+def test_set_field_merges_many_people_by_person_id_and_reports_each_refusal_by_person_id(client, ortto):
+    """Ortto answers a merge by person id in its own order (recorded live; the test server reverses
+    it), and a refusal carries no person id: results are matched by person id, not by position."""
+    people = [ortto.add_person({"str::email": f"m{n}@example.test"}) for n in range(3)]
+    ortto.refuse(people[0], "failed to validate field str:cm:wp-password: too long")
+    refused = client.set_field("str:cm:wp-password", {pid: f"secret-{n}" for n, pid in enumerate(people)})
+    assert refused[people[1]] is None and refused[people[2]] is None
+    assert refused[people[0]].code == "invalid" and "too long" in refused[people[0]].reason
+    assert [ortto.people[pid].get("str:cm:wp-password") for pid in people] == [None, "secret-1", "secret-2"]
     assert len(ortto.calls_to("/v1/person/merge")) == 1
 
 
@@ -42,7 +43,9 @@ def test_a_merge_ortto_refuses_whole_reports_its_reason_for_each_person(client, 
     """No valid person: Ortto answers 400 with the reasons in ``details``; each person gets its own."""
     first, second = ortto.add_person({"str::email": "u@example.test"}), ortto.add_person({"str::email": "v@example.test"})
     refused = client.set_field("str:cm:does-not-exist", {first: "x", second: "y"})
-    assert {pid: (r.code, r.reason) for pid, r in refused.items()} == dict.fromkeys((first, second), ("invalid", "Ortto did not save str:cm:does-not-exist: invalid (unknown field str:cm:does-not-exist)"))
+    reason = ("Ortto did not save str:cm:does-not-exist: invalid (failed to validate field str:cm:does-not-exist "
+              "in schema: Object not found)")
+    assert {pid: (r.code, r.reason) for pid, r in refused.items()} == dict.fromkeys((first, second), ("invalid", reason))
 
 
 def test_other_refusals_carry_ortto_s_reason(client, ortto):
@@ -94,8 +97,9 @@ def test_the_test_server_refuses_undeclared_fields_and_honours_unset_tags(ortto_
         "people": [{"fields": {"str::person_id": pid}, "tags": ["c"], "unset_tags": ["a"]},
                    {"fields": {"str::person_id": pid, "str:cm:nope": "1"}}],
         "merge_by": ["str::person_id"]})
-    assert answer.json()["people"] == [{"person_id": pid, "status": "merged"},
-                                       {"status": "invalid", "error": "unknown field str:cm:nope"}]
+    assert answer.json()["people"] == [  # in an order of Ortto's, not the request's
+        {"status": "invalid", "error": "failed to validate field str:cm:nope in schema: Object not found"},
+        {"person_id": pid, "status": "merged"}]
     assert ortto.people[pid]["tags"] == ["b", "c"]
 
 
@@ -126,7 +130,68 @@ def test_people_on_an_empty_account_is_one_empty_page(client, ortto):
 
 def test_the_test_server_refuses_what_ortto_refuses(ortto_server, ortto):
     url, key = f"{ortto_server.url}/v1/person/get", {"X-Api-Key": ortto.api_key}
-    for body in ({"limit": 501, "fields": ["str::email"]}, {"limit": 10, "fields": ["str::email"], "offset": 10},
+    for body in ({"limit": 501, "fields": ["str::email"]},
                  {"limit": 10, "fields": ["str::email"], "offset": 10, "cursor_id": "made-up"},
                  {"limit": 10, "fields": ["str::email"], "filter": {"$str::starts": {"field_id": "str::email", "value": "a"}}}):
         assert requests.post(url, json=body, headers=key).status_code == 400, body
+
+
+def post(ortto_server, ortto, path: str, body: dict) -> requests.Response:
+    return requests.post(ortto_server.url + path, headers={"X-Api-Key": ortto.api_key}, json=body, timeout=10)
+
+
+def test_the_test_server_merges_by_email_as_the_live_api_does(ortto_server, ortto):
+    """Recorded live: a merge by email finds the existing person (any case) and answers merged;
+    a new email is created; a new person on the suppression list is refused, an existing one is not."""
+    existing = ortto.add_person({"str::email": "Jane@Example.test", "str::first": "Jane"})
+    ortto.suppressed.add("held@example.test")
+    answer = post(ortto_server, ortto, "/v1/person/merge", {
+        "people": [{"fields": {"str::email": "jane@example.test", "str::name": "Jane Doe"}, "tags": ["new"]},
+                   {"fields": {"str::email": "fresh@example.test"}},
+                   {"fields": {"str::email": "held@example.test"}}],
+        "merge_by": ["str::email"], "suppression_list_field_id": "str::email", "async": False})
+    merged, created, held = answer.json()["people"]
+    assert merged == {"person_id": existing, "status": "merged"}
+    assert created["status"] == "created" and created["person_id"] != existing
+    assert held == {"status": "suppressed", "error": "Email is suppressed"}
+    assert ortto.people[existing]["tags"] == ["new"] and ortto.people[existing]["str::name"] == "Jane Doe"
+
+    refused = post(ortto_server, ortto, "/v1/person/merge", {
+        "people": [{"fields": {"str::email": "x@example.test", "str::invalid_field": "1"}}], "merge_by": ["str::email"]})
+    assert refused.status_code == 400
+    body = refused.json()
+    assert set(body) == {"request_id", "code", "error", "details"} and body["code"] == 400
+    assert body["error"] == "No valid contacts provided (failed to validate field str::invalid_field in schema: Object not found)"
+    assert body["details"] == [{"status": "invalid", "error": "failed to validate field str::invalid_field in schema: Object not found"}]
+
+
+def test_the_test_server_pages_as_the_live_api_does(ortto_server, ortto):
+    """Recorded live: next_offset is the offset plus the people returned; a page past the end has
+    no people, no cursor and every number 0; an offset without a cursor is accepted; every result
+    carries its organization link."""
+    ortto.people.clear()
+    for n in range(12):
+        ortto.add_person({"str::email": f"page{n}@example.test"})
+    first = post(ortto_server, ortto, "/v1/person/get", {"limit": 100, "fields": ["str::email"]}).json()
+    assert (first["offset"], first["next_offset"], first["has_more"], len(first["contacts"])) == (0, 12, False, 12)
+    assert all("idt::o" in c["fields"] for c in first["contacts"])
+    past = post(ortto_server, ortto, "/v1/person/get",
+                {"limit": 100, "fields": ["str::email"], "offset": 12, "cursor_id": first["cursor_id"]}).json()
+    assert past == {"contacts": None, "meta": {"total_contacts": 0, "total_organizations": 0, "total_matches": 0,
+                                               "total_subscribers": 0},
+                    "offset": 0, "next_offset": 0, "cursor_id": "000000000000000000000000", "has_more": False}
+    no_cursor = post(ortto_server, ortto, "/v1/person/get", {"limit": 5, "fields": ["str::email"], "offset": 10})
+    assert no_cursor.status_code == 200 and len(no_cursor.json()["contacts"]) == 2
+
+
+def test_the_test_server_lists_tags_as_the_live_api_does(ortto_server, ortto):
+    """Recorded live: a bare array; ids are not unique; organization tags are mixed in; q filters."""
+    ortto.add_person({"str::email": "t1@example.test"}, ["vip", "Paid"])
+    ortto.add_person({"str::email": "t2@example.test"}, ["vip"])
+    tags = post(ortto_server, ortto, "/v1/tags/get", {}).json()
+    assert isinstance(tags, list)
+    by_name = {t["name"]: t for t in tags}
+    assert by_name["vip"]["count"] == by_name["vip"]["subscribers"] == 2 and by_name["vip"]["type"] == ""
+    assert any(t["type"] == "organization" and "subscribers" not in t for t in tags)
+    assert len({t["id"] for t in tags}) < len(tags), "ids are not unique"
+    assert [t["name"] for t in post(ortto_server, ortto, "/v1/tags/get", {"q": "pai"}).json()] == ["Paid"]

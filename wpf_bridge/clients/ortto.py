@@ -122,12 +122,11 @@ class OrttoClient:
         person in the call was valid Ortto answers 400 with the reasons in ``details``: those
         are returned per person too; any other refusal raises."""
         assert 0 < len(values) <= MAX_PEOPLE
-        people = list(values)
         try:
             body = self._post(
                 "/v1/person/merge",
                 {
-                    "people": [{"fields": {"str::person_id": pid, field_id: values[pid]}} for pid in people],
+                    "people": [{"fields": {"str::person_id": pid, field_id: value}} for pid, value in values.items()],
                     "async": False,
                     "merge_by": ["str::person_id"],
                     "merge_strategy": 2,
@@ -136,23 +135,10 @@ class OrttoClient:
             )
             results = body.get("people") or []
         except OrttoError as exc:
-            if len(exc.details) != len(people):
+            if not exc.details:
                 raise
             results = exc.details
-        outcome: dict[str, Refusal | None] = {}
-        for i, person_id in enumerate(people):
-            result = results[i] if i < len(results) and isinstance(results[i], dict) else {}
-            status, error = result.get("status"), result.get("error")
-            refused = error or status in ("suppressed", "invalid") or not status
-            outcome[person_id] = (
-                Refusal(
-                    str(status or "refused"),
-                    f"Ortto did not save {field_id}: {status or 'refused'} ({error or 'no reason given'})",
-                )
-                if refused
-                else None
-            )
-        return outcome
+        return _by_person(field_id, list(values), [r for r in results if isinstance(r, dict)])
 
     def custom_fields(self) -> dict[str, str]:
         """The account's custom person fields: id to display type (``text``, ``number``...)."""
@@ -188,6 +174,37 @@ class OrttoClient:
         if body is None:
             raise TransientError(f"Ortto answered HTTP {response.status_code} without JSON")
         return body
+
+
+def _by_person(field_id: str, people: list[str], results: list[dict]) -> dict[str, Refusal | None]:
+    """Each person's result, matched by ``person_id``: the live API answers in an order that
+    cannot be checked against the request's. A refusal carries no person id, so the people with
+    no result of their own share the refusals' reasons."""
+    saved = {str(r["person_id"]) for r in results if r.get("person_id") and r.get("status") in ("created", "merged")}
+    own = {str(r["person_id"]): r for r in results if r.get("person_id") and str(r["person_id"]) not in saved}
+    anonymous = [r for r in results if not r.get("person_id")]
+    statuses = {str(r.get("status") or "refused") for r in anonymous}
+    shared = Refusal(
+        statuses.pop() if len(statuses) == 1 else "refused",
+        f"Ortto did not save {field_id}: "
+        + (" or ".join(sorted({_refusal_text(r) for r in anonymous})) or "no answer for this person"),
+    )
+    outcome: dict[str, Refusal | None] = {}
+    for person_id in people:
+        if person_id in saved:
+            outcome[person_id] = None
+        elif person_id in own:
+            outcome[person_id] = Refusal(
+                str(own[person_id].get("status") or "refused"),
+                f"Ortto did not save {field_id}: {_refusal_text(own[person_id])}",
+            )
+        else:
+            outcome[person_id] = shared
+    return outcome
+
+
+def _refusal_text(result: dict) -> str:
+    return f"{result.get('status') or 'refused'} ({result.get('error') or 'no reason given'})"
 
 
 def _contact(data: dict) -> Contact:
