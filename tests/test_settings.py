@@ -184,3 +184,25 @@ def test_the_template_s_placeholders_are_recognised():
     template = {name: value or "" for name, value in dotenv_values(ROOT / "config" / "env.example").items()}
     assert load_settings(template).placeholders() == list(PLACEHOLDERS)
     assert load_settings({**template, **MINIMAL}).placeholders() == []
+
+
+@pytest.mark.parametrize("table, message", [
+    ('[tag_roles]\n"Paid" = "editor"\n',
+     "WPF_FIELD_MAP: [tag_roles] 'Paid' = 'editor': a linked role must be one a webhook may grant"),
+    ('[tag_roles]\n"Paid" = "Bad Role"\n', "is not a WordPress role name like 'customer'"),
+    ('[tag_roles]\n"" = "customer"\n', "[tag_roles] '': a tag name is 1 to 255 characters"),
+    ('[roles]\n"Paid" = "customer"\n', "unknown table [roles] (use [fields], [meta] and [tag_roles])"),
+])
+def test_linked_roles_must_be_roles_a_webhook_may_grant(env, tmp_path, table, message):
+    path = tmp_path / "fields.toml"
+    path.write_text(table)
+    with pytest.raises(SettingsError) as error:
+        load_settings({**env, "WPF_FIELD_MAP": str(path), "WPF_ALLOWED_ROLES": "customer,member"})
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_linked_roles_are_read_from_the_field_map(env, tmp_path):
+    path = tmp_path / "fields.toml"
+    path.write_text('[tag_roles]\n"Paid" = "customer"\n"Club member" = "member"\n')
+    settings = load_settings({**env, "WPF_FIELD_MAP": str(path), "WPF_ALLOWED_ROLES": "customer,member"})
+    assert settings.field_map.tag_roles == {"Paid": "customer", "Club member": "member"}

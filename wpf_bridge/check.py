@@ -127,13 +127,15 @@ def _check_capabilities(report: Report, user: str, granted: set[str] | frozenset
 
 
 def _check_roles(report: Report, settings: Settings, roles: SiteRoles) -> None:
-    """Every role a webhook may grant must exist and carry no power."""
+    """Every role a webhook may grant (linked roles among them) must exist and carry no power."""
     refused = []
     for role in sorted(settings.allowed_roles):
         why = roles.refusal(role)
         if why:
             setting = "WPF_DEFAULT_ROLE" if role == settings.default_role else "WPF_ALLOWED_ROLES"
-            refused.append(f"{role} ({setting}): {why}")
+            tags = sorted(tag for tag, linked in settings.field_map.tag_roles.items() if linked == role)
+            linked = f", linked to tag {', '.join(map(repr, tags))}" if tags else ""
+            refused.append(f"{role} ({setting}{linked}): {why}")
     allowed = ", ".join(sorted(settings.allowed_roles))
     report.check(
         not refused,

@@ -1,8 +1,9 @@
 """Which Ortto field feeds which WordPress user field or meta key, and how values are converted.
 
-The map is a TOML file (``WPF_FIELD_MAP``) with two tables, ``[fields]`` and ``[meta]``, each
-``wordpress_name = "ortto-field-id"``. Field names follow WP Fusion's (``user_email``,
-``display_name``...) so an existing WP Fusion field map can be copied over.
+The map is a TOML file (``WPF_FIELD_MAP``) with up to three tables: ``[fields]`` and ``[meta]``,
+each ``wordpress_name = "ortto-field-id"``, and ``[tag_roles]``, ``"Ortto tag" = "role"`` (linked
+roles). Field names follow WP Fusion's (``user_email``, ``display_name``...) so an existing WP
+Fusion field map can be copied over.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ COLUMN_LIMITS = {"name": 250, "url": 100}
 _FORBIDDEN_META = re.compile(r"(capabilities|user_level|session_tokens)$|^_|^ortto_(contact_id|tags)$|^wpf_bridge_")
 _FIELD_ID = re.compile(r"^[a-z0-9]{2,4}:[a-z0-9]*:[A-Za-z0-9_-]+$")
 _META_KEY = re.compile(r"^[a-z0-9_]{1,64}\Z")  # exactly what the companion plugin accepts
+_ROLE = re.compile(r"^[a-z0-9_-]{1,64}\Z")  # a role's name as WordPress stores it
 
 DEFAULT_FIELDS = {"first_name": "str::first", "last_name": "str::last"}
 
@@ -50,6 +52,7 @@ class FieldMapError(ValueError):
 class FieldMap:
     fields: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
     meta: dict[str, str] = field(default_factory=dict)
+    tag_roles: dict[str, str] = field(default_factory=dict)  # Ortto tag: the role it is linked to
 
     def ortto_fields(self) -> list[str]:
         """Every Ortto field the bridge must load for a contact (email and tags included)."""
@@ -107,9 +110,11 @@ def load_field_map(path: Path) -> FieldMap:
         raise FieldMapError(f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise FieldMapError(f"{path} is not valid TOML: {exc}") from None
-    unknown_tables = set(data) - {"fields", "meta"}
+    unknown_tables = set(data) - {"fields", "meta", "tag_roles"}
     if unknown_tables:
-        raise FieldMapError(f"{path}: unknown table [{sorted(unknown_tables)[0]}] (use [fields] and [meta])")
+        raise FieldMapError(
+            f"{path}: unknown table [{sorted(unknown_tables)[0]}] (use [fields], [meta] and [tag_roles])"
+        )
     fields = _table(data, "fields", path)
     meta = _table(data, "meta", path)
     for name in fields:
@@ -122,7 +127,7 @@ def load_field_map(path: Path) -> FieldMap:
             raise FieldMapError(f"{path}: [meta] {key}: meta keys are lowercase letters, digits and _ (up to 64)")
         if _FORBIDDEN_META.search(key):
             raise FieldMapError(f"{path}: [meta] {key} may not be written by a webhook")
-    return FieldMap(fields=fields, meta=meta)
+    return FieldMap(fields=fields, meta=meta, tag_roles=_tag_roles(data, path))
 
 
 def _table(data: dict, name: str, path: Path) -> dict[str, str]:
@@ -132,4 +137,16 @@ def _table(data: dict, name: str, path: Path) -> dict[str, str]:
     for key, field_id in table.items():
         if not isinstance(field_id, str) or not _FIELD_ID.match(field_id):
             raise FieldMapError(f"{path}: [{name}] {key} = {field_id!r} is not an Ortto field id like 'str:cm:name'")
+    return dict(table)
+
+
+def _tag_roles(data: dict, path: Path) -> dict[str, str]:
+    table = data.get("tag_roles", {})
+    if not isinstance(table, dict):
+        raise FieldMapError(f"{path}: tag_roles must be a table")
+    for tag, role in table.items():
+        if not tag.strip() or len(tag) > 255:
+            raise FieldMapError(f"{path}: [tag_roles] {tag!r}: a tag name is 1 to 255 characters")
+        if not isinstance(role, str) or not _ROLE.match(role):
+            raise FieldMapError(f"{path}: [tag_roles] {tag!r} = {role!r} is not a WordPress role name like 'customer'")
     return dict(table)

@@ -298,13 +298,22 @@ class Settings:
 
     @field_validator("field_map", mode="before")
     @classmethod
-    def _field_map(cls, path: Any) -> FieldMap:
-        """The file read and checked at start (unset: the default file, if there is one); a copy's map as it is."""
+    def _field_map(cls, path: Any, info: ValidationInfo) -> FieldMap:
+        """The file read and checked at start (unset: the default file, if there is one); a copy's map as it is.
+        A linked role must be one a webhook may grant (``WPF_ALLOWED_ROLES``, declared before)."""
         if isinstance(path, FieldMap):
             return path
         if path is None and not Path(DEFAULT_FIELD_MAP).is_file():
             return FieldMap()
-        return load_field_map(Path(path or DEFAULT_FIELD_MAP))
+        loaded = load_field_map(Path(path or DEFAULT_FIELD_MAP))
+        grantable = info.data.get("allowed_roles", frozenset())
+        for tag, role in loaded.tag_roles.items():
+            if role not in grantable:
+                raise ValueError(
+                    f"[tag_roles] {tag!r} = {role!r}: a linked role must be one a webhook may grant "
+                    f"(add it to WPF_ALLOWED_ROLES, or link another role)"
+                )
+        return loaded
 
     @field_validator("bind", mode="before")
     @classmethod

@@ -114,4 +114,4 @@ def decide(action: str, found: Lookup, the_contact: Contact | None = None, role:
         return decide_add(the_delivery, the_contact, found, site, policy)
     if action == "update":
         return decide_update(the_delivery, the_contact, found, site, policy)
-    return decide_update_tags(the_contact, found, policy)
+    return decide_update_tags(the_contact, found, site, policy)

@@ -11,6 +11,7 @@ from ..types import DONE, FAILED, PUSHING, Delivery
 from .changes import tags_meta
 from .decisions import Create, Outcome
 from .granting import default_role_refusal, new_user_role
+from .linking import linked_roles
 from .policy import Policy
 from .usernames import username_candidates
 
@@ -35,12 +36,14 @@ def new_user(contact: Contact, delivery: Delivery, site: SiteRoles, policy: Poli
     if refused:
         return refused
     role, note = new_user_role(delivery.role, site, policy)
+    roles, unlinked = linked_roles([role], contact.tags, site, policy, role)
+    note += f"; {unlinked}" if unlinked else ""
     values: dict[str, Any] = dict(policy.field_map.user_values(contact.fields, creating=True))
     wanted_username = values.pop("username", "")
     mapped_password = values.pop("password", None)
     values.update(
         email=contact.email,
-        roles=[role],
+        roles=roles,
         wpf_meta={
             **policy.field_map.meta_values(contact.fields),
             "ortto_contact_id": contact.id,

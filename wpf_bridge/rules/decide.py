@@ -45,12 +45,12 @@ def decide_update(
     return refusal(match, contact, policy.grantable) or update(match, contact, delivery.role, site, policy)
 
 
-def decide_update_tags(contact: Contact, found: Lookup, policy: Policy) -> Outcome | Update:
-    """``update_tags``: the user's tags and nothing else, under the same guards."""
+def decide_update_tags(contact: Contact, found: Lookup, site: SiteRoles, policy: Policy) -> Outcome | Update:
+    """``update_tags``: the user's tags and the roles linked to them, nothing else, under the same guards."""
     match = same_person(found)
     if match is None:
         return NO_USER
-    return refusal(match, contact, policy.grantable) or retag(match, contact)
+    return refusal(match, contact, policy.grantable) or retag(match, contact, site, policy)
 
 
 def _existing(
