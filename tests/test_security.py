@@ -98,20 +98,26 @@ def attempts(user: dict, victim: dict):
         {"user": user["id"], "values": {"roles": ["administrator"]}}]}}
     yield "batch: welcome email to self", "POST", "/wpf-bridge/v1/users/batch", {"json": {"writes": [
         {"user": user["id"], "values": {"wpf_send_notification": True}}]}}
+    yield "outbox: read the changes", "GET", "/wpf-bridge/v1/outbox", {}
+    yield "outbox: acknowledge (delete) changes", "POST", "/wpf-bridge/v1/outbox/ack", {"json": {"ids": list(range(1, 50))}}
+    yield "outbox: say what is recorded", "POST", "/wpf-bridge/v1/outbox/watch", {"json": {
+        "new": False, "roles": False, "fields": [], "meta": []}}
 
 
 @pytest.mark.parametrize("attacker", ["subscriber", "author", "editor", "named_like_bridge"])
 def test_ordinary_users_can_use_no_route_or_field_of_the_plugin(wordpress, site_users, attacker):
     user, victim = site_users[attacker], site_users["victim"]
     assert call(wordpress, user, "GET", "/wp/v2/users/me").ok  # signs in (and records the password's first use)
-    rows, mail = wordpress.database_rows(), wordpress.mail_files()
+    with wordpress.recording_outbox(fields=["user_email"], meta=["first_name"]):
+        wordpress.php_eval(f"wp_update_user(array('ID' => {victim['id']}, 'first_name' => '{attacker}'));")
+        rows, mail, outbox = wordpress.database_rows(), wordpress.mail_files(), wordpress.outbox_state()
+        assert outbox["rows"] and outbox["watch"], "a change waits in the outbox, to read or delete"
 
-    answered = {}
-    for what, method, route, kwargs in attempts(user, victim):
-        response = call(wordpress, user, method, route, **kwargs)
-        answered[what] = response.status_code
+        answered = {what: call(wordpress, user, method, route, **kwargs).status_code
+                    for what, method, route, kwargs in attempts(user, victim)}
+
+        assert wordpress.outbox_state() == outbox, "an attempt changed the outbox or what it records"
     let_through = {what: status for what, status in answered.items() if status not in (400, 401, 403)}
-
     assert let_through == {}
     assert wordpress.database_rows() == rows, "an attempt changed wp_users or wp_usermeta"
     assert wordpress.mail_files() == mail, "an attempt sent an email"
@@ -227,7 +233,7 @@ def test_look_ups_match_exactly_not_by_collation(wordpress, site_users):
 def test_status_reports_each_roles_capabilities_to_the_bridge_only(wordpress, site_users):
     bridge = {"login": wordpress.admin_user, "app_password": wordpress.app_password}
     status = call(wordpress, bridge, "GET", "/wpf-bridge/v1/status").json()
-    assert status["plugin_version"] == companion.version() == "1.5.0" and status["bridge_credential"] is True
+    assert status["plugin_version"] == companion.version() == "1.6.0" and status["bridge_credential"] is True
     assert "manage_options" in status["roles"]["administrator"] and status["roles"]["customer"] == ["read"]
     assert call(wordpress, site_users["subscriber"], "GET", "/wpf-bridge/v1/status").status_code == 403
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
@@ -313,6 +314,24 @@ require_once ABSPATH . 'wp-settings.php';
             check=True, capture_output=True, text=True,
         ).stdout
         return [line.split("\t") for line in out.splitlines()]
+
+    @contextlib.contextmanager
+    def recording_outbox(self, new: bool = True, roles: bool = True, fields=(), meta=()) -> Iterator[None]:
+        """The companion plugin records changes in its outbox, as after the bridge's /outbox/watch
+        with these; it records nothing again afterwards, and the rows are gone."""
+        watched = base64.b64encode(json.dumps({"new": new, "roles": roles, "fields": list(fields),
+                                               "meta": list(meta)}).encode()).decode()
+        self.php_eval(f"wpf_bridge_outbox_install(); update_option('wpf_bridge_watch', json_decode(base64_decode('{watched}'), true));")
+        try:
+            yield
+        finally:
+            self.php_eval("delete_option('wpf_bridge_watch'); global $wpdb; $wpdb->query('DELETE FROM ' . wpf_bridge_outbox_table());")
+
+    def outbox_state(self) -> dict:
+        """The outbox's rows and what it records."""
+        return json.loads(self.php_eval(
+            "global $wpdb; echo json_encode(array('rows' => $wpdb->get_results('SELECT * FROM ' . wpf_bridge_outbox_table()"
+            " . ' ORDER BY id', ARRAY_A), 'watch' => get_option('wpf_bridge_watch')));"))
 
     def mail_files(self) -> set[str]:
         return {p.name for p in self.mail_dir.glob("*.eml")}

@@ -2,7 +2,7 @@
 /**
  * Plugin Name: wpf-bridge companion
  * Description: Gives the wpf-bridge service what core REST lacks: user look-up by Ortto contact id (with where each user stands on every site of a network), user meta writes, the new-user email, and many look-ups or user writes in one request. Holds no business rules.
- * Version: 1.5.0
+ * Version: 1.6.0
  *
  * Install as a must-use plugin: save this file as wp-content/mu-plugins/wpf-bridge.php.
  *
@@ -25,7 +25,7 @@
 
 defined( 'ABSPATH' ) || exit;
 
-const WPF_BRIDGE_PLUGIN_VERSION = '1.5.0';
+const WPF_BRIDGE_PLUGIN_VERSION = '1.6.0';
 const WPF_BRIDGE_MAX_LOOKUPS    = 100; // people per look-up request
 const WPF_BRIDGE_MAX_JUDGED     = 100; // capabilities a look-up may ask about
 const WPF_BRIDGE_MAX_SITES      = 50; // a network up to this size has every site judged for each user found
@@ -741,6 +741,253 @@ add_action(
 						wpf_bridge_notify( $user->ID );
 					}
 					return true;
+				},
+			)
+		);
+	}
+);
+
+/*
+ * The outbox: changes to users that the bridge pushes to Ortto (WordPress -> Ortto). Each hook
+ * that sees a change writes a row on WordPress's own database connection, so inside the change's
+ * transaction wherever it runs in one. A row names a user and a kind of change (new, profile,
+ * roles), never a value: the bridge reads the user when it pulls, and decides what Ortto gets.
+ * One row per user and kind (a newer change REPLACEs the older row, with a new id), so the table
+ * holds at most three rows a user however long the bridge is away. Nothing is recorded until the
+ * bridge says what it pushes (/outbox/watch), nor for a change the bridge's credential made (it
+ * came from Ortto: pushing it back would echo).
+ */
+
+const WPF_BRIDGE_OUTBOX_VERSION = '1';
+const WPF_BRIDGE_OUTBOX_PAGE    = 500; // changes per pull at most
+const WPF_BRIDGE_OUTBOX_KINDS   = array( 'new', 'profile', 'roles' );
+
+function wpf_bridge_outbox_table() {
+	global $wpdb;
+	return $wpdb->prefix . 'wpf_bridge_outbox';
+}
+
+/** What the bridge pushes: {new, roles: bool, fields: users-row columns, meta: keys}; null before it said. */
+function wpf_bridge_watched() {
+	$watched = get_option( 'wpf_bridge_watch' );
+	return is_array( $watched ) ? $watched : null;
+}
+
+/** Users this request is creating: their 'new' row covers their first fields and roles. */
+$GLOBALS['wpf_bridge_creating'] = array();
+add_filter(
+	'insert_user_meta',
+	function ( $meta, $user, $update ) {
+		if ( ! $update ) {
+			$GLOBALS['wpf_bridge_creating'][ (int) $user->ID ] = true;
+		}
+		return $meta;
+	},
+	10,
+	3
+);
+
+/** Record that user $user_id changed in a way of $kind, if the bridge pushes that and did not make the change. */
+function wpf_bridge_record( $user_id, $kind ) {
+	global $wpdb;
+	$watched = wpf_bridge_watched();
+	if ( ! $watched || ! $user_id || wpf_bridge_is_bridge() || ( 'new' !== $kind && isset( $GLOBALS['wpf_bridge_creating'][ (int) $user_id ] ) ) ) {
+		return;
+	}
+	if ( ( 'new' === $kind && empty( $watched['new'] ) ) || ( 'roles' === $kind && empty( $watched['roles'] ) ) ) {
+		return;
+	}
+	$wpdb->replace( wpf_bridge_outbox_table(), array( 'user_id' => (int) $user_id, 'kind' => $kind, 'changed_at' => gmdate( 'Y-m-d H:i:s' ) ) );
+}
+
+add_action(
+	'user_register',
+	function ( $user_id ) {
+		wpf_bridge_record( $user_id, 'new' );
+	},
+	1
+);
+add_action(
+	'profile_update',
+	function ( $user_id, $old ) {
+		$watched = wpf_bridge_watched();
+		$now     = get_userdata( $user_id );
+		if ( ! $watched || ! $now || ! $old instanceof WP_User ) {
+			return;
+		}
+		foreach ( (array) $watched['fields'] as $column ) {
+			if ( (string) $now->get( $column ) !== (string) $old->get( $column ) ) {
+				wpf_bridge_record( $user_id, 'profile' );
+				return;
+			}
+		}
+	},
+	10,
+	2
+);
+foreach ( array( 'added_user_meta', 'updated_user_meta', 'deleted_user_meta' ) as $wpf_bridge_meta_change ) {
+	add_action(
+		$wpf_bridge_meta_change,
+		function ( $meta_id, $user_id, $key ) {
+			$watched = wpf_bridge_watched();
+			if ( $watched && in_array( $key, (array) $watched['meta'], true ) ) {
+				wpf_bridge_record( $user_id, 'profile' );
+			}
+		},
+		10,
+		3
+	);
+}
+foreach ( array( 'set_user_role', 'add_user_role', 'remove_user_role' ) as $wpf_bridge_role_change ) {
+	add_action(
+		$wpf_bridge_role_change,
+		function ( $user_id ) {
+			wpf_bridge_record( $user_id, 'roles' );
+		}
+	);
+}
+
+/** Create or upgrade the outbox table (dbDelta), once per version. */
+function wpf_bridge_outbox_install() {
+	global $wpdb;
+	if ( get_option( 'wpf_bridge_outbox_version' ) === WPF_BRIDGE_OUTBOX_VERSION ) {
+		return;
+	}
+	require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+	$table = wpf_bridge_outbox_table();
+	dbDelta(
+		"CREATE TABLE $table (
+		id bigint(20) unsigned NOT NULL AUTO_INCREMENT,
+		user_id bigint(20) unsigned NOT NULL,
+		kind varchar(20) NOT NULL,
+		changed_at datetime NOT NULL,
+		PRIMARY KEY  (id),
+		UNIQUE KEY user_kind (user_id,kind)
+		) {$wpdb->get_charset_collate()};"
+	);
+	update_option( 'wpf_bridge_outbox_version', WPF_BRIDGE_OUTBOX_VERSION );
+}
+
+/** A user as the bridge pushes them: the watched columns and meta, roles, and its own marks; never a password. */
+function wpf_bridge_outbox_user( $user_id, $watched ) {
+	$user = get_userdata( $user_id );
+	if ( ! $user ) {
+		return null;
+	}
+	$fields = array();
+	foreach ( (array) $watched['fields'] as $column ) {
+		$fields[ $column ] = (string) $user->get( $column );
+	}
+	$meta = array();
+	foreach ( array_merge( (array) $watched['meta'], array( 'ortto_contact_id', 'wpf_bridge_created_for', 'wpf_bridge_unconfirmed_email' ) ) as $key ) {
+		$meta[ $key ] = get_user_meta( $user_id, $key, true );
+	}
+	return array(
+		'id'     => (int) $user_id,
+		'email'  => $user->user_email,
+		'roles'  => array_values( $user->roles ),
+		'fields' => (object) $fields,
+		'meta'   => (object) $meta,
+	);
+}
+
+add_action(
+	'rest_api_init',
+	function () {
+		$bridge_only = function () { // personal data, and acknowledging loses changes: the bridge's credential only
+			return current_user_can( 'list_users' ) && current_user_can( 'create_users' ) && current_user_can( 'edit_users' )
+				&& wpf_bridge_is_bridge();
+		};
+		$names       = function ( $pattern ) {
+			return array( 'type' => 'array', 'default' => array(), 'maxItems' => 200, 'items' => array( 'type' => 'string', 'pattern' => $pattern ) );
+		};
+
+		register_rest_route(
+			'wpf-bridge/v1',
+			'/outbox/watch',
+			array(
+				'methods'             => 'POST',
+				'permission_callback' => $bridge_only,
+				'args'                => array(
+					'new'    => array( 'type' => 'boolean', 'required' => true ),
+					'roles'  => array( 'type' => 'boolean', 'required' => true ),
+					'fields' => $names( '^(user_email|display_name|user_url|user_nicename)$' ),
+					'meta'   => $names( '^[a-z0-9_]{1,64}$' ),
+				),
+				'callback'            => function ( WP_REST_Request $request ) {
+					wpf_bridge_outbox_install();
+					$watched = array(
+						'new'    => (bool) $request['new'],
+						'roles'  => (bool) $request['roles'],
+						'fields' => array_values( array_unique( $request['fields'] ) ),
+						'meta'   => array_values( array_unique( $request['meta'] ) ),
+					);
+					update_option( 'wpf_bridge_watch', $watched, true );
+					return $watched;
+				},
+			)
+		);
+
+		register_rest_route(
+			'wpf-bridge/v1',
+			'/outbox',
+			array(
+				'methods'             => 'GET',
+				'permission_callback' => $bridge_only,
+				'args'                => array(
+					'limit' => array( 'type' => 'integer', 'minimum' => 1, 'maximum' => WPF_BRIDGE_OUTBOX_PAGE, 'default' => 100 ),
+				),
+				'callback'            => function ( WP_REST_Request $request ) {
+					global $wpdb;
+					$watched = wpf_bridge_watched();
+					if ( ! $watched ) {
+						return array( 'changes' => array(), 'behind' => 0, 'oldest' => null );
+					}
+					$table   = wpf_bridge_outbox_table();
+					$rows    = $wpdb->get_results( $wpdb->prepare( "SELECT id, user_id, kind, changed_at FROM $table ORDER BY id LIMIT %d", $request['limit'] ) );
+					$changes = array();
+					foreach ( $rows as $row ) {
+						$changes[] = array(
+							'id'         => (int) $row->id,
+							'kind'       => $row->kind,
+							'changed_at' => $row->changed_at . 'Z',
+							'user'       => wpf_bridge_outbox_user( (int) $row->user_id, $watched ),
+							'user_id'    => (int) $row->user_id,
+						);
+					}
+					$oldest = $wpdb->get_var( "SELECT MIN(changed_at) FROM $table" );
+					return array(
+						'changes' => $changes,
+						'behind'  => (int) $wpdb->get_var( "SELECT COUNT(*) FROM $table" ),
+						'oldest'  => $oldest ? $oldest . 'Z' : null,
+					);
+				},
+			)
+		);
+
+		register_rest_route(
+			'wpf-bridge/v1',
+			'/outbox/ack',
+			array(
+				'methods'             => 'POST',
+				'permission_callback' => $bridge_only,
+				'args'                => array(
+					'ids' => array(
+						'type'     => 'array',
+						'required' => true,
+						'maxItems' => WPF_BRIDGE_OUTBOX_PAGE,
+						'items'    => array( 'type' => 'integer', 'minimum' => 1 ),
+					),
+				),
+				'callback'            => function ( WP_REST_Request $request ) {
+					global $wpdb;
+					$ids = array_map( 'intval', $request['ids'] );
+					if ( ! $ids || ! wpf_bridge_watched() ) {
+						return array( 'removed' => 0 );
+					}
+					$table = wpf_bridge_outbox_table();
+					$in    = implode( ', ', array_fill( 0, count( $ids ), '%d' ) );
+					return array( 'removed' => (int) $wpdb->query( $wpdb->prepare( "DELETE FROM $table WHERE id IN ($in)", $ids ) ) );
 				},
 			)
 		);
