@@ -318,20 +318,24 @@ require_once ABSPATH . 'wp-settings.php';
     @contextlib.contextmanager
     def recording_outbox(self, new: bool = True, roles: bool = True, fields=(), meta=()) -> Iterator[None]:
         """The companion plugin records changes in its outbox, as after the bridge's /outbox/watch
-        with these; it records nothing again afterwards, and the rows are gone."""
-        watched = base64.b64encode(json.dumps({"new": new, "roles": roles, "fields": list(fields),
+        with these (the administrator as the bridge's user); afterwards it records nothing, and the
+        rows are gone."""
+        watched = base64.b64encode(json.dumps({"user": 1, "new": new, "roles": roles, "fields": list(fields),
                                                "meta": list(meta)}).encode()).decode()
-        self.php_eval(f"wpf_bridge_outbox_install(); update_option('wpf_bridge_watch', json_decode(base64_decode('{watched}'), true));")
+        self.php_eval("wpf_bridge_outbox_install();"
+                      f" update_site_option('wpf_bridge_watch', json_decode(base64_decode('{watched}'), true));")
         try:
             yield
         finally:
-            self.php_eval("delete_option('wpf_bridge_watch'); global $wpdb; $wpdb->query('DELETE FROM ' . wpf_bridge_outbox_table());")
+            self.php_eval("delete_site_option('wpf_bridge_watch'); global $wpdb;"
+                          " $wpdb->query('DELETE FROM ' . wpf_bridge_outbox_table());")
 
     def outbox_state(self) -> dict:
-        """The outbox's rows and what it records."""
+        """The outbox's rows (None: no table) and what it records."""
         return json.loads(self.php_eval(
-            "global $wpdb; echo json_encode(array('rows' => $wpdb->get_results('SELECT * FROM ' . wpf_bridge_outbox_table()"
-            " . ' ORDER BY id', ARRAY_A), 'watch' => get_option('wpf_bridge_watch')));"))
+            "global $wpdb; echo json_encode(array('rows' => wpf_bridge_outbox_exists() ? $wpdb->get_results("
+            "'SELECT * FROM ' . wpf_bridge_outbox_table() . ' ORDER BY id', ARRAY_A) : null,"
+            " 'watch' => get_site_option('wpf_bridge_watch')));"))
 
     def mail_files(self) -> set[str]:
         return {p.name for p in self.mail_dir.glob("*.eml")}

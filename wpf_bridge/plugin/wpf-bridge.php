@@ -753,51 +753,56 @@ add_action(
  * transaction wherever it runs in one. A row names a user and a kind of change (new, profile,
  * roles), never a value: the bridge reads the user when it pulls, and decides what Ortto gets.
  * One row per user and kind (a newer change REPLACEs the older row, with a new id), so the table
- * holds at most three rows a user however long the bridge is away. Nothing is recorded until the
- * bridge says what it pushes (/outbox/watch), nor for a change the bridge's credential made (it
- * came from Ortto: pushing it back would echo).
+ * holds at most three rows a user however long the bridge is away. Users belong to the whole
+ * network, so the table and what it records are the network's: a change made on any site counts.
+ * Nothing is recorded until the bridge says what it pushes (/outbox/watch, which also names the
+ * bridge's user), nor for a change that user made with the wpf-bridge credential (it came from
+ * Ortto: pushing it back would echo).
  */
 
-const WPF_BRIDGE_OUTBOX_VERSION = '1';
-const WPF_BRIDGE_OUTBOX_PAGE    = 500; // changes per pull at most
-const WPF_BRIDGE_OUTBOX_KINDS   = array( 'new', 'profile', 'roles' );
+const WPF_BRIDGE_OUTBOX_PAGE   = 500; // changes per pull at most
+const WPF_BRIDGE_OUTBOX_FIELDS = array( 'user_email', 'display_name', 'user_url', 'user_nicename' ); // users-row columns one may watch
 
 function wpf_bridge_outbox_table() {
 	global $wpdb;
-	return $wpdb->prefix . 'wpf_bridge_outbox';
+	return $wpdb->base_prefix . 'wpf_bridge_outbox';
 }
 
-/** What the bridge pushes: {new, roles: bool, fields: users-row columns, meta: keys}; null before it said. */
+/** What the bridge pushes: {user: the bridge's user, new, roles: bool, fields: columns, meta: keys}; null before it said. */
 function wpf_bridge_watched() {
-	$watched = get_option( 'wpf_bridge_watch' );
+	$watched = get_site_option( 'wpf_bridge_watch' );
 	return is_array( $watched ) ? $watched : null;
 }
 
-/** Users this request is creating: their 'new' row covers their first fields and roles. */
-$GLOBALS['wpf_bridge_creating'] = array();
-add_filter(
-	'insert_user_meta',
-	function ( $meta, $user, $update ) {
-		if ( ! $update ) {
-			$GLOBALS['wpf_bridge_creating'][ (int) $user->ID ] = true;
-		}
-		return $meta;
-	},
-	10,
-	3
-);
+/** Is this request the bridge's own: its user, signed in with the wpf-bridge credential? */
+function wpf_bridge_is_outbox_bridge( $watched ) {
+	return $watched && get_current_user_id() === (int) $watched['user'] && wpf_bridge_is_bridge();
+}
+
+/** Does the outbox table exist (asked once per request; a restored or copied site may lack it)? */
+function wpf_bridge_outbox_exists( $again = false ) {
+	global $wpdb;
+	static $exists = null;
+	if ( null === $exists || $again ) {
+		$table  = wpf_bridge_outbox_table();
+		$exists = $wpdb->get_var( $wpdb->prepare( 'SHOW TABLES LIKE %s', $wpdb->esc_like( $table ) ) ) === $table;
+	}
+	return $exists;
+}
 
 /** Record that user $user_id changed in a way of $kind, if the bridge pushes that and did not make the change. */
 function wpf_bridge_record( $user_id, $kind ) {
 	global $wpdb;
 	$watched = wpf_bridge_watched();
-	if ( ! $watched || ! $user_id || wpf_bridge_is_bridge() || ( 'new' !== $kind && isset( $GLOBALS['wpf_bridge_creating'][ (int) $user_id ] ) ) ) {
+	if ( ! $watched || ! $user_id || wpf_bridge_is_outbox_bridge( $watched ) ) {
 		return;
 	}
 	if ( ( 'new' === $kind && empty( $watched['new'] ) ) || ( 'roles' === $kind && empty( $watched['roles'] ) ) ) {
 		return;
 	}
-	$wpdb->replace( wpf_bridge_outbox_table(), array( 'user_id' => (int) $user_id, 'kind' => $kind, 'changed_at' => gmdate( 'Y-m-d H:i:s' ) ) );
+	if ( wpf_bridge_outbox_exists() ) { // a failed query would roll back the change it records (wpf_bridge_transaction)
+		$wpdb->replace( wpf_bridge_outbox_table(), array( 'user_id' => (int) $user_id, 'kind' => $kind, 'changed_at' => gmdate( 'Y-m-d H:i:s' ) ) );
+	}
 }
 
 add_action(
@@ -838,7 +843,8 @@ foreach ( array( 'added_user_meta', 'updated_user_meta', 'deleted_user_meta' ) a
 		3
 	);
 }
-foreach ( array( 'set_user_role', 'add_user_role', 'remove_user_role' ) as $wpf_bridge_role_change ) {
+// Roles given or taken, and a user added to or removed from a site (no role hook fires then).
+foreach ( array( 'set_user_role', 'add_user_role', 'remove_user_role', 'add_user_to_blog', 'remove_user_from_blog' ) as $wpf_bridge_role_change ) {
 	add_action(
 		$wpf_bridge_role_change,
 		function ( $user_id ) {
@@ -847,11 +853,11 @@ foreach ( array( 'set_user_role', 'add_user_role', 'remove_user_role' ) as $wpf_
 	);
 }
 
-/** Create or upgrade the outbox table (dbDelta), once per version. */
+/** Create the outbox table when it is missing (dbDelta); whether it exists now. */
 function wpf_bridge_outbox_install() {
 	global $wpdb;
-	if ( get_option( 'wpf_bridge_outbox_version' ) === WPF_BRIDGE_OUTBOX_VERSION ) {
-		return;
+	if ( wpf_bridge_outbox_exists( true ) ) {
+		return true;
 	}
 	require_once ABSPATH . 'wp-admin/includes/upgrade.php';
 	$table = wpf_bridge_outbox_table();
@@ -865,7 +871,23 @@ function wpf_bridge_outbox_install() {
 		UNIQUE KEY user_kind (user_id,kind)
 		) {$wpdb->get_charset_collate()};"
 	);
-	update_option( 'wpf_bridge_outbox_version', WPF_BRIDGE_OUTBOX_VERSION );
+	return wpf_bridge_outbox_exists( true );
+}
+
+/** Why the bridge may not watch these columns and meta keys (a WP_Error), or null. */
+function wpf_bridge_watch_refusal( $fields, $meta ) {
+	foreach ( $fields as $column ) {
+		if ( ! in_array( $column, WPF_BRIDGE_OUTBOX_FIELDS, true ) ) {
+			return new WP_Error( 'wpf_bridge_watch', sprintf( 'The column %s may not be watched (only %s).', wp_json_encode( $column ), implode( ', ', WPF_BRIDGE_OUTBOX_FIELDS ) ), array( 'status' => 400 ) );
+		}
+	}
+	foreach ( $meta as $key ) {
+		$why = wpf_bridge_meta_refusal( $key ); // what may not be written through wpf_meta may not be read through the outbox
+		if ( $why ) {
+			return new WP_Error( 'wpf_bridge_watch', sprintf( 'The meta key %s may not be watched: %s.', wp_json_encode( $key ), $why ), array( 'status' => 400 ) );
+		}
+	}
+	return null;
 }
 
 /** A user as the bridge pushes them: the watched columns and meta, roles, and its own marks; never a password. */
@@ -894,35 +916,52 @@ function wpf_bridge_outbox_user( $user_id, $watched ) {
 add_action(
 	'rest_api_init',
 	function () {
-		$bridge_only = function () { // personal data, and acknowledging loses changes: the bridge's credential only
-			return current_user_can( 'list_users' ) && current_user_can( 'create_users' ) && current_user_can( 'edit_users' )
-				&& wpf_bridge_is_bridge();
+		$may_manage = function () { // what the bridge's user holds (check asks for the same)
+			foreach ( array( 'list_users', 'create_users', 'edit_users', 'promote_users' ) as $cap ) {
+				if ( ! current_user_can( $cap ) ) {
+					return false;
+				}
+			}
+			return wpf_bridge_is_bridge();
 		};
-		$names       = function ( $pattern ) {
-			return array( 'type' => 'array', 'default' => array(), 'maxItems' => 200, 'items' => array( 'type' => 'string', 'pattern' => $pattern ) );
+		$bridge_only = function () use ( $may_manage ) { // personal data, and acknowledging loses changes
+			return $may_manage() && wpf_bridge_is_outbox_bridge( wpf_bridge_watched() );
 		};
+		$names       = array( 'type' => 'array', 'default' => array(), 'maxItems' => 200, 'items' => array( 'type' => 'string' ) );
 
 		register_rest_route(
 			'wpf-bridge/v1',
 			'/outbox/watch',
 			array(
 				'methods'             => 'POST',
-				'permission_callback' => $bridge_only,
+				'permission_callback' => function () use ( $may_manage ) {
+					// the first to ask names the bridge's user; then only that user, while it may still manage users
+					$watched = wpf_bridge_watched();
+					$owner   = $watched ? (int) $watched['user'] : 0;
+					return $may_manage() && ( ! $owner || get_current_user_id() === $owner || ! user_can( $owner, 'promote_users' ) );
+				},
 				'args'                => array(
 					'new'    => array( 'type' => 'boolean', 'required' => true ),
 					'roles'  => array( 'type' => 'boolean', 'required' => true ),
-					'fields' => $names( '^(user_email|display_name|user_url|user_nicename)$' ),
-					'meta'   => $names( '^[a-z0-9_]{1,64}$' ),
+					'fields' => $names,
+					'meta'   => $names,
 				),
 				'callback'            => function ( WP_REST_Request $request ) {
-					wpf_bridge_outbox_install();
+					$refusal = wpf_bridge_watch_refusal( $request['fields'], $request['meta'] );
+					if ( $refusal ) {
+						return $refusal;
+					}
+					if ( ! wpf_bridge_outbox_install() ) {
+						return new WP_Error( 'wpf_bridge_outbox_table', 'WordPress could not create the outbox table; nothing can be recorded.', array( 'status' => 500 ) );
+					}
 					$watched = array(
+						'user'   => get_current_user_id(),
 						'new'    => (bool) $request['new'],
 						'roles'  => (bool) $request['roles'],
 						'fields' => array_values( array_unique( $request['fields'] ) ),
 						'meta'   => array_values( array_unique( $request['meta'] ) ),
 					);
-					update_option( 'wpf_bridge_watch', $watched, true );
+					update_site_option( 'wpf_bridge_watch', $watched );
 					return $watched;
 				},
 			)
@@ -940,8 +979,8 @@ add_action(
 				'callback'            => function ( WP_REST_Request $request ) {
 					global $wpdb;
 					$watched = wpf_bridge_watched();
-					if ( ! $watched ) {
-						return array( 'changes' => array(), 'behind' => 0, 'oldest' => null );
+					if ( ! wpf_bridge_outbox_exists() ) {
+						return new WP_Error( 'wpf_bridge_outbox_table', 'The outbox table is missing; the bridge creates it again with /outbox/watch.', array( 'status' => 409 ) );
 					}
 					$table   = wpf_bridge_outbox_table();
 					$rows    = $wpdb->get_results( $wpdb->prepare( "SELECT id, user_id, kind, changed_at FROM $table ORDER BY id LIMIT %d", $request['limit'] ) );
@@ -982,7 +1021,7 @@ add_action(
 				'callback'            => function ( WP_REST_Request $request ) {
 					global $wpdb;
 					$ids = array_map( 'intval', $request['ids'] );
-					if ( ! $ids || ! wpf_bridge_watched() ) {
+					if ( ! $ids || ! wpf_bridge_outbox_exists() ) {
 						return array( 'removed' => 0 );
 					}
 					$table = wpf_bridge_outbox_table();
