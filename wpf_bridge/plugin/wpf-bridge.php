@@ -32,6 +32,7 @@ const WPF_BRIDGE_MAX_SITES      = 50; // a network up to this size has every sit
 const WPF_BRIDGE_MAX_WRITES     = 50; // user writes per batch request
 const WPF_BRIDGE_BATCH_SECONDS  = 15; // writes not started by then are answered 503, well before PHP's 30 s limit
 const WPF_BRIDGE_CREDENTIAL     = 'wpf-bridge'; // the application password the bridge signs in with
+const WPF_BRIDGE_USER_CAPS      = array( 'list_users', 'create_users', 'edit_users', 'promote_users' ); // what the bridge's user holds
 
 /** Meta the bridge keeps for itself: written only by the bridge's credential. */
 function wpf_bridge_own_meta( $key ) {
@@ -591,7 +592,7 @@ add_action(
 				'permission_callback' => $can_list_users,
 				'callback'            => function () {
 					$caps = array();
-					foreach ( array( 'list_users', 'create_users', 'edit_users', 'promote_users' ) as $cap ) {
+					foreach ( WPF_BRIDGE_USER_CAPS as $cap ) {
 						$caps[ $cap ] = current_user_can( $cap );
 					}
 					$roles = array();
@@ -917,7 +918,7 @@ add_action(
 	'rest_api_init',
 	function () {
 		$may_manage = function () { // what the bridge's user holds (check asks for the same)
-			foreach ( array( 'list_users', 'create_users', 'edit_users', 'promote_users' ) as $cap ) {
+			foreach ( WPF_BRIDGE_USER_CAPS as $cap ) {
 				if ( ! current_user_can( $cap ) ) {
 					return false;
 				}
@@ -984,6 +985,7 @@ add_action(
 					}
 					$table   = wpf_bridge_outbox_table();
 					$rows    = $wpdb->get_results( $wpdb->prepare( "SELECT id, user_id, kind, changed_at FROM $table ORDER BY id LIMIT %d", $request['limit'] ) );
+					cache_users( array_map( 'intval', wp_list_pluck( $rows, 'user_id' ) ) ); // the page's users and meta in two queries
 					$changes = array();
 					foreach ( $rows as $row ) {
 						$changes[] = array(

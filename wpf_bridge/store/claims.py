@@ -61,7 +61,8 @@ class Claims:
         for one known person). A claim holds the people of the rows it takes until it commits (on
         PostgreSQL an advisory lock per contact id and email, taken without waiting; rows another
         claim holds are skipped), then reads them again: two workers never take the same row, nor
-        two rows for one person. On SQLite, ``begin immediate`` lets no other claim in between. The returned deliveries have this attempt counted.
+        two rows for one person. On SQLite, ``begin immediate`` lets no other claim in between.
+        The returned deliveries have this attempt counted.
         """
         with self.database.transaction() as tx:
             now = self.database.now(tx)
