@@ -75,10 +75,11 @@ test: lint system-deps
 faults: $(STAMP) system-deps
 	WPF_FAULTS_WORDPRESS_DOWN=$(or $(WORDPRESS_DOWN),20) $(VENV)/bin/python -m pytest tests/test_faults.py
 
-## bench: ingest, drain and memory figures (bench/run.py; BENCH_ARGS="--drain 300" for a shorter run)
+## bench: ingest, drain and memory figures (bench/run.py), then WordPress -> Ortto's (bench/pushing.py; BENCH_ARGS="--drain 300" for a shorter run)
 bench: $(STAMP) system-deps
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	$(VENV)/bin/python bench/pushing.py
 
 ## bench-console: the console's pages and /metrics on a store of 100,000 deliveries (SQLite, PostgreSQL)
 bench-console: $(STAMP) system-deps

@@ -102,6 +102,8 @@ def attempts(user: dict, victim: dict):
     yield "outbox: acknowledge (delete) changes", "POST", "/wpf-bridge/v1/outbox/ack", {"json": {"ids": list(range(1, 50))}}
     yield "outbox: say what is recorded", "POST", "/wpf-bridge/v1/outbox/watch", {"json": {
         "new": False, "roles": False, "fields": [], "meta": []}}
+    yield "outbox: export (record) every user", "POST", "/wpf-bridge/v1/outbox/export", {"json": {}}
+    yield "outbox: count users (export dry run)", "POST", "/wpf-bridge/v1/outbox/export", {"json": {"dry_run": True}}
 
 
 @pytest.mark.parametrize("attacker", ["subscriber", "author", "editor", "named_like_bridge"])

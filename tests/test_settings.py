@@ -23,7 +23,7 @@ MINIMAL = {
     "ORTTO_API_KEY": "an-ortto-api-key",
 }
 #: Settings that take any text: every other one refuses a value that is plainly wrong.
-FREE_TEXT = {"WORDPRESS_USER", "WORDPRESS_APP_PASSWORD", "ORTTO_API_KEY", "WPF_METRICS_DIR"}
+FREE_TEXT = {"WORDPRESS_USER", "WORDPRESS_APP_PASSWORD", "ORTTO_API_KEY", "WPF_METRICS_DIR", "WPF_NEW_USER_TAGS"}
 NUMBERS = [info for info in FIELDS.values() if info.annotation in (int, float)]
 
 

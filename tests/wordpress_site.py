@@ -268,9 +268,8 @@ require_once ABSPATH . 'wp-settings.php';
 
     def rest(self, method: str, route: str, **kwargs) -> requests.Response:
         params = {"rest_route": route, **kwargs.pop("params", {})}
-        return requests.request(
-            method, self.url + "/", params=params, auth=(self.admin_user, self.app_password), timeout=30, **kwargs
-        )
+        kwargs.setdefault("auth", (self.admin_user, self.app_password))
+        return requests.request(method, self.url + "/", params=params, timeout=30, **kwargs)
 
     def users_with_email(self, email: str) -> list[dict]:
         found = self.rest("GET", "/wp/v2/users", params={"search": email, "search_columns[]": "email", "context": "edit"}).json()

@@ -132,3 +132,53 @@ class Lookup:
     @property
     def found(self) -> bool:
         return self.by_contact_id is not None or self.by_email is not None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A WordPress user as the companion plugin's outbox gives them for a push: the email, roles,
+    and the watched ``users`` columns and meta keys (with the bridge's own marks: ``ortto_contact_id``,
+    ``wpf_bridge_created_for``, ``wpf_bridge_unconfirmed_email``). Never a password."""
+
+    id: int
+    email: str
+    roles: tuple[str, ...]
+    fields: dict[str, str]
+    meta: dict[str, str]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Profile:
+        def texts(value: Any) -> dict[str, str]:
+            return {str(k): "" if v is None else str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+        return cls(
+            id=int(data["id"]),
+            email=str(data.get("email") or ""),
+            roles=tuple(str(role) for role in data.get("roles") or ()),
+            fields=texts(data.get("fields")),
+            meta=texts(data.get("meta")),
+        )
+
+    @property
+    def link(self) -> str:
+        """The Ortto person this user is linked to ('' when none)."""
+        return self.meta.get("ortto_contact_id", "")
+
+    @property
+    def email_unconfirmed(self) -> bool:
+        """The user set this email themselves and never proved they own it."""
+        mark = self.meta.get("wpf_bridge_unconfirmed_email", "")
+        return bool(mark) and mark.lower() == self.email.lower()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row of the companion plugin's outbox: user ``user_id`` changed in a way of ``kind``
+    (``new``, ``profile``, ``roles``) at ``changed_at``; ``profile`` is the user when the bridge
+    pulled it (``None``: deleted since)."""
+
+    id: int
+    kind: str
+    user_id: int
+    changed_at: str
+    profile: Profile | None

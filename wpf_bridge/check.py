@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
@@ -12,6 +13,7 @@ from .errors import BridgeError
 from .roles import SiteRoles
 from .settings import DEFAULT_FIELD_MAP, Settings, env_file
 from .store import Store
+from .store.outbound import BEHIND, OLDEST, PULLED
 
 NEEDED_CAPABILITIES = ("list_users", "create_users", "edit_users", "promote_users")
 CREDENTIAL = "wpf-bridge"  # the application password name the companion plugin trusts with the bridge's own meta
@@ -72,6 +74,8 @@ def _check_wordpress(report: Report, settings: Settings) -> None:
         return
     report.check(True, f"WordPress {status['wordpress_version']} at {settings.wordpress_url}")
     current = _check_plugin(report, status["plugin_version"])
+    if settings.pushes:
+        _check_outbox(report, settings, status["plugin_version"])
     _check_capabilities(report, status["user"], {cap for cap, granted in status["capabilities"].items() if granted})
     if not current:  # an older plugin reports neither the credential nor what each role can do
         report.note("the application password's name and the roles are checked once the plugin is current")
@@ -85,6 +89,56 @@ def _check_wordpress(report: Report, settings: Settings) -> None:
         f"named {CREDENTIAL!r} under Users > Profile > Application Passwords and use it",
     )
     _check_roles(report, settings, SiteRoles.from_status(status))
+
+
+OUTBOX_SINCE = (1, 6, 0)  # older companion plugins record no change for Ortto
+
+
+def _check_outbox(report: Report, settings: Settings, installed: str) -> None:
+    """With WordPress -> Ortto on: the plugin records changes, and a worker pulls them in time."""
+    pushed = [
+        what
+        for what, on in (
+            ("new users", settings.push_new_users),
+            ("profile changes", settings.push_profile_changes),
+            ("linked roles", bool(settings.field_map.tag_roles)),
+        )
+        if on
+    ]
+    if _version(installed) < OUTBOX_SINCE:
+        report.check(
+            False,
+            f"companion plugin {installed} is outdated: it records no change for Ortto, so {', '.join(pushed)} "
+            f"do not reach Ortto until you install {companion.version()} "
+            "(`wpf-bridge wordpress-plugin --install /path/to/wordpress`)",
+        )
+        return
+    try:
+        store = Store(settings.database_url)
+    except (BridgeError, OSError):
+        return  # said by the store's own line
+    try:
+        marks = {name: store.marks.get(name) for name in (BEHIND, OLDEST, PULLED)}
+    finally:
+        store.close()
+    if marks[PULLED] is None:
+        report.note(f"WordPress -> Ortto ({', '.join(pushed)}): no worker has pulled WordPress's outbox yet")
+        return
+    behind, oldest = int(marks[BEHIND] or 0), marks[OLDEST] or 0.0
+    late = behind and time.time() - oldest > settings.stall_minutes * 60
+    pulled = f"last pulled {_ago(marks[PULLED])}"
+    report.check(
+        not late,
+        f"WordPress -> Ortto ({', '.join(pushed)}): {behind} change(s) waiting in WordPress's outbox, {pulled}"
+        if not late
+        else f"WordPress's outbox is {behind} change(s) behind, the oldest made {_ago(oldest)}, {pulled}: is a "
+        "worker running, and can it reach WordPress?",
+    )
+
+
+def _ago(moment: float | None) -> str:
+    seconds = max(0.0, time.time() - (moment or 0.0))
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
 SAFE_SINCE = (1, 2, 0)  # older companion plugins let any logged-in user grant themselves capabilities

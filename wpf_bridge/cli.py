@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from . import __version__, companion, history, logs, redact
 from .settings import ENV_FILE, Settings
 from .terminal import progress_console, say, settings_or_exit
-from .types import STATUSES
+from .types import DELIVERY_ACTIONS, DIRECTIONS, FAILED, STATUSES
 
 if TYPE_CHECKING:
     from .store import Store
@@ -130,7 +130,14 @@ def _filters(args: argparse.Namespace) -> dict:
     except ValueError as exc:
         say(f"wpf-bridge: {exc}", err=True)
         raise SystemExit(2) from None
-    return {"status": getattr(args, "status", None), "email": args.email, "contact_id": args.contact, "since": since}
+    return {
+        "status": getattr(args, "status", None),
+        "email": args.email,
+        "contact_id": args.contact,
+        "since": since,
+        "direction": args.to,
+        "action": args.action,
+    }
 
 
 def _json_lines(data: object) -> list[str]:
@@ -169,8 +176,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .types import FAILED
-
     store = open_store()
     filters = _filters(args)
     if args.ids and any(filters.values()):
@@ -202,7 +207,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .clients.ortto import OrttoClient
     from .clients.wordpress import WordPressClient
     from .errors import BridgeError
-    from .types import FAILED, SKIPPED
+    from .types import SKIPPED
 
     settings = settings_or_exit()
     console = progress_console()
@@ -285,6 +290,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if counts.get(FAILED) else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .exporter import export
+
+    return export(settings_or_exit(), args.role or "", args.dry_run, args.no_wait, open_store)
+
+
 def cmd_refused(args: argparse.Namespace) -> int:
     rows = open_store().refusals.by_reason()
     for reason, count, last in rows:
@@ -297,6 +308,10 @@ def cmd_refused(args: argparse.Namespace) -> int:
 def _filter_options(parser: argparse.ArgumentParser, status: bool = True) -> None:
     if status:
         parser.add_argument("--status", choices=STATUSES)
+    parser.add_argument(
+        "--to", choices=DIRECTIONS, help="webhooks' deliveries (wordpress) or WordPress's changes (ortto)"
+    )
+    parser.add_argument("--action", choices=DELIVERY_ACTIONS)
     parser.add_argument("--email", help="the delivery's email (any case)")
     parser.add_argument("--contact", help="the delivery's Ortto contact id")
     parser.add_argument("--since", help="arrived since: an age (30m, 2h, 7d) or a date (2026-11-28, 2026-11-28T13:00)")
@@ -362,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     imports.add_argument("--dry-run", action="store_true", help="count who would be created and updated; queue nothing")
     imports.add_argument("--filter", help="an Ortto person filter (JSON) to narrow the scan, as copied from Ortto")
     imports.add_argument("--no-wait", action="store_true", help="queue and return, without following the worker")
+
+    exports = command("export", cmd_export, "push existing WordPress users to Ortto (merged by email) and link them")
+    exports.add_argument("--role", help="only users with this WordPress role")
+    exports.add_argument("--dry-run", action="store_true", help="count who would be pushed; record nothing")
+    exports.add_argument("--no-wait", action="store_true", help="record and return, without following the worker")
 
     args = parser.parse_args(argv)
     use_env_file(args.env_file)

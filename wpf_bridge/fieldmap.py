@@ -27,8 +27,11 @@ USER_FIELDS = {
     "user_login": "username",
     "user_pass": "password",
 }
-#: Fields WordPress only accepts when the user is created.
+#: Fields WordPress only accepts when the user is created; never pushed to Ortto (a password least of all).
 CREATE_ONLY = {"user_login", "user_pass"}
+#: User fields kept in the ``users`` row (the others are meta); ``user_email`` is pushed as the email itself.
+ROW_FIELDS = {"display_name", "user_url"}
+TEXT_LIMIT = 255  # characters in an Ortto text field
 #: REST keys stored in ``wp_users`` columns this long at most. WordPress drops a longer value
 #: silently (and a whole new user with it), so a value from a form is cut to fit instead.
 COLUMN_LIMITS = {"name": 250, "url": 100}
@@ -74,6 +77,26 @@ class FieldMap:
             values["name"] = whole[: COLUMN_LIMITS["name"]]  # WordPress would make it "first last", too long to store
         return values
 
+    def watched(self) -> tuple[list[str], list[str]]:
+        """The ``users`` columns and meta keys whose changes are pushed to Ortto (for the outbox)."""
+        columns = ["user_email", *(name for name in self.fields if name in ROW_FIELDS)]
+        meta = [name for name in self.fields if name not in ROW_FIELDS | CREATE_ONLY | {"user_email"}]
+        return columns, list(dict.fromkeys([*meta, *self.meta]))
+
+    def pushed_values(self, columns: dict[str, str], meta: dict[str, str]) -> dict[str, Any]:
+        """The map in reverse: Ortto field ids and typed values from a user's columns and meta. Empty
+        values and values Ortto's field type cannot hold are left out; the email is not here, nor
+        anything created once (``user_login``, ``user_pass``)."""
+        values = {}
+        wanted = [(name, columns if name in ROW_FIELDS else meta, f) for name, f in self.fields.items()]
+        for source, held, field_id in [*wanted, *((key, meta, f) for key, f in self.meta.items())]:
+            if source in CREATE_ONLY or source == "user_email" or field_id == "str::email":
+                continue
+            value = to_ortto(field_id, held.get(source, ""))
+            if value is not None:
+                values[field_id] = value
+        return values
+
     def meta_values(self, contact_fields: dict[str, Any]) -> dict[str, str]:
         """Meta keys and values taken from a contact's fields; absent fields are left alone."""
         values = {}
@@ -101,6 +124,27 @@ def to_text(value: Any) -> str | None:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def to_ortto(field_id: str, text: str) -> Any:
+    """WordPress's plain text as the value Ortto's field type holds (``to_text`` reversed); ``None``
+    when there is nothing, or nothing that type can hold."""
+    text = text.strip()
+    kind = field_id.split(":", 1)[0]
+    if not text:
+        return None
+    if kind == "bol":
+        return text.lower() in ("1", "true", "yes", "on")
+    if kind == "geo":
+        return {"name": text[:TEXT_LIMIT]}
+    if kind == "phn":
+        return {"n": text[:TEXT_LIMIT]}
+    if kind == "int":
+        return int(text) if re.fullmatch(r"-?\d{1,15}", text) else None
+    if kind == "dtz":
+        date = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2}).*", text)
+        return {"year": int(date[1]), "month": int(date[2]), "day": int(date[3]), "timezone": "UTC"} if date else None
+    return text[:TEXT_LIMIT]
 
 
 def load_field_map(path: Path) -> FieldMap:

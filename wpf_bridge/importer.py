@@ -18,15 +18,7 @@ import time
 from dataclasses import dataclass
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .accounts import Contact
 from .clients.ortto import OrttoClient
@@ -34,6 +26,7 @@ from .clients.wordpress import MAX_LOOKUPS, PluginOutdated, WordPressClient
 from .roles import held_power
 from .settings import Settings
 from .store import Store
+from .terminal import progress_bar
 from .types import DONE, FAILED, SKIPPED
 
 ENDED = (DONE, SKIPPED, FAILED)
@@ -122,14 +115,7 @@ def queue(
 def watch(store: Store, ids: list[str], console: Console) -> dict[str, int]:
     """Follow the deliveries until every one has ended, with a progress bar (rate and time left);
     return how many ended in each status."""
-    with Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("applying", total=len(ids))
         while True:
             counts = store.deliveries.status_of(ids)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 
@@ -40,6 +40,9 @@ SECTIONS = {
     "wpf-bridge. The user needs list_users, create_users, edit_users and promote_users (an administrator has them).",
     "Ortto": "",
     "Users": "Who a webhook creates, and with which role.",
+    "WordPress -> Ortto": "Changes made in WordPress that reach Ortto (the companion plugin 1.6.0+ records them "
+    "in its outbox). The field map's [fields] and [meta] apply in reverse (never a password), and its [tag_roles] "
+    "both ways.",
     "Deliveries": "Every webhook is kept as a delivery, which is also the queue.",
     "Worker": "",
     "Web": "",
@@ -153,6 +156,26 @@ class Settings:
         shown=f"`{DEFAULT_FIELD_MAP}`",
         example=DEFAULT_FIELD_MAP,
         help="The field map (see README.md); the default file is used when it exists, else first and last name only.",
+    )
+    push_new_users: bool = setting(
+        "WPF_PUSH_NEW_USERS",
+        False,
+        section="WordPress -> Ortto",
+        help="Every user created in WordPress by anything but the bridge (a sign-up form, a checkout, wp-admin, a "
+        "plugin) becomes an Ortto person, merged by email, and is linked to it.",
+    )
+    new_user_tags: Annotated[tuple[str, ...], BeforeValidator(csv)] = setting(
+        "WPF_NEW_USER_TAGS",
+        (),
+        shown="none",
+        example="Registered,From WordPress",
+        help="Ortto tags applied to each user pushed as new, comma-separated.",
+    )
+    push_profile_changes: bool = setting(
+        "WPF_PUSH_PROFILE_CHANGES",
+        False,
+        help="A change to a mapped field or to the email of a user linked to an Ortto person, by anyone, "
+        "reaches that person (merged by person id: an email change moves the person).",
     )
     database_url: Annotated[str, _DATABASE_URL] = setting(
         "DATABASE_URL",
@@ -362,6 +385,11 @@ class Settings:
             f"settings still hold config/env.example's placeholders: {', '.join(left)}; edit {env_file()}, "
             "then run `wpf-bridge check`"
         )
+
+    @property
+    def pushes(self) -> bool:
+        """WordPress's changes reach Ortto: new users, profile changes, or roles linked to tags."""
+        return self.push_new_users or self.push_profile_changes or bool(self.field_map.tag_roles)
 
     def secrets(self) -> list[str]:
         """Values that must never be written to a log line."""

@@ -86,7 +86,7 @@ def env_example() -> str:
         for info in infos:
             takes = f" Takes {accepted(info)}." if accepted(info) else ""
             value = extra(info, "example") or ("" if info.default in (None, PydanticUndefined) else info.default)
-            line = f"{'#' if info.default is None else ''}{env_name(info)}={_value(value)}"
+            line = f"{'#' if info.default in (None, ()) else ''}{env_name(info)}={_value(value)}"
             blocks.append("\n".join([*_comment(_describe(info, takes)), line]))
     return "\n\n".join(blocks) + "\n"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .redact import printable
 from .settings import Settings, SettingsError, env_file, load_settings
@@ -24,6 +25,18 @@ def progress_console() -> Console:
     """A rich console on stderr for progress bars that reads no markup (``[bold]``), emoji code or
     highlighting into what it shows."""
     return Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+def progress_bar(console: Console) -> Progress:
+    """A bar for following deliveries the worker applies: its description, done of all, time taken and left."""
+    return Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def settings_or_exit() -> Settings:

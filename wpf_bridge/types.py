@@ -21,9 +21,22 @@ ACTION_NAMES = {
     "update_tags": "update_tags",
     "test": "test",
 }
-DELIVERY_ACTIONS = tuple(
-    dict.fromkeys(name for name in ACTION_NAMES.values() if name != "test")
-)  # the actions a delivery runs
+#: The kinds of change the companion plugin's outbox records, and the action that pushes each to Ortto.
+OUTBOX_KINDS = {"new": "push_new", "profile": "push_profile", "roles": "push_roles", "export": "push_export"}
+PUSH_ACTIONS = tuple(OUTBOX_KINDS.values())  # WordPress -> Ortto
+TO_WORDPRESS, TO_ORTTO = "wordpress", "ortto"  # the two directions, named by where a delivery goes
+DIRECTIONS = (TO_WORDPRESS, TO_ORTTO)
+
+
+def towards(action: str) -> str:
+    """Where a delivery of ``action`` goes: WordPress (a webhook's) or Ortto (a WordPress change's)."""
+    return TO_ORTTO if action in PUSH_ACTIONS else TO_WORDPRESS
+
+
+DELIVERY_ACTIONS = (
+    *dict.fromkeys(name for name in ACTION_NAMES.values() if name != "test"),
+    *PUSH_ACTIONS,
+)  # the actions a delivery runs, both ways
 
 
 @dataclass(frozen=True)
@@ -52,7 +65,7 @@ class Run:
 class End:
     """How a claimed run ended, to record: ``status`` with ``result``, or ``retrying`` in ``delay``
     seconds. ``email`` is the contact's, kept when the webhook did not carry one; ``forget_secret``
-    erases the sealed password (it reached Ortto). Written only while the claim ``owner`` holds
+    erases the sealed password (it reached Ortto); ``contact_id`` is the person a push reached. Written only while the claim ``owner`` holds
     the lease: there is no other way to write a claimed run's end."""
 
     delivery_id: str
@@ -66,6 +79,7 @@ class End:
     owner: str | None = None
     delay: float | None = None
     forget_secret: bool = False
+    contact_id: str | None = None  # the Ortto person a push reached
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Ortto REST client: load contacts, write a field back. The only module that speaks to Ortto.
+"""Ortto REST client: load contacts, write a field back, merge people. The only module that speaks to Ortto.
 
 Both calls take up to 100 people, so a burst costs Ortto a call per hundred deliveries, and a
 shared ``RateLimiter`` keeps the process under the plan's requests per second.
@@ -21,6 +21,8 @@ from .http import RateLimiter, json_or_none, new_session, retry_after, send
 DEFAULT_RETRY_SECONDS = 10.0
 MAX_PEOPLE = 100  # per get-by-ids or merge call
 MAX_PAGE = 500  # people per person/get page
+SAVED = ("created", "merged")  # a merged person's statuses when Ortto saved it
+OVERWRITE, KEEP_EXISTING = 2, 3  # merge strategies: overwrite values, or keep those a person has
 PATIENCE = 5  # tries of one page when Ortto says when to come back
 #: Ortto's built-in person fields (its docs), and the pseudo-field holding tag names.
 BUILT_IN_FIELDS = frozenset(
@@ -117,19 +119,43 @@ class OrttoClient:
                 time.sleep(exc.retry_after)
 
     def set_field(self, field_id: str, values: dict[str, str]) -> dict[str, Refusal | None]:
-        """Overwrite one field of up to 100 people, found by person id, in one merge. Returns, for
-        each person, ``None`` when Ortto saved it, else Ortto's own status and reason. When no
-        person in the call was valid Ortto answers 400 with the reasons in ``details``: those
-        are returned per person too; any other refusal raises."""
-        assert 0 < len(values) <= MAX_PEOPLE
+        """Overwrite one field of up to 100 people, found by person id, in one merge (see ``merge_by_id``)."""
+        return self.merge_by_id({pid: {"fields": {field_id: value}} for pid, value in values.items()}, field_id)
+
+    def merge_by_id(self, people: dict[str, dict[str, Any]], what: str = "the change") -> dict[str, Refusal | None]:
+        """Merge up to 100 people found by person id (each ``{"fields": ..., "tags": ..., "unset_tags":
+        ...}``), overwriting. Returns, for each person, ``None`` when Ortto saved it, else Ortto's own
+        status and reason. When no person in the call was valid Ortto answers 400 with the reasons
+        in ``details``: those are returned per person too; any other refusal raises."""
+        bodies = [{**body, "fields": {"str::person_id": pid, **body.get("fields", {})}} for pid, body in people.items()]
+        return _by_person(what, list(people), self._merge(bodies, "str::person_id", OVERWRITE))
+
+    def merge_by_email(self, people: dict[str, dict[str, Any]]) -> dict[str, str | Refusal]:
+        """Merge up to 100 people by email (new ones created), keeping the values an existing person
+        already has. Returns each email's person id, or Ortto's refusal. Ortto's answer names no
+        email, in an order that cannot be trusted, so the saved people's emails are read back
+        (one more call)."""
+        bodies = [{**body, "fields": {**body.get("fields", {}), "str::email": email}} for email, body in people.items()]
+        results = self._merge(bodies, "str::email", KEEP_EXISTING)
+        saved = [str(r["person_id"]) for r in results if r.get("person_id") and r.get("status") in SAVED]
+        found = {}
+        for start in range(0, len(saved), MAX_PEOPLE):
+            for pid, contact in self.get_contacts(saved[start : start + MAX_PEOPLE], ["str::email"]).items():
+                found[str(contact.fields.get("str::email") or "").lower()] = pid
+        refusal = _shared_refusal("the new user", [r for r in results if not r.get("person_id")])
+        return {email: found.get(email.lower()) or refusal for email in people}
+
+    def _merge(self, people: list[dict[str, Any]], merge_by: str, strategy: int) -> list[dict]:
+        """One ``person/merge`` call: its per-person results (or, when none was valid, the 400's details)."""
+        assert 0 < len(people) <= MAX_PEOPLE
         try:
             body = self._post(
                 "/v1/person/merge",
                 {
-                    "people": [{"fields": {"str::person_id": pid, field_id: value}} for pid, value in values.items()],
+                    "people": people,
                     "async": False,
-                    "merge_by": ["str::person_id"],
-                    "merge_strategy": 2,
+                    "merge_by": [merge_by],
+                    "merge_strategy": strategy,
                     "find_strategy": 0,
                 },
             )
@@ -138,7 +164,7 @@ class OrttoClient:
             if not exc.details:
                 raise
             results = exc.details
-        return _by_person(field_id, list(values), [r for r in results if isinstance(r, dict)])
+        return [r for r in results if isinstance(r, dict)]
 
     def custom_fields(self) -> dict[str, str]:
         """The account's custom person fields: id to display type (``text``, ``number``...)."""
@@ -176,19 +202,13 @@ class OrttoClient:
         return body
 
 
-def _by_person(field_id: str, people: list[str], results: list[dict]) -> dict[str, Refusal | None]:
+def _by_person(what: str, people: list[str], results: list[dict]) -> dict[str, Refusal | None]:
     """Each person's result, matched by ``person_id``: the live API answers in an order that
     cannot be checked against the request's. A refusal carries no person id, so the people with
     no result of their own share the refusals' reasons."""
-    saved = {str(r["person_id"]) for r in results if r.get("person_id") and r.get("status") in ("created", "merged")}
+    saved = {str(r["person_id"]) for r in results if r.get("person_id") and r.get("status") in SAVED}
     own = {str(r["person_id"]): r for r in results if r.get("person_id") and str(r["person_id"]) not in saved}
-    anonymous = [r for r in results if not r.get("person_id")]
-    statuses = {str(r.get("status") or "refused") for r in anonymous}
-    shared = Refusal(
-        statuses.pop() if len(statuses) == 1 else "refused",
-        f"Ortto did not save {field_id}: "
-        + (" or ".join(sorted({_refusal_text(r) for r in anonymous})) or "no answer for this person"),
-    )
+    shared = _shared_refusal(what, [r for r in results if not r.get("person_id")])
     outcome: dict[str, Refusal | None] = {}
     for person_id in people:
         if person_id in saved:
@@ -196,11 +216,21 @@ def _by_person(field_id: str, people: list[str], results: list[dict]) -> dict[st
         elif person_id in own:
             outcome[person_id] = Refusal(
                 str(own[person_id].get("status") or "refused"),
-                f"Ortto did not save {field_id}: {_refusal_text(own[person_id])}",
+                f"Ortto did not save {what}: {_refusal_text(own[person_id])}",
             )
         else:
             outcome[person_id] = shared
     return outcome
+
+
+def _shared_refusal(what: str, anonymous: list[dict]) -> Refusal:
+    """The reasons of the refusals that name nobody, for each person with no result of its own."""
+    statuses = {str(r.get("status") or "refused") for r in anonymous}
+    return Refusal(
+        statuses.pop() if len(statuses) == 1 else "refused",
+        f"Ortto did not save {what}: "
+        + (" or ".join(sorted({_refusal_text(r) for r in anonymous})) or "no answer for this person"),
+    )
 
 
 def _refusal_text(result: dict) -> str:

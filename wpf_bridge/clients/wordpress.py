@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from ..accounts import POWERS, Lookup, User
+from ..accounts import POWERS, Change, Lookup, Profile, User
 from ..errors import BridgeError, PermanentError, TransientError
 from .http import json_or_none, new_session, retry_after, send
 
@@ -33,6 +33,13 @@ PLUGIN_OUTDATED = (
     "the wpf-bridge companion plugin on WordPress is older than 1.3.0, which takes many look-ups and user "
     "writes per request (run `wpf-bridge wordpress-plugin --install /path/to/wordpress` to update it)"
 )
+
+
+OUTBOX_MISSING = (
+    "the wpf-bridge companion plugin on WordPress is older than 1.6.0, which records WordPress's changes for "
+    "Ortto (run `wpf-bridge wordpress-plugin --install /path/to/wordpress` to update it)"
+)
+MAX_CHANGES = 500  # outbox rows per pull and per acknowledgement (the companion plugin's WPF_BRIDGE_OUTBOX_PAGE)
 
 
 class WordPressError(PermanentError):
@@ -110,6 +117,49 @@ class WordPressClient:
             except (KeyError, TypeError, ValueError):
                 results.append(TransientError(f"WordPress answered a write of the batch with no user: {answer!r:.200}"))
         return results
+
+    def outbox_watch(self, new: bool, roles: bool, columns: list[str], meta: list[str]) -> dict[str, Any]:
+        """Tell the companion plugin (1.6.0+) what to record in its outbox: new users, role changes,
+        changes to these ``users`` columns and meta keys. The first credential to ask becomes the
+        only one that may read the outbox: the bridge's own (its ``wpf-bridge`` application password)."""
+        return self._outbox("POST", "/watch", json={"new": new, "roles": roles, "fields": columns, "meta": meta})
+
+    def outbox_pull(self, limit: int = MAX_CHANGES) -> tuple[list[Change], int, str | None]:
+        """The oldest changes recorded (up to ``limit``), how many are recorded in all, and when the
+        oldest was made (ISO 8601, ``None`` when there is none)."""
+        body = self._outbox("GET", "", params={"limit": limit})
+        try:
+            changes = [
+                Change(
+                    int(c["id"]),
+                    str(c["kind"]),
+                    int(c["user_id"]),
+                    str(c["changed_at"]),
+                    Profile.from_json(c["user"]) if c.get("user") else None,
+                )
+                for c in body["changes"]
+            ]
+            return changes, int(body["behind"]), body.get("oldest")
+        except (KeyError, TypeError, ValueError):
+            raise TransientError(f"WordPress answered the outbox without its changes: {body!r:.200}") from None
+
+    def outbox_export(self, after: int, role: str = "", dry_run: bool = False) -> dict[str, Any]:
+        """Record existing users with ids above ``after`` (of ``role``), a page of them, as ``export``
+        changes when they are not linked to an Ortto person yet: ``{users, export, last, more}``."""
+        body = {"after": after, "role": role, "dry_run": dry_run, "limit": MAX_CHANGES}
+        return self._outbox("POST", "/export", json=body)
+
+    def outbox_ack(self, ids: list[int]) -> int:
+        """Remove these changes from the outbox (they are stored as deliveries); how many went."""
+        return int(self._outbox("POST", "/ack", json={"ids": ids}).get("removed", 0))
+
+    def _outbox(self, method: str, path: str, params: dict | None = None, json: dict | None = None) -> Any:
+        try:
+            return self._call(method, "/wpf-bridge/v1/outbox" + path, params=params, json=json)
+        except WordPressError as exc:
+            if exc.code == "rest_no_route" and self._call("GET", "/wpf-bridge/v1/status"):
+                raise WordPressError(OUTBOX_MISSING, exc.code, exc.status) from None
+            raise
 
     def _batch(self, route: str, key: str, count: int, json: dict) -> list:
         """A batch route's answers (``body[key]``, one per item sent). A refusal of the request as a

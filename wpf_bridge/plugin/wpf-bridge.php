@@ -19,6 +19,9 @@
  *   one's own account (refused with 403 before WordPress changes anything in the request).
  * - the bridge's own meta (ortto_contact_id, ortto_tags, wpf_bridge_*): only a request signed in
  *   with the application password named "wpf-bridge".
+ * - /wpf-bridge/v1/outbox/watch: list_users, create_users, edit_users, promote_users and the
+ *   "wpf-bridge" password; the first to ask becomes the bridge's user. /outbox (changes, with personal
+ *   data), /outbox/ack and /outbox/export: the same, and only that user.
  * Meta keys are an exact lowercase allowlist, so MariaDB's case- and space-blind collation cannot
  * turn "WP_CAPABILITIES " into wp_capabilities. The bridge decides everything else.
  */
@@ -752,9 +755,10 @@ add_action(
  * The outbox: changes to users that the bridge pushes to Ortto (WordPress -> Ortto). Each hook
  * that sees a change writes a row on WordPress's own database connection, so inside the change's
  * transaction wherever it runs in one. A row names a user and a kind of change (new, profile,
- * roles), never a value: the bridge reads the user when it pulls, and decides what Ortto gets.
+ * roles; export, asked by `wpf-bridge export` for users who were there before), never a value: the
+ * bridge reads the user when it pulls, and decides what Ortto gets.
  * One row per user and kind (a newer change REPLACEs the older row, with a new id), so the table
- * holds at most three rows a user however long the bridge is away. Users belong to the whole
+ * holds at most four rows a user however long the bridge is away. Users belong to the whole
  * network, so the table and what it records are the network's: a change made on any site counts.
  * Nothing is recorded until the bridge says what it pushes (/outbox/watch, which also names the
  * bridge's user), nor for a change that user made with the wpf-bridge credential (it came from
@@ -1029,6 +1033,59 @@ add_action(
 					$table = wpf_bridge_outbox_table();
 					$in    = implode( ', ', array_fill( 0, count( $ids ), '%d' ) );
 					return array( 'removed' => (int) $wpdb->query( $wpdb->prepare( "DELETE FROM $table WHERE id IN ($in)", $ids ) ) );
+				},
+			)
+		);
+
+		register_rest_route(
+			'wpf-bridge/v1',
+			'/outbox/export',
+			array(
+				'methods'             => 'POST',
+				'permission_callback' => $bridge_only,
+				'args'                => array(
+					'after'   => array( 'type' => 'integer', 'minimum' => 0, 'default' => 0 ),
+					'limit'   => array( 'type' => 'integer', 'minimum' => 1, 'maximum' => WPF_BRIDGE_OUTBOX_PAGE, 'default' => WPF_BRIDGE_OUTBOX_PAGE ),
+					'role'    => array( 'type' => 'string', 'default' => '', 'pattern' => '^[a-z0-9_-]{0,64}$' ),
+					'dry_run' => array( 'type' => 'boolean', 'default' => false ),
+				),
+				'callback'            => function ( WP_REST_Request $request ) {
+					// Existing users, a page at a time by id: each not yet linked to an Ortto person (and not made by
+					// the bridge) is recorded as an 'export' change, which the bridge pulls and pushes like the rest.
+					global $wpdb;
+					$after = (int) $request['after'];
+					$where = function ( $query ) use ( $after ) {
+						global $wpdb;
+						$query->query_where .= $wpdb->prepare( " AND {$wpdb->users}.ID > %d", $after );
+					};
+					$args  = array( 'fields' => 'ID', 'orderby' => 'ID', 'order' => 'ASC', 'number' => $request['limit'], 'count_total' => false );
+					if ( '' !== $request['role'] ) {
+						$args['role'] = $request['role'];
+					}
+					add_action( 'pre_user_query', $where );
+					$ids = array_map( 'intval', ( new WP_User_Query( $args ) )->get_results() );
+					remove_action( 'pre_user_query', $where );
+					cache_users( $ids );
+					$export = array();
+					foreach ( $ids as $id ) {
+						if ( '' === (string) get_user_meta( $id, 'ortto_contact_id', true ) && '' === (string) get_user_meta( $id, 'wpf_bridge_created_for', true ) ) {
+							$export[] = $id;
+						}
+					}
+					if ( ! $request['dry_run'] && $export ) {
+						if ( ! wpf_bridge_outbox_exists() ) {
+							return new WP_Error( 'wpf_bridge_outbox_table', 'The outbox table is missing; the bridge creates it again with /outbox/watch.', array( 'status' => 409 ) );
+						}
+						foreach ( $export as $id ) {
+							$wpdb->replace( wpf_bridge_outbox_table(), array( 'user_id' => $id, 'kind' => 'export', 'changed_at' => gmdate( 'Y-m-d H:i:s' ) ) );
+						}
+					}
+					return array(
+						'users'  => count( $ids ),
+						'export' => count( $export ),
+						'last'   => $ids ? end( $ids ) : $after,
+						'more'   => count( $ids ) === (int) $request['limit'],
+					);
 				},
 			)
 		);

@@ -11,7 +11,8 @@ from ..settings import Settings
 @dataclass(frozen=True)
 class Policy:
     """``allowed_roles``: ``WPF_ALLOWED_ROLES``; ``returns_password``: a generated password goes
-    to Ortto (``ORTTO_PASSWORD_FIELD`` is set)."""
+    to Ortto (``ORTTO_PASSWORD_FIELD`` is set); ``push_*`` and ``new_user_tags``: what
+    WordPress's changes take to Ortto."""
 
     allowed_roles: frozenset[str]
     default_role: str = "subscriber"
@@ -19,6 +20,9 @@ class Policy:
     username_format: str = "email"
     welcome_email: bool = False
     returns_password: bool = True
+    push_new_users: bool = False
+    push_profile_changes: bool = False
+    new_user_tags: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, settings: Settings) -> Policy:
@@ -29,6 +33,9 @@ class Policy:
             username_format=settings.username_format,
             welcome_email=settings.send_welcome_email,
             returns_password=bool(settings.ortto_password_field),
+            push_new_users=settings.push_new_users,
+            push_profile_changes=settings.push_profile_changes,
+            new_user_tags=settings.new_user_tags,
         )
 
     @property

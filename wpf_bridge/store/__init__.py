@@ -22,6 +22,7 @@ from .limits import ClientBlocked, Limits
 from .marks import Marks
 from .migrations import SchemaBehind, migrate, require_current
 from .operators import Operators
+from .outbound import Outbound
 from .refusals import RECENT_REFUSALS, Refusals
 from .retention import Retention
 from .runs import Runs
@@ -56,6 +57,7 @@ class Store:
         self.runs = Runs(self.database)
         self.history = History(self.database)
         self.operators = Operators(self.database)
+        self.outbound = Outbound(self.database)
         self.limits = Limits(self.database)
         self.refusals = Refusals(self.database)
         self.figures = Figures(self.database, self.deliveries)

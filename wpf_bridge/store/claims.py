@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from ..types import PUSHING, QUEUED, RETRYING, RUNNING, Delivery
 from .database import Database
-from .rows import HELD, UNFINISHED, delivery_from
+from .rows import HELD, PUSHED, UNFINISHED, delivery_from
 from .search import in_list
 
 # Another delivery for the same person that must end first: an earlier unfinished one, or one
@@ -27,11 +27,11 @@ BLOCKED_BY = f"""
 # Free of any other delivery for the same person, by contact id and by email.
 FREE = f"""not exists ({BLOCKED_BY.format(person="contact_id")})
   and not exists ({BLOCKED_BY.format(person="email")})"""
-# The oldest delivery that may run now: queued or due for retry, or running past its lease (its
-# worker died), and free.
+# The oldest delivery that may run now, of one direction: queued or due for retry, or running past
+# its lease (its worker died), and free.
 CLAIMABLE = f"""
 select id, contact_id, email from deliveries
-where status in {UNFINISHED}
+where status in {UNFINISHED} and {{direction}}
   and ((status in ('{QUEUED}', '{RETRYING}') and run_after <= :now) or (status = '{RUNNING}' and lease_until < :now))
   and {FREE}
 order by created_at, id
@@ -50,9 +50,10 @@ class Claims:
     def __init__(self, database: Database):
         self.database = database
 
-    def claim(self, lease_seconds: float, owner: str, limit: int = 1) -> list[Delivery]:
+    def claim(self, lease_seconds: float, owner: str, limit: int = 1, *, pushes: bool = False) -> list[Delivery]:
         """Take up to ``limit`` of the oldest runnable deliveries, in arrival order, and hold them
-        for ``lease_seconds``.
+        for ``lease_seconds``: webhooks' deliveries, or with ``pushes`` those that push WordPress's
+        changes to Ortto.
 
         One worker holds a delivery until it ends or its lease runs out (then another takes it
         over), and a delivery waits until every other unfinished one for the same contact id or
@@ -66,7 +67,10 @@ class Claims:
         """
         with self.database.transaction() as tx:
             now = self.database.now(tx)
-            rows = tx.execute(CLAIMABLE + self.database.skip_locked, {"now": now, "limit": limit})
+            direction = PUSHED if pushes else f"not {PUSHED}"
+            rows = tx.execute(
+                CLAIMABLE.format(direction=direction) + self.database.skip_locked, {"now": now, "limit": limit}
+            )
             held = [
                 row["id"] for row in rows if self.database.hold_people(tx, _people(row["contact_id"], row["email"]))
             ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..types import FAILED, QUEUED, RETRYING, Delivery
 from .database import Database
-from .rows import delivery_from
+from .rows import PUSHED, delivery_from
 from .search import Search, in_list
 
 
@@ -40,12 +40,16 @@ class Deliveries:
         email: str | None = None,
         contact_id: str | None = None,
         since: float | None = None,
+        direction: str | None = None,
+        action: str | None = None,
         limit: int | None = 20,
         search: Search | None = None,
         offset: int = 0,
     ) -> list[Delivery]:
         """Deliveries matching every filter given, newest first (``limit=None``: all of them)."""
-        search = search or Search(status=status, email=email, contact_id=contact_id, since=since)
+        search = search or Search(
+            status=status, email=email, contact_id=contact_id, since=since, direction=direction, action=action
+        )
         where, params = search.where()
         sql = f"select * from deliveries where {where} order by created_at desc, id"
         if limit is not None:
@@ -73,7 +77,7 @@ class Deliveries:
         """Contact ids of the next deliveries to run, with their latest arrival or replay (for batched loads)."""
         rows = self.database.query(
             f"select contact_id, max(retry_since) as created_at from deliveries"
-            f" where status in ('{QUEUED}', '{RETRYING}') and contact_id is not null"
+            f" where status in ('{QUEUED}', '{RETRYING}') and contact_id is not null and not {PUSHED}"
             " group by contact_id order by min(created_at) limit :limit",
             {"limit": limit},
         )

@@ -30,6 +30,16 @@ class Marks:
                 )
             return tx.rowcount == 1
 
+    def set(self, values: dict[str, float]) -> None:
+        """Set marks to these values, whoever set them last (figures a worker reports, like the outbox's lag)."""
+        with self.database.transaction() as tx:
+            for name, value in values.items():
+                tx.execute(
+                    "insert into marks (name, value) values (:name, :value)"
+                    " on conflict (name) do update set value = :value",
+                    {"name": name, "value": value},
+                )
+
     def beat(self, worker: str) -> None:
         """A worker process says it is alive."""
         with self.database.transaction() as tx:

@@ -17,7 +17,7 @@ class Retention:
 
     def prune(self, keep_seconds: float) -> int:
         """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago,
-        with their history, finished operator actions as old, set-up checks over a day old and
+        with their history and outbound changes, finished operator actions as old, set-up checks over a day old and
         expired console sessions; return how many deliveries went.
         Unfinished ones are never deleted, however old."""
         with self.database.transaction() as tx:
@@ -28,9 +28,10 @@ class Retention:
             )
             pruned = tx.rowcount
             if pruned:  # deliveries first, then attempts: the order every transaction keeps
-                tx.execute(
-                    "delete from attempts where not exists (select 1 from deliveries where id = attempts.delivery_id)"
-                )
+                for table, column in (("attempts", "delivery_id"), ("outbound_changes", "delivery_id")):
+                    tx.execute(
+                        f"delete from {table} where not exists (select 1 from deliveries where id = {table}.{column})"
+                    )
             tx.execute(
                 "delete from operator_actions where at < :before and finished_at is not null",
                 {"before": now - keep_seconds},

@@ -30,7 +30,7 @@ class Runs:
                 run_after = None if end.delay is None else now + end.delay
                 tx.execute(
                     "update deliveries set status = :status, result = :result, user_id = coalesce(:user_id, user_id),"
-                    " email = coalesce(email, :email),"
+                    " email = coalesce(email, :email), contact_id = coalesce(:contact_id, contact_id),"
                     " secret = case when :forget = 1 or :status = 'failed' then null else secret end,"
                     " run_after = coalesce(:run_after, run_after), lease_until = null, updated_at = :now"
                     " where id = :id" + HELD,
@@ -39,6 +39,7 @@ class Runs:
                         "result": end.result,
                         "user_id": end.user_id,
                         "email": end.email,
+                        "contact_id": end.contact_id,
                         "forget": int(end.forget_secret),
                         "run_after": run_after,
                         "now": now,

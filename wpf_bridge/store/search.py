@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..types import FAILED, RETRYING
+from ..types import FAILED, RETRYING, TO_ORTTO
+from .rows import PUSHED
 
 
-def in_list(column: str, name: str, values: list[str] | tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+def in_list(column: str, name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     """``column in (:name_0, :name_1, ...)`` and its parameters: a list bound value by value."""
     params = {f"{name}_{n}": value for n, value in enumerate(values)}
     return f"{column} in ({', '.join(':' + key for key in params)})", params
@@ -22,6 +24,7 @@ class Search:
     status: str | None = None
     statuses: tuple[str, ...] = ()
     action: str | None = None
+    direction: str | None = None  # "wordpress" (webhooks' deliveries) or "ortto" (WordPress's changes)
     email: str | None = None  # the whole email, any case
     contact_id: str | None = None
     text: str | None = None  # the console's search box: part of an email, or a whole contact id
@@ -56,6 +59,8 @@ class Search:
             add("status in (:replay_failed, :replay_retrying)", replay_failed=FAILED, replay_retrying=RETRYING)
         if self.action:
             add("action = :action", action=self.action)
+        if self.direction:
+            add(PUSHED if self.direction == TO_ORTTO else f"not {PUSHED}")
         if self.email:
             add("lower(email) = :email", email=self.email.lower())
         if self.contact_id:

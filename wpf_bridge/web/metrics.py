@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from ..metrics_folder import MULTIPROC_ENV
 from ..settings import Settings
 from ..store import Store, StoreUnavailable
+from ..store.outbound import BEHIND, OLDEST
 from ..types import STATUSES
 
 
@@ -53,7 +54,7 @@ class _Default:
 
 
 class StoreCollector(Collector):
-    """Gauges read from the delivery store at scrape time: two reads (``health``, ``counts``),
+    """Gauges read from the delivery store at scrape time: a few reads (``health``, ``counts``, marks),
     not the console's whole overview."""
 
     def __init__(self, store):
@@ -82,6 +83,16 @@ class StoreCollector(Collector):
                 "wpf_bridge_last_success_timestamp_seconds",
                 "When a delivery was last applied (done or skipped)",
                 value=figures["last_applied"],
+            )
+        behind, oldest_change = (self.store.marks.get(name) for name in (BEHIND, OLDEST))
+        if behind is not None:  # a worker pulls WordPress's outbox (WordPress -> Ortto is on)
+            yield GaugeMetricFamily(
+                "wpf_bridge_outbox_behind", "Changes waiting in WordPress's outbox at the last pull", value=behind
+            )
+            yield GaugeMetricFamily(
+                "wpf_bridge_outbox_oldest_age_seconds",
+                "Age of the oldest change waiting in WordPress's outbox at the last pull (0 when none)",
+                value=max(0.0, now - oldest_change) if oldest_change else 0.0,
             )
         if figures["worker_beat"]:
             yield GaugeMetricFamily(

@@ -20,12 +20,14 @@ from ..store import Store, StoreUnavailable
 from ..types import FAILED, PUSHING, RETRYING, End
 from .alerts import Alerts
 from .batch import Batching
+from .changes import ChangePusher
 from .claiming import claim_group
 from .contacts import ContactLoader
 from .group import Group
 from .journal import LEASE_LOST
 from .leases import Leases, process_name
 from .operators import OperatorWork
+from .outbox import OutboxPuller
 from .pusher import PasswordPusher
 from .vault import Vault
 
@@ -41,28 +43,47 @@ STORE_DOWN_PAUSE = 2.0  # seconds to wait after the store could not be read or w
 class Shared:
     """What a worker process's threads share: one Ortto rate limit, the batched contact loader,
     the batched password pusher, the site's roles, the leases the process holds and whether the
-    site's companion plugin takes batches."""
+    site's companion plugin takes batches; when WordPress's changes go to Ortto, the outbox puller
+    and the pusher of those changes."""
 
     contacts: ContactLoader
     pusher: PasswordPusher
     roles: RoleCache
     leases: Leases
     batching: Batching
+    outbox: OutboxPuller | None = None
+    changes: ChangePusher | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Shared:
         limiter = RateLimiter(settings.ortto_rate_limit)  # one budget; a session each, as they run on different threads
         loader = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
         pusher = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
-        wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
+        wordpress = WordPressClient(*_credentials(settings))
         leases = Leases(store, settings.lease_seconds)
+        outbox = changes = None
+        if settings.pushes:
+            outbox = OutboxPuller(settings, store, WordPressClient(*_credentials(settings)))
+            changes = ChangePusher(
+                settings,
+                store,
+                OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter),
+                WordPressClient(*_credentials(settings)),
+                leases,
+            )
         return cls(
             ContactLoader(loader, store, settings.field_map.ortto_fields()),
             PasswordPusher(settings, store, pusher, leases),
             RoleCache(wordpress.status),
             leases,
             Batching(),
+            outbox,
+            changes,
         )
+
+
+def _credentials(settings: Settings) -> tuple[str, str, str]:
+    return settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password
 
 
 class Runner:
@@ -73,9 +94,7 @@ class Runner:
         self.settings = settings
         self.store = store
         self.shared = shared
-        self.wordpress = WordPressClient(
-            settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password
-        )
+        self.wordpress = WordPressClient(*_credentials(settings))
         self.group = Group(
             settings, store, self.wordpress, shared.contacts, shared.roles, shared.batching, Vault(settings.secret_keys)
         )
@@ -150,6 +169,15 @@ class Worker:
                 daemon=True,
             ),
         ]
+        if self.shared.outbox and self.shared.changes:  # WordPress -> Ortto
+            background += [
+                threading.Thread(
+                    target=self.shared.outbox.run_until, args=(self.stopping,), name="wpf-outbox", daemon=True
+                ),
+                threading.Thread(
+                    target=self.shared.changes.push_until, args=(self.stopping,), name="wpf-changes", daemon=True
+                ),
+            ]
         for thread in [*working, pusher, *background]:
             thread.start()
         log.info("worker started with %d thread(s)", self.threads)

@@ -16,7 +16,7 @@ from ... import history
 from ...check import webhook_urls
 from ...settings import Settings
 from ...store import Store, StoreUnavailable
-from ...types import DELIVERY_ACTIONS, FAILED, RETRYING, STATUSES
+from ...types import DELIVERY_ACTIONS, DIRECTIONS, FAILED, RETRYING, STATUSES, TO_ORTTO, TO_WORDPRESS, towards
 from .auth import configure_sessions, login_required, operator, shown_signed_in, sign_out, try_login
 from .filters import PAGE_SIZE, read_filters
 from .overview import check_view
@@ -31,6 +31,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+WAY_NAMES = {TO_WORDPRESS: "WordPress", TO_ORTTO: "Ortto"}  # where a delivery goes, as the pages say it
 
 
 def init_console(app: Flask, settings: Settings, store: Store) -> None:
@@ -80,6 +82,9 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
             "zone": time.strftime("%Z"),
             "signed_in": shown_signed_in(settings, store),
             "operator": operator,
+            "towards": towards,
+            "directions": DIRECTIONS,
+            "way_names": WAY_NAMES,
         }
 
     @console.route("/login", methods=["GET", "POST"])

@@ -8,10 +8,10 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from ...store import Search
-from ...types import DELIVERY_ACTIONS, STATUSES
+from ...types import DELIVERY_ACTIONS, DIRECTIONS, STATUSES
 
 PAGE_SIZE = 50
-FIELDS = ("status", "action", "q", "since", "until")
+FIELDS = ("status", "direction", "action", "q", "since", "until")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ def read_filters(args: Mapping[str, str]) -> Filters:
     if values["status"] not in ("", *STATUSES):
         errors.append(f"unknown status {values['status']!r}")
         values["status"] = ""
+    if values["direction"] not in ("", *DIRECTIONS):
+        errors.append(f"unknown direction {values['direction']!r}")
+        values["direction"] = ""
     if values["action"] not in ("", *DELIVERY_ACTIONS):
         errors.append(f"unknown action {values['action']!r}")
         values["action"] = ""
@@ -59,6 +62,7 @@ def read_filters(args: Mapping[str, str]) -> Filters:
     search = Search(
         status=values["status"] or None,
         action=values["action"] or None,
+        direction=values["direction"] or None,
         text=values["q"] or None,
         since=times.get("since"),
         until=times.get("until"),
