@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import statistics
 import sys
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--register", type=int, default=200, help="users per timed registration round")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "pushing.json"))
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the Ortto test server's request lines
     bench = Bench(Path(tempfile.mkdtemp(prefix="wpf-bench-push-")))
     bench.ortto.state.declare("str:cm:company")
     try:

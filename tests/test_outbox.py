@@ -126,3 +126,11 @@ def test_the_routes_refuse_what_they_were_not_made_for(outbox):
                                  ("POST", "/watch", {"json": {**WATCH, "meta": ["_application_passwords"]}}),
                                  ("POST", "/watch", {"json": {**WATCH, "fields": ["user_email\n"]}})]:
         assert outbox.rest(method, f"/wpf-bridge/v1/outbox{path}", **kwargs).status_code == 400, (path, kwargs)
+
+
+def test_a_registration_costs_one_row_its_meta_and_role_travel_with_it_later_changes_their_own(outbox):
+    user_id = register(outbox, first_name="Reg", role="subscriber")
+    kinds = lambda: sorted(row["kind"] for row in outbox.outbox_state()["rows"] if int(row["user_id"]) == user_id)  # noqa: E731
+    assert kinds() == ["new"]
+    outbox.php_eval(f"update_user_meta({user_id}, 'company', 'Acme'); (new WP_User({user_id}))->add_role('customer');")
+    assert kinds() == ["new", "profile", "roles"]

@@ -20,10 +20,11 @@ def pushing(env, tmp_path, wordpress, ortto):
     field_map = tmp_path / "push.toml"
     field_map.write_text('[fields]\nfirst_name = "str::first"\nlast_name = "str::last"\n'
                          '[meta]\ncompany = "str:cm:company"\n[tag_roles]\n"Paid" = "customer"\n')
-    settings = load_settings({**env, "WPF_FIELD_MAP": str(field_map), "WPF_PUSH_NEW_USERS": "true",
-                              "WPF_NEW_USER_TAGS": "Registered,From WordPress", "WPF_PUSH_PROFILE_CHANGES": "true"})
+    pushing_env = {**env, "WPF_FIELD_MAP": str(field_map), "WPF_PUSH_NEW_USERS": "true",
+                   "WPF_NEW_USER_TAGS": "Registered,From WordPress", "WPF_PUSH_PROFILE_CHANGES": "true"}
     with wordpress.recording_outbox():  # emptied and off afterwards; the bridge says what it watches
-        bridge = Bridge(settings)
+        bridge = Bridge(load_settings(pushing_env))
+        bridge.settings_env = pushing_env
         bridge.shared.outbox.watch()
         yield bridge
 
@@ -256,3 +257,38 @@ def test_a_change_of_a_kind_the_bridge_does_not_know_is_acknowledged_not_stuck(p
                        " 'changed_at' => gmdate('Y-m-d H:i:s')));")
     assert sync(pushing) == []
     assert [row for row in wordpress.outbox_state()["rows"] if row["kind"] == "deleted"] == []
+
+
+def test_the_console_and_the_cli_show_each_direction_and_replay_a_failed_push(pushing, env, tmp_path, wordpress, ortto):
+    from console_client import CONSOLE_PASSWORD, sign_in
+    from test_cli import run_cli
+
+    from wpf_bridge.web import create_app
+
+    pid, email = person(ortto)
+    assert pushing.deliver("add", contact_id=pid).status == DONE  # Ortto -> WordPress
+    user_id = wordpress.user_by_email(email)["id"]
+    ortto.refuse(pid, "Email is suppressed")
+    wordpress.php_eval(f"update_user_meta({user_id}, 'first_name', 'Edited');")  # WordPress -> Ortto
+    [failed] = [d for d in sync(pushing) if d.action == "push_profile"]
+    assert failed.status == FAILED
+
+    client = create_app(load_settings({**pushing.settings_env, "WPF_CONSOLE_PASSWORD": CONSOLE_PASSWORD})).test_client()
+    sign_in(client)
+    to_ortto = client.get(f"/console/deliveries?direction=ortto&q={email}&partial=1").text
+    to_wordpress = client.get(f"/console/deliveries?direction=wordpress&q={email}&partial=1").text
+    both = client.get(f"/console/deliveries?q={email}&partial=1").text
+    assert "push_profile" in to_ortto and ">add<" not in to_ortto
+    assert ">add<" in to_wordpress and "push_profile" not in to_wordpress
+    assert both.count('class="delivery"') == 2 and "<td>Ortto</td>" in both and "<td>WordPress</td>" in both
+    overview = client.get("/console/?partial=1").text
+    assert "waiting in WordPress's outbox" in overview and 'id="outbox-behind">0<' in overview
+
+    listed = run_cli(pushing.settings_env, "deliveries", "--to", "ortto", "--email", email, cwd=tmp_path)
+    assert "push_profile" in listed.stdout and " add " not in listed.stdout
+    ortto.refusing.clear()
+    replayed = run_cli(pushing.settings_env, "replay", failed.id, cwd=tmp_path)
+    assert replayed.returncode == 0, replayed.stderr
+    pushing.shared.changes.push_due()
+    assert pushing.store.deliveries.get(failed.id).status == DONE
+    assert ortto.people[pid]["str::first"] == "Edited"

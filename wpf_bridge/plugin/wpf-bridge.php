@@ -795,11 +795,40 @@ function wpf_bridge_outbox_exists( $again = false ) {
 	return $exists;
 }
 
+/**
+ * Users wp_insert_user is making in this request, between their row and user_register: their meta and
+ * role travel with the 'new' row (read when the bridge pulls it), so they cost no row of their own.
+ */
+function wpf_bridge_inserting( $user_id, $inserting = null ) {
+	static $ids = array();
+	if ( null !== $inserting ) {
+		$ids[ (int) $user_id ] = $inserting;
+	}
+	return ! empty( $ids[ (int) $user_id ] );
+}
+
+add_filter(
+	'insert_user_meta',
+	function ( $meta, $user, $update ) {
+		if ( ! $update && $user instanceof WP_User ) {
+			wpf_bridge_inserting( $user->ID, true );
+		}
+		return $meta;
+	},
+	10,
+	3
+);
+
 /** Record that user $user_id changed in a way of $kind, if the bridge pushes that and did not make the change. */
 function wpf_bridge_record( $user_id, $kind ) {
 	global $wpdb;
 	$watched = wpf_bridge_watched();
 	if ( ! $watched || ! $user_id || wpf_bridge_is_outbox_bridge( $watched ) ) {
+		return;
+	}
+	if ( 'new' === $kind ) {
+		wpf_bridge_inserting( $user_id, false );
+	} elseif ( wpf_bridge_inserting( $user_id ) ) {
 		return;
 	}
 	if ( ( 'new' === $kind && empty( $watched['new'] ) ) || ( 'roles' === $kind && empty( $watched['roles'] ) ) ) {

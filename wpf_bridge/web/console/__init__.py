@@ -19,7 +19,7 @@ from ...store import Store, StoreUnavailable
 from ...types import DELIVERY_ACTIONS, DIRECTIONS, FAILED, RETRYING, STATUSES, TO_ORTTO, TO_WORDPRESS, towards
 from .auth import configure_sessions, login_required, operator, shown_signed_in, sign_out, try_login
 from .filters import PAGE_SIZE, read_filters
-from .overview import check_view
+from .overview import check_view, outbox_view
 
 log = logging.getLogger(__name__)
 SAFE_NEXT = re.compile(r"^/console/[A-Za-z0-9/_.?=&%-]*\Z")  # where sign-in may send back to: this console only
@@ -110,6 +110,7 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
         return render_template(
             template,
             figures=figures,
+            outbox=outbox_view(store),
             statuses=STATUSES,
             urls=webhook_urls(settings, request.url_root),
             check=check_view(store, operator(), again=bool(request.args.get("recheck"))),

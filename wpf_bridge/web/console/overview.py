@@ -1,5 +1,6 @@
-"""What the overview page adds to the store's figures: the latest set-up check, which a worker runs
-(``wpf-bridge check``'s lines, stored), asked for again when it is a minute old or on demand."""
+"""What the overview page adds to the store's figures: how far behind WordPress's outbox is, and the
+latest set-up check, which a worker runs (``wpf-bridge check``'s lines, stored), asked for again
+when it is a minute old or on demand."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 from ...store import Store
 from ...store.checks import CheckResult
+from ...store.outbound import BEHIND, OLDEST, PULLED
 
 CHECK_EVERY = 60.0  # seconds after which showing the check asks a worker for a new one
 
@@ -15,6 +17,19 @@ CHECK_EVERY = 60.0  # seconds after which showing the check asks a worker for a 
 class CheckView:
     result: CheckResult | None  # the latest finished check, the same on every web process
     waiting_since: float | None  # a check asked for that no worker has finished yet
+
+
+@dataclass(frozen=True)
+class OutboxView:
+    behind: float  # changes waiting in WordPress's outbox at the last pull
+    oldest: float  # when the oldest of them was made (0: none)
+    pulled: float  # when a worker last pulled
+
+
+def outbox_view(store: Store) -> OutboxView | None:
+    """How far behind WordPress's outbox is (WordPress -> Ortto); ``None`` when no worker has pulled it."""
+    behind, oldest, pulled = (store.marks.get(name) for name in (BEHIND, OLDEST, PULLED))
+    return None if pulled is None else OutboxView(behind or 0.0, oldest or 0.0, pulled)
 
 
 def check_view(store: Store, who: str, again: bool = False) -> CheckView:
