@@ -292,3 +292,16 @@ def test_the_console_and_the_cli_show_each_direction_and_replay_a_failed_push(pu
     pushing.shared.changes.push_due()
     assert pushing.store.deliveries.get(failed.id).status == DONE
     assert ortto.people[pid]["str::first"] == "Edited"
+
+
+def test_changes_stored_before_push_was_turned_off_end_skipped_not_waiting_for_ever(pushing, env, wordpress, ortto):
+    email = unique_email("turnedoff")
+    register(wordpress, email)
+    pushing.shared.outbox.pull()
+    [waiting] = pushing.store.deliveries.find(email=email)
+    off = Bridge(load_settings(env))  # WPF_PUSH_* unset, no [tag_roles]
+    assert off.shared.outbox is None
+    off.shared.changes.push_due()
+    ended = off.store.deliveries.get(waiting.id)
+    assert ended.status == SKIPPED and "WPF_PUSH_NEW_USERS is off" in ended.result
+    assert not people_with(ortto, email)

@@ -51,8 +51,8 @@ class Shared:
     roles: RoleCache
     leases: Leases
     batching: Batching
+    changes: ChangePusher
     outbox: OutboxPuller | None = None
-    changes: ChangePusher | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Shared:
@@ -61,24 +61,22 @@ class Shared:
         pusher = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter)
         wordpress = WordPressClient(*_credentials(settings))
         leases = Leases(store, settings.lease_seconds)
-        outbox = changes = None
-        if settings.pushes:
-            outbox = OutboxPuller(settings, store, WordPressClient(*_credentials(settings)))
-            changes = ChangePusher(
-                settings,
-                store,
-                OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter),
-                WordPressClient(*_credentials(settings)),
-                leases,
-            )
+        outbox = OutboxPuller(settings, store, WordPressClient(*_credentials(settings))) if settings.pushes else None
+        changes = ChangePusher(  # also with pushes off: changes stored before then end (skipped), not wait for ever
+            settings,
+            store,
+            OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=limiter),
+            WordPressClient(*_credentials(settings)),
+            leases,
+        )
         return cls(
             ContactLoader(loader, store, settings.field_map.ortto_fields()),
             PasswordPusher(settings, store, pusher, leases),
             RoleCache(wordpress.status),
             leases,
             Batching(),
-            outbox,
             changes,
+            outbox,
         )
 
 
@@ -169,15 +167,17 @@ class Worker:
                 daemon=True,
             ),
         ]
-        if self.shared.outbox and self.shared.changes:  # WordPress -> Ortto
-            background += [
+        background.append(  # WordPress -> Ortto
+            threading.Thread(
+                target=self.shared.changes.push_until, args=(self.stopping,), name="wpf-changes", daemon=True
+            )
+        )
+        if self.shared.outbox:
+            background.append(
                 threading.Thread(
                     target=self.shared.outbox.run_until, args=(self.stopping,), name="wpf-outbox", daemon=True
-                ),
-                threading.Thread(
-                    target=self.shared.changes.push_until, args=(self.stopping,), name="wpf-changes", daemon=True
-                ),
-            ]
+                )
+            )
         for thread in [*working, pusher, *background]:
             thread.start()
         log.info("worker started with %d thread(s)", self.threads)

@@ -30,6 +30,7 @@ from .timer import Timer
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 0.5  # between looks for changes to push when there were none
+IDLE_OFF_SECONDS = 10.0  # the same with WordPress -> Ortto off (only changes stored before then are left to end)
 
 
 class ChangePusher:
@@ -53,10 +54,11 @@ class ChangePusher:
 
     def push_until(self, stopping: threading.Event) -> None:
         """The worker's thread for WordPress's changes."""
+        idle = IDLE_SECONDS if self.settings.pushes else IDLE_OFF_SECONDS
         while not stopping.is_set():
             try:
                 if self.push_due() < MAX_PEOPLE:
-                    stopping.wait(IDLE_SECONDS)
+                    stopping.wait(idle)
             except Exception:  # the store is down, or a bug: the batch is claimed again after its lease
                 log.exception("pushing WordPress's changes failed")
                 stopping.wait(IDLE_SECONDS * 4)
