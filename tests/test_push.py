@@ -152,19 +152,33 @@ def test_ortto_down_retries_the_push_and_a_refused_person_fails_alone(pushing, w
     assert refused.status == FAILED and "suppressed" in refused.result
 
 
-def test_check_says_how_far_behind_the_outbox_is(pushing, env, tmp_path, ortto):
+def test_check_says_how_far_behind_the_outbox_is_from_wordpress_itself(pushing, env, tmp_path, wordpress, ortto):
+    """Read from WordPress, not from what a worker last saw: a stopped worker cannot hide a backlog."""
     from test_cli import run_cli
 
-    on = {**env, "WPF_PUSH_NEW_USERS": "true"}
+    on = {**env, "WPF_PUSH_NEW_USERS": "true", "WPF_STALL_MINUTES": "1"}
     result = run_cli(on, "check", cwd=tmp_path)
-    assert "[note] WordPress -> Ortto (new users): no worker has pulled WordPress's outbox yet" in result.stdout
+    assert ("[ok] WordPress -> Ortto (new users): 0 change(s) waiting in WordPress's outbox, never pulled by a"
+            " worker yet") in result.stdout
     sync(pushing)
-    result = run_cli(on, "check", cwd=tmp_path)
-    assert "[ok] WordPress -> Ortto (new users): 0 change(s) waiting in WordPress's outbox, last pulled" in result.stdout
-    pushing.store.marks.set({"outbox_behind": 3, "outbox_oldest": time.time() - 3600})
+    assert "0 change(s) waiting in WordPress's outbox, last pulled" in run_cli(on, "check", cwd=tmp_path).stdout
+    for _ in range(3):  # while no worker runs
+        register(wordpress, unique_email("backlog"))
+    wordpress.php_eval("global $wpdb; $wpdb->query('UPDATE ' . wpf_bridge_outbox_table() ."
+                       " ' SET changed_at = DATE_SUB(UTC_TIMESTAMP(), INTERVAL 2 HOUR)');")
     result = run_cli(on, "check", cwd=tmp_path)
     assert result.returncode == 1
-    assert "[FAIL] WordPress's outbox is 3 change(s) behind, the oldest made 60 min ago" in result.stdout
+    assert "[FAIL] WordPress's outbox holds 3 change(s), the oldest made 120 min ago, last pulled" in result.stdout
+
+
+def test_the_bridges_own_account_is_never_exported_and_a_link_wordpress_refuses_fails_the_push(pushing, wordpress, ortto):
+    first = wordpress.rest("POST", "/wpf-bridge/v1/outbox/export", json={"after": 0, "limit": 1, "dry_run": True}).json()
+    assert first == {"users": 1, "export": 0, "last": 1, "more": True}, "user 1, the bridge's own, is left out"
+    wordpress.php_eval("global $wpdb; $wpdb->insert(wpf_bridge_outbox_table(), array('user_id' => 1, 'kind' => 'export',"
+                       " 'changed_at' => gmdate('Y-m-d H:i:s')));")  # as an older plugin might have recorded it
+    [pushed] = sync(pushing)
+    assert pushed.status == FAILED and "WordPress did not link user 1" in pushed.result
+    assert pushing.store.outbound.links([1]) == {}, "no link the store would trust"
 
 
 def test_check_calls_a_plugin_without_the_outbox_outdated_when_push_is_on(env, tmp_path, ortto):

@@ -103,6 +103,7 @@ def attempts(user: dict, victim: dict):
     yield "outbox: say what is recorded", "POST", "/wpf-bridge/v1/outbox/watch", {"json": {
         "new": False, "roles": False, "fields": [], "meta": []}}
     yield "outbox: export (record) every user", "POST", "/wpf-bridge/v1/outbox/export", {"json": {}}
+    yield "outbox: read users as pushed", "GET", "/wpf-bridge/v1/outbox/users", {"params": {"ids[]": [1, victim["id"]]}}
     yield "outbox: count users (export dry run)", "POST", "/wpf-bridge/v1/outbox/export", {"json": {"dry_run": True}}
 
 

@@ -13,7 +13,7 @@ from .errors import BridgeError
 from .roles import SiteRoles
 from .settings import DEFAULT_FIELD_MAP, Settings, env_file
 from .store import Store
-from .store.outbound import BEHIND, OLDEST, PULLED
+from .store.outbound import PULLED
 
 NEEDED_CAPABILITIES = ("list_users", "create_users", "edit_users", "promote_users")
 CREDENTIAL = "wpf-bridge"  # the application password name the companion plugin trusts with the bridge's own meta
@@ -75,7 +75,7 @@ def _check_wordpress(report: Report, settings: Settings) -> None:
     report.check(True, f"WordPress {status['wordpress_version']} at {settings.wordpress_url}")
     current = _check_plugin(report, status["plugin_version"])
     if settings.pushes:
-        _check_outbox(report, settings, status["plugin_version"])
+        _check_outbox(report, settings, wordpress, status["plugin_version"])
     _check_capabilities(report, status["user"], {cap for cap, granted in status["capabilities"].items() if granted})
     if not current:  # an older plugin reports neither the credential nor what each role can do
         report.note("the application password's name and the roles are checked once the plugin is current")
@@ -94,7 +94,7 @@ def _check_wordpress(report: Report, settings: Settings) -> None:
 OUTBOX_SINCE = (1, 6, 0)  # older companion plugins record no change for Ortto
 
 
-def _check_outbox(report: Report, settings: Settings, installed: str) -> None:
+def _check_outbox(report: Report, settings: Settings, wordpress: WordPressClient, installed: str) -> None:
     """With WordPress -> Ortto on: the plugin records changes, and a worker pulls them in time."""
     pushed = [
         what
@@ -114,26 +114,37 @@ def _check_outbox(report: Report, settings: Settings, installed: str) -> None:
         )
         return
     try:
-        store = Store(settings.database_url)
-    except (BridgeError, OSError):
-        return  # said by the store's own line
-    try:
-        marks = {name: store.marks.get(name) for name in (BEHIND, OLDEST, PULLED)}
-    finally:
-        store.close()
-    if marks[PULLED] is None:
-        report.note(f"WordPress -> Ortto ({', '.join(pushed)}): no worker has pulled WordPress's outbox yet")
+        _, behind, oldest = wordpress.outbox_pull(1)  # WordPress's own count: right whether a worker runs or not
+    except WordPressError as exc:
+        if exc.status == 403:  # the first worker to start names the bridge's user
+            report.note(f"WordPress -> Ortto ({', '.join(pushed)}): WordPress records nothing until a worker starts")
+        else:
+            report.check(False, f"WordPress's outbox: {exc}")
         return
-    behind, oldest = int(marks[BEHIND] or 0), marks[OLDEST] or 0.0
+    except BridgeError as exc:
+        report.check(False, f"WordPress's outbox: {exc}")
+        return
     late = behind and time.time() - oldest > settings.stall_minutes * 60
-    pulled = f"last pulled {_ago(marks[PULLED])}"
+    pulled = _last_pull(settings)
     report.check(
         not late,
         f"WordPress -> Ortto ({', '.join(pushed)}): {behind} change(s) waiting in WordPress's outbox, {pulled}"
         if not late
-        else f"WordPress's outbox is {behind} change(s) behind, the oldest made {_ago(oldest)}, {pulled}: is a "
+        else f"WordPress's outbox holds {behind} change(s), the oldest made {_ago(oldest)}, {pulled}: is a "
         "worker running, and can it reach WordPress?",
     )
+
+
+def _last_pull(settings: Settings) -> str:
+    try:
+        store = Store(settings.database_url)
+    except (BridgeError, OSError):
+        return "the store cannot say when a worker last pulled it"  # and the store's own line says why
+    try:
+        pulled = store.marks.get(PULLED)
+    finally:
+        store.close()
+    return f"last pulled {_ago(pulled)}" if pulled else "never pulled by a worker yet"
 
 
 def _ago(moment: float | None) -> str:

@@ -29,13 +29,13 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "-"
 
 
-HEADER = f"{'arrived':19}  {'delivery':32}  {'action':11} {'status':8} {'tries':5} {'contact':24} {'email':30} outcome"
+HEADER = f"{'arrived':19}  {'delivery':32}  {'action':12} {'status':8} {'tries':5} {'contact':24} {'email':30} outcome"
 
 
 def line(delivery: Delivery) -> str:
     """One delivery on one line, in ``HEADER``'s columns."""
     return (
-        f"{when(delivery.created_at):19}  {delivery.id}  {delivery.action:11} {delivery.status:8} "
+        f"{when(delivery.created_at):19}  {delivery.id}  {delivery.action:12} {delivery.status:8} "
         f"{delivery.attempts:<5} {delivery.contact_id or '-':24} {delivery.email or '-':30} {delivery.result or ''}"
     ).rstrip()
 

@@ -89,3 +89,9 @@ def test_an_exported_user_is_merged_by_email_like_a_new_one_without_the_new_user
     push = decide_push(change("export", roles=("customer",)), "", replace(PUSHING, push_new_users=False))
     assert isinstance(push, Push) and push.person_id is None and push.tags == ("Paid",)
     assert "already linked" in decide_push(change("export"), CONTACT_ID, PUSHING).reason
+
+
+def test_a_new_or_exported_user_whose_email_is_self_set_and_unconfirmed_is_neither_pushed_nor_linked():
+    for kind in ("new", "export"):
+        quiet = decide_push(change(kind, wpf_bridge_unconfirmed_email="jane@example.test"), "", PUSHING)
+        assert isinstance(quiet, Quiet) and "not confirmed" in quiet.reason

@@ -131,12 +131,12 @@ class OrttoClient:
         return _by_person(what, list(people), self._merge(bodies, "str::person_id", OVERWRITE))
 
     def merge_by_email(self, people: dict[str, dict[str, Any]]) -> dict[str, str | Refusal]:
-        """Merge up to 100 people by email (new ones created), keeping the values an existing person
-        already has. Returns each email's person id, or Ortto's refusal. Ortto's answer names no
+        """Merge up to 100 people by email (new ones created, unless their email is on Ortto's
+        suppression list), keeping the values an existing person already has. Returns each email's person id, or Ortto's refusal. Ortto's answer names no
         email, in an order that cannot be trusted, so the saved people's emails are read back
         (one more call)."""
         bodies = [{**body, "fields": {**body.get("fields", {}), "str::email": email}} for email, body in people.items()]
-        results = self._merge(bodies, "str::email", KEEP_EXISTING)
+        results = self._merge(bodies, "str::email", KEEP_EXISTING, {"suppression_list_field_id": "str::email"})
         saved = [str(r["person_id"]) for r in results if r.get("person_id") and r.get("status") in SAVED]
         found = {}
         for start in range(0, len(saved), MAX_PEOPLE):
@@ -145,7 +145,9 @@ class OrttoClient:
         refusal = _shared_refusal("the new user", [r for r in results if not r.get("person_id")])
         return {email: found.get(email.lower()) or refusal for email in people}
 
-    def _merge(self, people: list[dict[str, Any]], merge_by: str, strategy: int) -> list[dict]:
+    def _merge(
+        self, people: list[dict[str, Any]], merge_by: str, strategy: int, extra: dict | None = None
+    ) -> list[dict]:
         """One ``person/merge`` call: its per-person results (or, when none was valid, the 400's details)."""
         assert 0 < len(people) <= MAX_PEOPLE
         try:
@@ -157,6 +159,7 @@ class OrttoClient:
                     "merge_by": [merge_by],
                     "merge_strategy": strategy,
                     "find_strategy": 0,
+                    **(extra or {}),
                 },
             )
             results = body.get("people") or []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -124,9 +125,9 @@ class WordPressClient:
         only one that may read the outbox: the bridge's own (its ``wpf-bridge`` application password)."""
         return self._outbox("POST", "/watch", json={"new": new, "roles": roles, "fields": columns, "meta": meta})
 
-    def outbox_pull(self, limit: int = MAX_CHANGES) -> tuple[list[Change], int, str | None]:
+    def outbox_pull(self, limit: int = MAX_CHANGES) -> tuple[list[Change], int, float]:
         """The oldest changes recorded (up to ``limit``), how many are recorded in all, and when the
-        oldest was made (ISO 8601, ``None`` when there is none)."""
+        oldest was made (seconds since the epoch; 0 when there is none)."""
         body = self._outbox("GET", "", params={"limit": limit})
         try:
             changes = [
@@ -139,15 +140,28 @@ class WordPressClient:
                 )
                 for c in body["changes"]
             ]
-            return changes, int(body["behind"]), body.get("oldest")
+            return changes, int(body["behind"]), _epoch(body.get("oldest"))
         except (KeyError, TypeError, ValueError):
-            raise TransientError(f"WordPress answered the outbox without its changes: {body!r:.200}") from None
+            raise TransientError(
+                "WordPress answered the outbox without its changes, in a shape this bridge does not read"
+            ) from None
 
     def outbox_export(self, after: int, role: str = "", dry_run: bool = False) -> dict[str, Any]:
         """Record existing users with ids above ``after`` (of ``role``), a page of them, as ``export``
         changes when they are not linked to an Ortto person yet: ``{users, export, last, more}``."""
         body = {"after": after, "role": role, "dry_run": dry_run, "limit": MAX_CHANGES}
         return self._outbox("POST", "/export", json=body)
+
+    def outbox_users(self, ids: list[int]) -> dict[int, Profile | None]:
+        """These users as they are now (up to ``MAX_CHANGES``), as the outbox gives them; ``None``: deleted."""
+        body = self._outbox("GET", "/users", params={"ids[]": ids})
+        users = body.get("users") if isinstance(body, dict) else None
+        if not isinstance(users, list) or len(users) != len(ids):
+            raise TransientError("WordPress answered /outbox/users without one user for each id asked")
+        try:
+            return {i: Profile.from_json(u) if u else None for i, u in zip(ids, users, strict=True)}
+        except (KeyError, TypeError, ValueError):
+            raise TransientError("WordPress answered /outbox/users in a shape this bridge does not read") from None
 
     def outbox_ack(self, ids: list[int]) -> int:
         """Remove these changes from the outbox (they are stored as deliveries); how many went."""
@@ -242,6 +256,14 @@ class WordPressClient:
                 status,
             )
         raise WordPressError(f"WordPress answered HTTP {status} {code}: {message}".strip(), code, status)
+
+
+def _epoch(moment: Any) -> float:
+    """An outbox time (``2026-12-04 10:00:00Z``) as seconds since the epoch; 0 when there is none."""
+    try:
+        return datetime.fromisoformat(str(moment).replace(" ", "T")).timestamp() if moment else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _page(response: requests.Response | None) -> str:

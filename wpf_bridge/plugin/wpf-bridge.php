@@ -21,7 +21,7 @@
  *   with the application password named "wpf-bridge".
  * - /wpf-bridge/v1/outbox/watch: list_users, create_users, edit_users, promote_users and the
  *   "wpf-bridge" password; the first to ask becomes the bridge's user. /outbox (changes, with personal
- *   data), /outbox/ack and /outbox/export: the same, and only that user.
+ *   data), /outbox/users (the same data), /outbox/ack and /outbox/export: the same, and only that user.
  * Meta keys are an exact lowercase allowlist, so MariaDB's case- and space-blind collation cannot
  * turn "WP_CAPABILITIES " into wp_capabilities. The bridge decides everything else.
  */
@@ -962,6 +962,7 @@ add_action(
 			return $may_manage() && wpf_bridge_is_outbox_bridge( wpf_bridge_watched() );
 		};
 		$names       = array( 'type' => 'array', 'default' => array(), 'maxItems' => 200, 'items' => array( 'type' => 'string' ) );
+		$ids         = array( 'type' => 'array', 'required' => true, 'maxItems' => WPF_BRIDGE_OUTBOX_PAGE, 'items' => array( 'type' => 'integer', 'minimum' => 1 ) ); // outbox rows or users
 
 		register_rest_route(
 			'wpf-bridge/v1',
@@ -1045,14 +1046,7 @@ add_action(
 			array(
 				'methods'             => 'POST',
 				'permission_callback' => $bridge_only,
-				'args'                => array(
-					'ids' => array(
-						'type'     => 'array',
-						'required' => true,
-						'maxItems' => WPF_BRIDGE_OUTBOX_PAGE,
-						'items'    => array( 'type' => 'integer', 'minimum' => 1 ),
-					),
-				),
+				'args'                => array( 'ids' => $ids ),
 				'callback'            => function ( WP_REST_Request $request ) {
 					global $wpdb;
 					$ids = array_map( 'intval', $request['ids'] );
@@ -1062,6 +1056,24 @@ add_action(
 					$table = wpf_bridge_outbox_table();
 					$in    = implode( ', ', array_fill( 0, count( $ids ), '%d' ) );
 					return array( 'removed' => (int) $wpdb->query( $wpdb->prepare( "DELETE FROM $table WHERE id IN ($in)", $ids ) ) );
+				},
+			)
+		);
+
+		register_rest_route(
+			'wpf-bridge/v1',
+			'/outbox/users',
+			array(
+				'methods'             => 'GET',
+				'permission_callback' => $bridge_only,
+				'args'                => array( 'ids' => $ids ),
+				'callback'            => function ( WP_REST_Request $request ) {
+					// The users as they are now, as a pull gives them: the bridge pushes what is current, whenever
+					// (and by whichever worker) the change was pulled.
+					$ids     = array_map( 'intval', $request['ids'] );
+					$watched = wpf_bridge_watched();
+					cache_users( $ids );
+					return array( 'users' => array_map( fn( $id ) => wpf_bridge_outbox_user( $id, $watched ), $ids ) );
 				},
 			)
 		);
@@ -1089,15 +1101,18 @@ add_action(
 					};
 					$args  = array( 'fields' => 'ID', 'orderby' => 'ID', 'order' => 'ASC', 'number' => $request['limit'], 'count_total' => false );
 					if ( '' !== $request['role'] ) {
-						$args['role'] = $request['role'];
+						$args['role'] = $request['role']; // a role is a site's: this site's users who hold it
+					} elseif ( is_multisite() ) {
+						$args['blog_id'] = 0; // every user of the network, as the outbox records changes on every site
 					}
 					add_action( 'pre_user_query', $where );
 					$ids = array_map( 'intval', ( new WP_User_Query( $args ) )->get_results() );
 					remove_action( 'pre_user_query', $where );
 					cache_users( $ids );
 					$export = array();
+					$bridge = (int) wpf_bridge_watched()['user']; // the bridge's own account is nobody's contact
 					foreach ( $ids as $id ) {
-						if ( '' === (string) get_user_meta( $id, 'ortto_contact_id', true ) && '' === (string) get_user_meta( $id, 'wpf_bridge_created_for', true ) ) {
+						if ( $id !== $bridge && '' === (string) get_user_meta( $id, 'ortto_contact_id', true ) && '' === (string) get_user_meta( $id, 'wpf_bridge_created_for', true ) ) {
 							$export[] = $id;
 						}
 					}

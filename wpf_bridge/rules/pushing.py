@@ -34,12 +34,12 @@ class Push:
 
     def describe(self) -> str:
         """What went, for the delivery's result (field ids and tags; never a value)."""
-        parts = [f"fields {', '.join(sorted(self.fields))}" if self.fields else "no field"]
+        parts = [f"fields {', '.join(sorted(self.fields))}"] if self.fields else []
         if self.tags:
             parts.append(f"tags {', '.join(self.tags)} applied")
         if self.unset_tags:
             parts.append(f"tags {', '.join(self.unset_tags)} removed")
-        return "; ".join(parts + list(self.notes))
+        return "; ".join(parts + list(self.notes)) or "nothing but the person's id"
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ def decide_push(change: Change, link: str, policy: Policy) -> Push | Quiet:
             )
         if link:
             return Quiet(f"user {user.id} is already linked to Ortto person {link}")
+        if user.email_unconfirmed:  # it could be anyone's: it must not lead to their Ortto person
+            return Quiet(f"user {user.id} set its email itself and has not confirmed it: not pushed, not linked")
         welcome = policy.new_user_tags if change.kind == "new" else ()  # an exported user registered long ago
         tags = tuple(dict.fromkeys([*welcome, *_role_tags(user.roles, policy)[0]]))
         return Push(user.id, None, user.email, fields, tags)

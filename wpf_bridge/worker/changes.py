@@ -15,7 +15,7 @@ import threading
 from dataclasses import replace
 
 from ..clients.ortto import MAX_PEOPLE, OrttoClient, Refusal
-from ..clients.wordpress import MAX_WRITES, WordPressClient
+from ..clients.wordpress import MAX_LOOKUPS, MAX_WRITES, WordPressClient
 from ..errors import BridgeError, PermanentError, TransientError
 from ..metrics import ATTEMPTS
 from ..rules import Policy
@@ -65,19 +65,36 @@ class ChangePusher:
 
     def _push(self, batch: list[Delivery], owner: str) -> list[End]:
         timer = Timer("push")  # the batch's time and requests; each delivery's outcome is counted by its action
+        ends: dict[str, End] = {}
+        try:
+            self._decide_and_merge(batch, owner, ends)
+        except TransientError as exc:  # WordPress or Ortto out of reach: whatever has not ended waits
+            ends.update(self._later([d for d in batch if d.id not in ends], exc, owner))
+        except PermanentError as exc:
+            ends.update({d.id: _end(d, owner, FAILED, str(exc), code=exc.code) for d in batch if d.id not in ends})
+        run = timer.stop(DONE, 0)
+        for delivery in batch:
+            ATTEMPTS.labels(delivery.action, ends[delivery.id].status).inc()
+        return [_with_run(ends[d.id], run) for d in batch]
+
+    def _decide_and_merge(self, batch: list[Delivery], owner: str, ends: dict[str, End]) -> None:
+        """Each change decided on its user as WordPress holds them now (not as when it was pulled:
+        a worker that pulled an older copy, or a change that waited, never pushes stale values),
+        then merged into Ortto; how each ended goes into ``ends`` as it is known."""
         changes = self.store.outbound.changes([d.id for d in batch])
         links = self.store.outbound.links([d.user_id for d in batch if d.user_id])
-        ends: dict[str, End] = {}
+        users = sorted({change.user_id for change in changes.values()})
+        current = self.wordpress.outbox_users(users) if users else {}
         by_id: dict[str, tuple[Delivery, Push]] = {}
         by_email: dict[str, tuple[Delivery, Push]] = {}
         for delivery in batch:
             change = changes.get(delivery.id)
-            decided = (
-                decide_push(
-                    change, (change.profile and change.profile.link) or links.get(change.user_id, ""), self.policy
-                )
-                if change
-                else Quiet("the change it pushes was not kept")
+            if change is None:
+                ends[delivery.id] = _end(delivery, owner, SKIPPED, "the change it pushes was not kept")
+                continue
+            change = replace(change, profile=current.get(change.user_id))
+            decided = decide_push(
+                change, (change.profile and change.profile.link) or links.get(change.user_id, ""), self.policy
             )
             if isinstance(decided, Quiet):
                 ends[delivery.id] = _end(delivery, owner, SKIPPED, decided.reason)
@@ -90,22 +107,8 @@ class ChangePusher:
                 )
             else:
                 same[key] = (delivery, decided)
-        try:
-            ends.update(self._by_id(by_id, owner))
-            ends.update(self._by_email(by_email, owner))
-        except TransientError as exc:
-            ends.update(self._later([*by_id.values(), *by_email.values()], exc, owner))
-        except PermanentError as exc:
-            ends.update(
-                {
-                    d.id: _end(d, owner, FAILED, str(exc), code=exc.code)
-                    for d, _ in [*by_id.values(), *by_email.values()]
-                }
-            )
-        run = timer.stop(DONE, 0)
-        for delivery in batch:
-            ATTEMPTS.labels(delivery.action, ends[delivery.id].status).inc()
-        return [_with_run(ends[d.id], run) for d in batch]
+        ends.update(self._by_id(by_id, owner))
+        ends.update(self._by_email(by_email, owner))
 
     def _by_id(self, people: dict[str, tuple[Delivery, Push]], owner: str) -> dict[str, End]:
         if not people:
@@ -130,19 +133,43 @@ class ChangePusher:
                 ends[d.id] = _end(d, owner, FAILED, why.reason, code=why.code)
             else:
                 links.append((d, push, person))
+        taken = self._linked_elsewhere(links)
+        for d, push, person in links:
+            if d.id in taken:
+                ends[d.id] = _end(
+                    d,
+                    owner,
+                    FAILED,
+                    f"merged into Ortto person {person} by email, which is linked to WordPress user {taken[d.id]}"
+                    f" already: user {push.user_id} not linked (two accounts, one person: give one another email)",
+                    code="linked_elsewhere",
+                )
+        links = [link for link in links if link[0].id not in taken]
         unlinked = self._link(links)
         for d, push, person in links:
-            note = (
-                f"; not linked in WordPress ({unlinked[d.id]})" if d.id in unlinked else f"; user {push.user_id} linked"
-            )
-            ends[d.id] = _end(
-                d, owner, DONE, f"pushed as new to Ortto person {person}: {push.describe()}{note}", contact_id=person
+            pushed = f"pushed as new to Ortto person {person}: {push.describe()}"
+            ends[d.id] = (
+                _end(d, owner, FAILED, f"{pushed}; but WordPress did not link user {push.user_id}: {unlinked[d.id]}")
+                if d.id in unlinked  # not linked: later changes would not reach the person (a replay links it)
+                else _end(d, owner, DONE, f"{pushed}; user {push.user_id} linked", contact_id=person)
             )
         return ends
 
+    def _linked_elsewhere(self, links: list[tuple[Delivery, Push, str]]) -> dict[str, int]:
+        """The people of these merges already linked to another WordPress user: that user's id, by
+        delivery. One person is never linked to two users (its webhooks would reach both)."""
+        taken = {}
+        for start in range(0, len(links), MAX_LOOKUPS):
+            chunk = links[start : start + MAX_LOOKUPS]
+            found = self.wordpress.lookup_many([(person, None) for _, _, person in chunk])
+            for (d, push, _), lookup in zip(chunk, found, strict=True):
+                holder = lookup.by_contact_id
+                if holder is not None and holder.id != push.user_id:
+                    taken[d.id] = holder.id
+        return taken
+
     def _link(self, links: list[tuple[Delivery, Push, str]]) -> dict[str, str]:
-        """Write each new user's person id in WordPress (``ortto_contact_id``); why each that failed did.
-        The store knows the link either way (the delivery's contact id), so later changes find it."""
+        """Write each new user's person id in WordPress (``ortto_contact_id``); why each that failed did."""
         failed = {}
         for start in range(0, len(links), MAX_WRITES):
             chunk = links[start : start + MAX_WRITES]
@@ -157,10 +184,10 @@ class ChangePusher:
                     failed[d.id] = str(result)
         return failed
 
-    def _later(self, waiting: list[tuple[Delivery, Push]], exc: TransientError, owner: str) -> dict[str, End]:
-        """Ortto could not take the batch: each retries with backoff, within the retry horizon."""
+    def _later(self, waiting: list[Delivery], exc: TransientError, owner: str) -> dict[str, End]:
+        """The batch could not go: each retries with backoff, within the retry horizon."""
         ends = {}
-        for d, _ in waiting:
+        for d in waiting:
             if past_horizon(d.retry_since, self.settings.retry_horizon):
                 ends[d.id] = _end(d, owner, FAILED, f"gave up: {exc}", code=exc.code)
             else:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
 
 from ..clients.wordpress import MAX_CHANGES, WordPressClient, WordPressError
 from ..settings import Settings
@@ -70,7 +69,7 @@ class OutboxPuller:
                 "stored %d change(s) from WordPress's outbox (%d were stored already)", added, len(changes) - added
             )
         self.store.marks.set(
-            {BEHIND: max(0, behind - removed), OLDEST: _epoch(oldest) if changes else 0.0, PULLED: time.time()}
+            {BEHIND: max(0, behind - removed), OLDEST: oldest if changes else 0.0, PULLED: time.time()}
         )
         return len(changes)
 
@@ -89,13 +88,3 @@ class OutboxPuller:
                 continue
             if not full:
                 stopping.wait(POLL_SECONDS)
-
-
-def _epoch(moment: str | None) -> float:
-    """An outbox time (``2026-12-04 10:00:00Z``) as seconds since the epoch; 0 when there is none."""
-    if not moment:
-        return 0.0
-    try:
-        return datetime.fromisoformat(moment.replace(" ", "T")).timestamp()
-    except ValueError:
-        return 0.0
