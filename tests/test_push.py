@@ -319,3 +319,19 @@ def test_changes_stored_before_push_was_turned_off_end_skipped_not_waiting_for_e
     ended = off.store.deliveries.get(waiting.id)
     assert ended.status == SKIPPED and "WPF_PUSH_NEW_USERS is off" in ended.result
     assert not people_with(ortto, email)
+
+
+def test_metrics_count_pushes_by_action_and_show_the_outbox_lag(pushing, wordpress):
+    from test_observability import TOKEN, scrape
+
+    from wpf_bridge.web import create_app
+
+    client = create_app(load_settings({**pushing.settings_env, "WPF_METRICS_TOKEN": TOKEN})).test_client()
+    before = scrape(client.get)
+    register(wordpress, unique_email("counted"))
+    sync(pushing)
+    after = scrape(client.get)
+    done = ("wpf_bridge_delivery_attempts_total", (("action", "push_new"), ("outcome", "done")))
+    assert after[done] - before.get(done, 0) == 1
+    assert after[("wpf_bridge_outbox_behind", ())] == 0
+    assert ("wpf_bridge_outbox_oldest_age_seconds", ()) in after
