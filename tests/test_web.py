@@ -194,6 +194,20 @@ def test_identical_call_without_ortto_ids_is_a_duplicate_only_within_the_window(
     assert later["duplicate"] is False and later["delivery_id"] != first["delivery_id"]
 
 
+@pytest.mark.parametrize("started", ["running", "done", "failed"])
+def test_an_identical_call_without_ortto_ids_once_the_first_has_started_is_a_new_delivery(client, app, key, started):
+    """A tag added, then removed a minute later, sends the same plain URL twice: the second must run,
+    since the first may have read the contact before the removal. While the first still waits, the
+    second is a repeat (the first reads the contact as it is when it runs)."""
+    url = f"/?wpf_action=update_tags&access_key={key}&contact_id=abc123"
+    first = client.get(url).get_json()
+    assert client.get(url).get_json()["duplicate"] is True
+    run_sql(app.extensions["wpf_bridge"]["store"], "update deliveries set status = :status", status=started)
+    again = client.get(url).get_json()
+    assert again["duplicate"] is False and again["delivery_id"] != first["delivery_id"]
+    assert client.get(url).get_json()["delivery_id"] == again["delivery_id"], "a repeat of the waiting one"
+
+
 @pytest.mark.parametrize("payload", [FLAT, NESTED], ids=["journey run ids", "activity event id"])
 def test_ortto_redelivers_for_48_hours_and_pruning_keeps_what_it_needs(client, app, key, payload):
     """Ortto retries one delivery for up to a day; the bridge recognises it for 48 h. The store's

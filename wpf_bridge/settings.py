@@ -201,7 +201,7 @@ class Settings:
         "WPF_SAME_CALL_SECONDS",
         120.0,
         help="A call without Ortto's delivery ids that repeats an earlier one (same action, parameters and body) "
-        "this soon is a redelivery; 0 turns this off.",
+        "this soon, while that one has not started, is a redelivery; 0 turns this off.",
     )
     worker_threads: Annotated[int, Field(ge=1, le=64)] = setting(
         "WPF_WORKER_THREADS",

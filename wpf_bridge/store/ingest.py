@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from ..types import QUEUED, Delivery
+from ..types import QUEUED, RETRYING, Delivery
 from .database import Database
 from .limits import ClientBlocked, blocked_for
 from .rows import delivery_from
@@ -37,17 +37,18 @@ class Ingest:
         shape: str | None = None,
         client: str | None = None,
         key_limit: tuple[float, int] = (0.0, 0),
+        waiting_only: bool = False,
     ) -> tuple[Delivery, bool]:
         """Insert a delivery, runnable at once, and return it with ``True``. If a delivery with
-        ``dedupe_key`` arrived within ``window`` seconds, that one is returned with ``False`` and
-        nothing is written: the look-up and the insert are serialised per key in one transaction,
+        ``dedupe_key`` arrived within ``window`` seconds (and, ``waiting_only``, has not started:
+        queued or waiting for a retry), that one is returned with ``False`` and nothing is written: the look-up and the insert are serialised per key in one transaction,
         so simultaneous redeliveries cannot both pass. With ``client``, ``ClientBlocked`` is raised
         instead when that client is over ``key_limit`` (seconds, wrong keys; see ``key_failure``).
         On PostgreSQL all of it is one statement (``_ADD_FUNCTION``): one round trip."""
         delivery_id = uuid.uuid4().hex
         call = (action, contact_id, email, role, send_notification, dedupe_key, window, shape)
         if self.database.functions:
-            return self._add_in_one_statement(delivery_id, *call, client, key_limit)
+            return self._add_in_one_statement(delivery_id, *call, client, key_limit, waiting_only)
         with self.database.transaction() as tx:
             if client is not None:
                 rows = tx.execute(
@@ -58,7 +59,7 @@ class Ingest:
                     raise ClientBlocked(wait)
             if dedupe_key is not None:
                 self.database.serialize_key(tx, dedupe_key)
-            return self._insert(tx, self.database.now(tx), delivery_id, *call)
+            return self._insert(tx, self.database.now(tx), delivery_id, *call, waiting_only=waiting_only)
 
     def _add_in_one_statement(
         self,
@@ -73,11 +74,12 @@ class Ingest:
         shape: str | None,
         client: str | None,
         key_limit: tuple[float, int],
+        waiting_only: bool,
     ) -> tuple[Delivery, bool]:
         # ``query`` sends it again once on a connection the server had closed: safe, the id makes it idempotent
         [row] = self.database.query(
             "select wpf_add_delivery(:id, :action, :contact_id, :email, :role, :notify, :dedupe_key, :window, :shape,"
-            " :client, :client_now, :key_window, :key_limit) as added",
+            " :client, :client_now, :key_window, :key_limit, :waiting_only) as added",
             {
                 "id": delivery_id,
                 "action": action,
@@ -92,6 +94,7 @@ class Ingest:
                 "client_now": time.time(),
                 "key_window": key_limit[0],
                 "key_limit": key_limit[1],
+                "waiting_only": waiting_only,
             },
         )
         added = row["added"]
@@ -138,10 +141,14 @@ class Ingest:
         dedupe_key: str | None,
         window: float,
         shape: str | None,
+        *,
+        waiting_only: bool = False,
     ) -> tuple[Delivery, bool]:
         if dedupe_key is not None:
             rows = tx.execute(
-                "select * from deliveries where dedupe_key = :key and created_at > :since order by created_at limit 1",
+                "select * from deliveries where dedupe_key = :key and created_at > :since"
+                + (f" and status in ('{QUEUED}', '{RETRYING}')" if waiting_only else "")
+                + " order by created_at limit 1",
                 {"key": dedupe_key, "since": now - window},
             )
             if rows:

@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                     call.send_notification,
                     dedupe_key=call.dedupe_key,
                     window=call.dedupe_window,
+                    waiting_only=call.dedupe_waiting_only,
                     shape=describe(request.method, request.mimetype, list(request.values), payload),
                     client=client,
                     key_limit=(KEY_FAILURE_WINDOW, settings.key_failure_limit),

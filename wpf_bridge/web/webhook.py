@@ -26,6 +26,7 @@ class WebhookRequest:
     is_test: bool
     dedupe_key: str = ""
     dedupe_window: float = 0.0
+    dedupe_waiting_only: bool = False  # only an earlier call that has not started yet makes this one a repeat
 
 
 class _WebhookSchema(Schema):
@@ -92,27 +93,30 @@ def read_webhook(
         "is_test": activity.get("field_id") == ORTTO_TEST_EVENT,
     }
     call = _SCHEMA.load({key: value for key, value in data.items() if value not in (None, "")})
-    key, window = _dedupe(call.action, params, payload, same_call_window)
-    return replace(call, dedupe_key=key, dedupe_window=window)
+    key, window, waiting_only = _dedupe(call.action, params, payload, same_call_window)
+    return replace(call, dedupe_key=key, dedupe_window=window, dedupe_waiting_only=waiting_only)
 
 
 def _dedupe(
     action: str, params: Mapping[str, str], payload: dict[str, Any], same_call_window: float
-) -> tuple[str, float]:
-    """What makes a redelivery of this call recognisable, and for how long.
+) -> tuple[str, float, bool]:
+    """What makes a redelivery of this call recognisable, for how long, and whether only while the
+    earlier call waits.
 
     Ortto's journey calls carry ``campaign_id`` + ``contact_id`` + ``run_id`` (and ``shape_id``);
     activity calls carry ``webhook_id`` + the event ``id``. Without them, the whole call (less the
-    access key) counts, for a short window only: a later identical ``update`` may be a real one.
+    access key) counts, for a short window, and only while the earlier call has not started: it
+    reads the contact as Ortto holds it when it runs, so a repeat adds nothing then; once it has
+    started, an identical call may carry a change it did not see (a tag removed after it was added).
     """
     run = [payload.get(k) for k in ("campaign_id", "contact_id", "run_id", "shape_id")]
     event = [payload.get(k) for k in ("webhook_id", "id")]
     if all(run[:3]):
-        return _digest("run", action, *run), REDELIVERY_WINDOW
+        return _digest("run", action, *run), REDELIVERY_WINDOW, False
     if all(event):
-        return _digest("event", action, *event), REDELIVERY_WINDOW
+        return _digest("event", action, *event), REDELIVERY_WINDOW, False
     query = {k: v for k, v in params.items() if k != "access_key"}
-    return _digest("body", action, query, payload), same_call_window
+    return _digest("body", action, query, payload), same_call_window, True
 
 
 def _digest(kind: str, *parts: Any) -> str:
