@@ -1,13 +1,14 @@
-"""config/env.example and docs/settings.md, written from the settings' declarations in
-wpf_bridge/settings.py, so that neither can say something the code does not do.
+"""config/env.example, docs/settings.md and app.json (Heroku's Deploy button), written from the
+settings' declarations in wpf_bridge/settings.py, so that none can say something the code does not do.
 
-``python -m wpf_bridge.settings_files`` rewrites both; with ``--check`` it only names those that
+``python -m wpf_bridge.settings_files`` rewrites them; with ``--check`` it only names those that
 differ (tests/test_settings_files.py fails the same way).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ from .settings import FIELDS, SECTIONS
 ROOT = Path(__file__).resolve().parent.parent
 ENV_EXAMPLE = "config/env.example"
 REFERENCE = "docs/settings.md"
+APP_JSON = "app.json"
 COMMAND = "python -m wpf_bridge.settings_files"
+#: Set by Heroku itself (the router's port, the dyno's concurrency) or by its PostgreSQL add-on.
+HEROKU_SETS = {"PORT", "WEB_CONCURRENCY", "DATABASE_URL"}
+GENERATED = {"WPF_ACCESS_KEY", "WPF_SECRET_KEY"}  # made by Heroku at deploy time ("generator": "secret")
+ASKED_SECTIONS = {"Keys", "WordPress", "Ortto"}  # what connects the bridge: asked for in the Deploy form
+ASKED = {"WPF_ALLOWED_ROLES", "WPF_CONSOLE_PASSWORD"}  # the roles URLs ask for; the console, to fix without a shell
+HEROKU_VALUES = {"WPF_TRUSTED_PROXIES": "1"}  # Heroku's router is one proxy in front of the web dynos
 
 _ENV_HEADER = f"""\
 # wpf-bridge settings. `make run` copies this file to .env (with fresh keys) the first time.
@@ -103,9 +111,40 @@ def reference() -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+def app_json() -> str:
+    """Heroku's app.json: the Procfile's web and worker (its release step migrates), PostgreSQL, the
+    two keys generated, and every setting that connects the bridge asked for with its help; the
+    rest keep their defaults (docs/settings.md) and can be set later as config vars."""
+    env = {}
+    for title, infos in _sections():
+        for info in infos:
+            name = env_name(info)
+            required = info.default is PydanticUndefined
+            if name in HEROKU_SETS or not (required or title in ASKED_SECTIONS or name in ASKED | HEROKU_VALUES.keys()):
+                continue
+            takes = f" Takes {accepted(info)}." if accepted(info) else ""
+            entry: dict[str, Any] = {"description": _describe(info, takes).replace("`", ""), "required": required}
+            if name in GENERATED:
+                entry["generator"] = "secret"
+            if name in HEROKU_VALUES:
+                entry["value"] = HEROKU_VALUES[name]
+            env[name] = entry
+    app = {
+        "name": "wpf-bridge",
+        "description": "Ortto webhooks to WordPress users, and WordPress's changes back to Ortto.",
+        "keywords": ["ortto", "wordpress", "webhooks", "wp-fusion"],
+        "buildpacks": [{"url": "heroku/python"}],
+        "addons": [{"plan": "heroku-postgresql"}],
+        "formation": {"web": {"quantity": 1}, "worker": {"quantity": 1}},
+        "success_url": "/health",
+        "env": env,
+    }
+    return json.dumps(app, indent=2) + "\n"
+
+
 def files() -> dict[str, str]:
     """Each derived file (a path from the repository's root) and the text the declarations give it."""
-    return {ENV_EXAMPLE: env_example(), REFERENCE: reference()}
+    return {ENV_EXAMPLE: env_example(), REFERENCE: reference(), APP_JSON: app_json()}
 
 
 def stale() -> list[str]:
