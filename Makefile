@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test unit lint faults bench bench-console bench-import system-deps clean
+.PHONY: install run demo test unit lint docs faults bench bench-console bench-import system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,13 +53,18 @@ system-deps:
 	  $(SUDO) pg_ctlcluster $$v main restart; \
 	  for i in $$(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done; }
 
-## lint: ruff (rules and format), mypy and the import layers (import-linter contracts in setup.cfg) on
+## lint: the manual built with mkdocs --strict; ruff (rules and format), mypy and the import layers (import-linter contracts in setup.cfg) on
 ## wpf_bridge/, with no findings (versions pinned in setup.cfg)
 lint: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	$(VENV)/bin/ruff check wpf_bridge
 	$(VENV)/bin/ruff format --check wpf_bridge
 	$(VENV)/bin/mypy wpf_bridge
 	$(VENV)/bin/lint-imports setup.cfg
+
+## docs: the manual (docs/, MkDocs) served at http://127.0.0.1:8001, rebuilt as you edit it
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
 
 ## unit: the rules alone (tests/unit: no WordPress, Ortto or store), in seconds
 unit: $(STAMP)

@@ -138,7 +138,7 @@ class Settings:
         shown="the default role",
         example="subscriber,customer",
         help="The roles a webhook may grant (the default role always). Any role that carries a privileged "
-        "capability is refused too: see Security in README.md.",
+        "capability is refused too: see docs/security.md.",
     )
     username_format: Annotated[str, one_of("email", "flname", "fnamenum")] = setting(
         "WPF_USERNAME_FORMAT",
@@ -155,7 +155,7 @@ class Settings:
         validate_default=True,
         shown=f"`{DEFAULT_FIELD_MAP}`",
         example=DEFAULT_FIELD_MAP,
-        help="The field map (see README.md); the default file is used when it exists, else first and last name only.",
+        help="The field map (see docs/configuration.md); the default file is used when it exists, else first and last name only.",
     )
     push_new_users: bool = setting(
         "WPF_PUSH_NEW_USERS",

@@ -46,7 +46,7 @@ _REFERENCE_HEADER = f"""\
 Read from the environment, then from `.env` in the working directory (or the file given with
 `--env-file`) for what the environment does not set; validated at start. A bad or missing setting
 stops the process with one line naming it (and, when missing, where settings were looked for).
-[`{ENV_EXAMPLE}`](../{ENV_EXAMPLE}) lists them all, as a template for `.env`.\
+`{ENV_EXAMPLE}` in the repository lists them all, as a template for `.env`.\
 """
 
 

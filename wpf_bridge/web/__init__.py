@@ -32,7 +32,7 @@ PROXY_WARNING = (
     "requests from %s carry X-Forwarded-For but WPF_TRUSTED_PROXIES=0: behind a reverse proxy every client "
     "shares the proxy's address, so a few wrong keys (or console passwords) from anyone would lock Ortto "
     "(or the operators) out too, and the console's cookie is not marked Secure; set "
-    "WPF_TRUSTED_PROXIES to the number of proxies in front of the bridge (see README, Security)"
+    "WPF_TRUSTED_PROXIES to the number of proxies in front of the bridge (see docs/security.md)"
 )
 
 
