@@ -183,7 +183,8 @@ def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_pa
                                                                  "(5 together)"]), owner=hold(store, delivery.id))
     store.runs.finish(delivery.id, FAILED, "gave up after 2 attempts: WordPress cannot be reached", call="add",
                  owner=hold(store, delivery.id))
-    assert run_cli(env, "replay", "--email", "JANE@example.test", "--dry-run", cwd=tmp_path).stdout.startswith("would replay")
+    dry = run_cli(env, "replay", "--email", "JANE@example.test", "--dry-run", cwd=tmp_path).stdout.splitlines()
+    assert dry[0] == "a dry run: nothing is replayed" and dry[1].startswith("arrived") and dry[2].startswith("would replay")
     assert store.deliveries.get(delivery.id).status == FAILED, "a dry run changes nothing"
     assert "replayed 1 delivery" in run_cli(env, "replay", "--email", "jane@example.test", cwd=tmp_path).stdout
 
@@ -198,8 +199,11 @@ def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_pa
     assert lines[lines.index(history[0]) + 1] == "      WordPress POST /wpf-bridge/v1/users/batch 500 0.250 s (5 together)"
     assert history[0].endswith("retry in 30 s [db_error] (next try " + history[0].split("(next try ")[1])
     assert "gave up after 2 attempts" in history[1] and "replayed by an operator" in history[2]
-    assert run_cli(env, "show", "nope", cwd=tmp_path).returncode == 1
-
+    assert run_cli(env, "show", "nope00", cwd=tmp_path).returncode == 1
+    short = run_cli(env, "show", "nope", cwd=tmp_path)
+    assert short.returncode == 2 and "give at least 6 characters of the delivery id ('nope' has 4)" in short.stderr
+    helped = run_cli(env, "import", "--help", cwd=tmp_path).stdout
+    assert "Give every Ortto contact carrying a tag its WordPress user" in helped
 
 def test_a_delivery_that_named_only_a_contact_id_is_found_by_the_contacts_email(env, tmp_path, settings, ortto):
     from inprocess import Bridge, person

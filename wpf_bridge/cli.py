@@ -159,7 +159,16 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
+SHORTEST_ID = 6  # characters of a delivery id ``show`` needs (ids are 32)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    if len(args.id) < SHORTEST_ID:
+        say(
+            f"wpf-bridge: give at least {SHORTEST_ID} characters of the delivery id ({args.id!r} has {len(args.id)})",
+            err=True,
+        )
+        return 2
     store = open_store()
     matches = store.deliveries.with_id_prefix(args.id)
     if len(matches) != 1:
@@ -187,6 +196,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         else store.deliveries.find(**{**filters, "status": FAILED}, limit=None)
     )
     replayed = 0
+    if args.dry_run and chosen:
+        say("a dry run: nothing is replayed", history.HEADER)
     for wanted, delivery in zip(args.ids or [d.id for d in chosen if d], chosen, strict=True):
         if delivery is None or delivery.status != FAILED:
             state = "no such delivery" if delivery is None else f"it is {delivery.status}, not failed"
@@ -246,21 +257,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         except BridgeError as exc:
             say(f"wpf-bridge: WordPress: {exc}", err=True)
             return 2
-        say(
-            f"would create {would.create:,} users and update {would.update:,} existing ones"
-            + (
-                f" ({'their role set to ' + repr(args.role) if args.role else 'their role unchanged'})"
-                if would.update
-                else ""
-            )
-            + (
-                f"; {would.privileged:,} privileged (administrators and such) would be left alone"
-                if would.privileged
-                else ""
-            )
-            + (f"; {earlier:,} of these were queued by an earlier run and would not be queued again" if earlier else "")
-            + " (a dry run: nothing was queued)"
-        )
+        say(would.describe(args.role, earlier))
         return 0
     try:
         queued = importer.queue(
@@ -336,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, parents=[common])
+        sub = commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[common])
         sub.set_defaults(func=func)
         return sub
 
@@ -365,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     command("refused", cmd_refused, "count the webhooks refused, by reason")
     imports = command(
         "import", cmd_import, "give every Ortto contact carrying a tag their WordPress user (an add each)"
+    )
+    imports.description = (
+        "Give every Ortto contact carrying a tag its WordPress user: pages through Ortto's people, then "
+        "queues one add delivery per tagged contact (in one transaction) and follows the worker. Run it "
+        "again after an interruption: nobody is queued twice."
     )
     imports.add_argument("--tag", required=True, help="the Ortto tag's exact name")
     imports.add_argument(

@@ -75,6 +75,17 @@ class Preview:
     update: int
     privileged: int  # found, but never changed
 
+    def describe(self, role: str | None, earlier: int) -> str:
+        """What the import would do, in one line (``--dry-run``); ``earlier``: queued by an earlier run."""
+        parts = [f"would create {self.create:,} users and update {self.update:,} existing ones"]
+        if self.update:
+            parts[0] += f" ({'their role set to ' + repr(role) if role else 'their role unchanged'})"
+        if self.privileged:
+            parts.append(f"{self.privileged:,} privileged (administrators and such) would be left alone")
+        if earlier:
+            parts.append(f"{earlier:,} of these were queued by an earlier run and would not be queued again")
+        return "; ".join(parts) + " (a dry run: nothing was queued)"
+
 
 def preview(wordpress: WordPressClient, people: list[Contact], grantable: frozenset[str]) -> Preview:
     """Look the people up in WordPress, changing nothing: ``--dry-run``. ``grantable``: the roles a
