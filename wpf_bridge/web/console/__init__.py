@@ -11,6 +11,7 @@ import time
 
 from flask import Blueprint, Flask, Response, abort, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
 
 from ... import history
 from ...check import webhook_urls
@@ -75,7 +76,8 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     @console.context_processor
     def helpers() -> dict:
         return {
-            "when": history.when,
+            "when": _when,
+            "settled": _settled,
             "ago": _ago,
             "until": _until,
             "now": time.time(),
@@ -208,6 +210,20 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
         )
 
     return console
+
+
+def _when(timestamp: float | None) -> Markup:
+    """A date and time that never wraps over lines."""
+    return Markup('<time class="when">{}</time>').format(history.when(timestamp))
+
+
+_RETRY_IN = re.compile(r";? (next )?retry in \d+ (s|min)")
+
+
+def _settled(result: str | None) -> str:
+    """A run's outcome without the countdown it was written with ("retry in 7 s"): the page shows
+    the live one, from the delivery's next run."""
+    return _RETRY_IN.sub("", result or "")
 
 
 def _until(timestamp: float) -> str:
