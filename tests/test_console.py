@@ -89,13 +89,18 @@ def test_operator_finds_a_failed_person_replays_and_watches_it_done(start_proces
     screenshot(page, "console-failed-delivery")
 
     ortto.add_person({"str::email": email, "str::first": "Late", "str::last": "Comer"}, [], person_id=missing_id)
+    page.click("text=Overview")
+    expect(page.locator("#failed-day")).to_have_text("1")
+    expect(page.locator("#count-failed")).to_have_text("1")
+    page.go_back()
     page.click("#replay")
     expect(page.locator("#status")).to_have_text("done", timeout=30_000)  # the page refreshes itself
     expect(page.locator("#timeline")).to_contain_text("replayed by Ann")
     screenshot(page, "console-replayed-delivery")
 
     page.click("text=Overview")
-    expect(page.locator("#failed-day")).to_have_text("1")  # it failed today, though it is done now
+    expect(page.locator("#failed-day")).to_have_text("0")  # as the failed tile: done now, since its replay
+    expect(page.locator("#count-failed")).to_have_text("0")
     user = wordpress.user_by_email(email)
     assert can_log_in(wordpress, user["username"], ortto.people[missing_id][PASSWORD_FIELD])
     assert len(wordpress.emails_to(email)) == 1

@@ -26,12 +26,8 @@ class Figures:
         figures: dict[str, Any] = dict(self.health())
         figures["counts"] = self.deliveries.counts()
         figures["applied_hour"] = self.deliveries.count(Search(statuses=(DONE, SKIPPED), changed_since=now - 3600))
-        figures["failed_day"] = int(
-            self.database.query(  # failed then, whether replayed since or not
-                f"select count(distinct delivery_id) as n from attempts where status = '{FAILED}' and at >= :since",
-                {"since": now - 86400},
-            )[0]["n"]
-        )
+        # what the failed tile counts (failed now), of the last 24 hours: a delivery replayed since is not
+        figures["failed_day"] = self.deliveries.count(Search(status=FAILED, changed_since=now - 86400))
         figures["workers"] = [
             (row["worker"], float(row["beat_at"]))
             for row in self.database.query(
