@@ -341,3 +341,31 @@ def test_text_from_outside_reaches_the_terminal_escaped(env, tmp_path, settings,
     assert not leaks, "".join(f"\n{command}: {printed!r}" for command, printed in leaks.items())
     shown = run_cli(env, "show", delivery.id, cwd=tmp_path).stdout
     assert r"500: " + SHOWN + r"\nforged line" in shown, "a newline from outside forges no line"
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://127.0.0.1:{closed}", "WordPress cannot be reached: the connection was refused (nothing listens on that port)"),
+        ("http://no-such-host.invalid", "WordPress cannot be reached: its host name does not resolve"),
+        ("https://127.0.0.1:{wordpress}", "TLS handshake failed: the port does not speak TLS (plain HTTP?); use http://"),
+        ("{ortto}", "no WordPress answers at WORDPRESS_URL: its REST API is not found there (HTTP 404)"),
+    ],
+    ids=["refused", "no such name", "https to plain http", "not wordpress"],
+)
+def test_check_says_why_wordpress_cannot_be_used(env, tmp_path, ortto, wordpress, url, expected):
+    from urllib.parse import urlsplit
+
+    from wordpress_site import free_port
+
+    given = url.format(closed=free_port(), wordpress=urlsplit(wordpress.url).port, ortto=env["ORTTO_API_URL"])
+    result = run_cli({**env, "WORDPRESS_URL": given}, "check", cwd=tmp_path)
+    assert result.returncode == 1 and expected in result.stdout, result.stdout
+    assert "allow its address" not in result.stdout, "no firewall advice for what is not a firewall"
+
+
+def test_a_wordpress_url_that_is_a_page_of_the_site_is_refused_with_the_address_to_use(env, tmp_path):
+    result = run_cli({**env, "WORDPRESS_URL": "https://shop.example.com/wp-admin/"}, "check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "WORDPRESS_URL: https://shop.example.com/wp-admin is a page of the site, not its address: use " \
+        "https://shop.example.com" in result.stderr

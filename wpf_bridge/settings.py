@@ -9,6 +9,7 @@ bounds, help and whether it is secret. Validation, error messages, ``config/env.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,6 +68,15 @@ _ROLES = rule(
 )
 _PASSWORD_FIELD = pattern(r"^str:cm:[A-Za-z0-9_-]+$", "a custom text field id like str:cm:wp-password")
 _DATABASE_URL = pattern(r"^(sqlite:///.+|postgres(ql)?://.+)", "sqlite:///path/to/file.db or postgresql://user@host/db")
+_ADMIN_PAGE = re.compile(r"/(wp-admin(/.*)?|wp-login\.php|wp-json(/.*)?)$", re.IGNORECASE)
+_SITE_ADDRESS = rule(
+    "the site's address, not a page of it",
+    lambda url: (
+        f"{url} is a page of the site, not its address: use {_ADMIN_PAGE.sub('', url) or url}"
+        if _ADMIN_PAGE.search(urlsplit(url).path)
+        else None
+    ),
+)
 _HOST_PORT = pattern(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$", "host:port, for example 127.0.0.1:8000")
 
 
@@ -89,7 +99,7 @@ class Settings:
         help="Encrypts generated passwords while they wait to reach Ortto. To rotate, put a new key in front "
         "(`new,old`): the first seals, all open.",
     )
-    wordpress_url: Url = setting(
+    wordpress_url: Annotated[Url, _SITE_ADDRESS] = setting(
         "WORDPRESS_URL",
         section="WordPress",
         placeholder="https://wordpress.example.com",

@@ -39,17 +39,17 @@ def send(session: requests.Session, peer: str, method: str, url: str, **kwargs) 
         response = session.request(method, url, timeout=TIMEOUT, **kwargs)
         status = response.status_code
         return response
+    except requests.ConnectTimeout:
+        raise TransientError(
+            f"{peer} cannot be reached: no connection within {TIMEOUT[0]} s (a firewall dropping it, or the "
+            "wrong address)"
+        ) from None
     except requests.Timeout:
         raise TransientError(f"{peer} did not answer within {TIMEOUT[1]} s") from None
     except requests.exceptions.SSLError as exc:  # configuration: retrying for a day would not fix it
-        reason = re.search(r"certificate verify failed: ([^(\)']+)", str(exc))
-        raise PermanentError(
-            f"{peer}'s TLS certificate does not verify ({reason.group(1).strip() if reason else 'TLS error'}): "
-            "install a valid certificate, or use the address the certificate is for",
-            "tls",
-        ) from None
-    except requests.ConnectionError:
-        raise TransientError(f"{peer} cannot be reached") from None
+        raise PermanentError(_tls_failure(peer, str(exc)), "tls") from None
+    except requests.ConnectionError as exc:
+        raise TransientError(f"{peer} cannot be reached: {_why_unreachable(str(exc))}") from None
     except requests.RequestException as exc:
         raise PermanentError(f"{peer} request failed: {type(exc).__name__}") from None
     finally:
@@ -59,6 +59,39 @@ def send(session: requests.Session, peer: str, method: str, url: str, **kwargs) 
         if calls is not None:
             route = (kwargs.get("params") or {}).get("rest_route") or urlsplit(url).path  # WordPress: ?rest_route=
             calls.append(f"{peer} {method} {route} {status or 'no answer'} {seconds:.3f} s")
+
+
+def _tls_failure(peer: str, error: str) -> str:
+    if re.search(
+        r"wrong version number|record layer failure|unknown protocol|http request|UNEXPECTED_EOF|EOF occurred",
+        error,
+        re.IGNORECASE,
+    ):
+        return (
+            f"{peer}'s TLS handshake failed: the port does not speak TLS (plain HTTP?); use http://, or the HTTPS port"
+        )
+    reason = re.search(r"certificate verify failed: ([^(\)']+)", error)
+    return (
+        f"{peer}'s TLS certificate does not verify ({reason.group(1).strip() if reason else 'TLS error'}): "
+        "install a valid certificate, or use the address the certificate is for"
+    )
+
+
+#: What a failed connection's error text says, and the cause in words (never the URL: it may hold an email).
+_UNREACHABLE = (
+    (r"Connection refused", "the connection was refused (nothing listens on that port)"),
+    (
+        r"Name or service not known|nodename nor servname|Temporary failure in name resolution|NameResolution|"
+        r"No address associated",
+        "its host name does not resolve (check the address for typos)",
+    ),
+    (r"Network is unreachable|No route to host", "no network route to it"),
+    (r"Connection reset|RemoteDisconnected|Connection aborted", "it closed the connection without answering"),
+)
+
+
+def _why_unreachable(error: str) -> str:
+    return next((why for pattern, why in _UNREACHABLE if re.search(pattern, error)), "the connection failed")
 
 
 def record_calls() -> list[str]:

@@ -248,6 +248,13 @@ class WordPressClient:
                 code,
                 status,
             )
+        if body is None and status in (404, 410):  # no REST API at all there: not a WordPress site's address
+            raise WordPressError(
+                f"no WordPress answers at WORDPRESS_URL: its REST API is not found there (HTTP {status}); set "
+                "WORDPRESS_URL to the site's address, as WordPress shows it in Settings > General",
+                f"HTTP {status}",
+                status,
+            )
         if body is None:  # a web application firewall, the host or a security plugin answered, not WordPress's REST API
             raise WordPressError(
                 f"WordPress answered HTTP {status} {_page(response)}: something in front of WordPress "
