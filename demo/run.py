@@ -31,6 +31,8 @@ from ortto_server import OrttoServer  # noqa: E402
 from wordpress_site import WordPressSite, free_port  # noqa: E402
 
 from wpf_bridge import companion  # noqa: E402
+from wpf_bridge.check import webhook_urls  # noqa: E402
+from wpf_bridge.settings import load_settings  # noqa: E402
 from wpf_bridge.store import Search, Store  # noqa: E402
 
 PASSWORD_FIELD = "str:cm:wp-password"
@@ -69,8 +71,8 @@ class Demo:
             email = f"{first.lower()}@demo.example"
             self.people[email] = self.ortto.state.add_person({"str::email": email, "str::first": first, "str::last": last}, tags)
         say(f"  Ortto test server {self.ortto.url} with {len(PEOPLE)} people (see {self.ortto.url}/admin)")
-        env_file = self.folder / ".env"
-        env_file.write_text("\n".join(f"{k}={v}" for k, v in {
+        self.env_file = env_file = self.folder / ".env"
+        self.env = {
             "WPF_ACCESS_KEY": self.key, "WPF_SECRET_KEY": secrets.token_hex(32),
             "WORDPRESS_URL": self.site.url, "WORDPRESS_USER": self.site.admin_user,
             "WORDPRESS_APP_PASSWORD": self.site.app_password,
@@ -79,7 +81,8 @@ class Demo:
             "DATABASE_URL": f"sqlite:///{self.folder / 'bridge.db'}", "WPF_BIND": f"127.0.0.1:{self.port}",
             "WPF_CONSOLE_PASSWORD": self.console_password, "WPF_METRICS_TOKEN": self.metrics_token,
             "WEB_CONCURRENCY": "2",
-        }.items()) + "\n")
+        }
+        env_file.write_text("\n".join(f"{k}={v}" for k, v in self.env.items()) + "\n")
         env_file.chmod(0o600)
         command = Path(sys.executable).parent / "wpf-bridge"
         subprocess.run([str(command), "--env-file", str(env_file), "migrate"], cwd=self.folder, check=True,
@@ -173,14 +176,16 @@ Console   {self.url}/console/     password: {self.console_password}
 Metrics   curl -H 'Authorization: Bearer {self.metrics_token}' {self.url}/metrics
 WordPress {self.site.url}/wp-admin/users.php   (admin / {self.site.admin_password})
 Ortto     {self.ortto.url}/admin   (the test server's people, passwords included)
-Webhook   {self.url}/?wpf_action=add&access_key={self.key}&send_notification=true
+Webhook   {webhook_urls(load_settings(self.env), self.url, self.key)[0][1]}
+CLI       {Path(sys.executable).parent / "wpf-bridge"} --env-file {self.env_file} deliveries   (the demo's settings)
 
 {failed} delivery failed: Ortto had no contact for {self.late_email}. Type 'a' to add her to Ortto, then
 open her delivery in the console and click Replay.""")
 
     def commands(self) -> None:
         say("""
-Commands: a = add the missing person to Ortto    s = stop WordPress    w = start WordPress again
+Commands (type a letter, then Enter):
+          a = add the missing person to Ortto    s = stop WordPress    w = start WordPress again
           b = send a burst of 5 new people        q = quit (or Ctrl-C: everything started here is removed)""")
         for line in _lines(sys.stdin):
             command = line.strip().lower()
@@ -199,7 +204,7 @@ Commands: a = add the missing person to Ortto    s = stop WordPress    w = start
             elif command == "q":
                 return
             else:
-                say("a, s, w, b or q")
+                say("a, s, w, b or q, then Enter")
 
 
 def _lines(stream):
