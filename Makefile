@@ -25,7 +25,9 @@ install: $(STAMP) .env
 ## the Procfile's commands come from the venv
 run: $(STAMP) .env
 	$(VENV)/bin/wpf-bridge migrate
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start web worker
+	@# the environment's PORT wins over .env's (honcho would take .env's); the processes read .env themselves
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start --env /dev/null \
+	    --port $(or $(PORT),$(shell sed -n 's/^PORT=//p' .env | tail -1),8000) web worker
 
 ## demo: a throwaway WordPress, the Ortto test server with sample people, the bridge and its console,
 ## a small journey of webhooks (one fails); prints where to look; Ctrl-C removes it all

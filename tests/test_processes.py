@@ -106,6 +106,20 @@ def test_bad_setting_stops_start_up_with_one_line(env, tmp_path, process):
     assert result.stderr.strip().splitlines() == ["wpf-bridge: setting WORDPRESS_URL: must be an http:// or https:// URL"]
 
 
+def test_a_port_in_use_stops_the_web_process_with_one_line(env, tmp_path):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        taken = f"127.0.0.1:{holder.getsockname()[1]}"
+        result = subprocess.run(["bash", "-c", procfile()["web"].strip()], cwd=tmp_path, capture_output=True, text=True,
+                                env=process_env({**env, "WPF_BIND": taken}), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"wpf-bridge: cannot listen on {taken}: the port is in use by another program; set PORT (or WPF_BIND) to a free one"]
+
+
 def test_make_run_on_a_fresh_clone_starts_serves_health_and_stops_cleanly(tmp_path):
     """The README's first command, in a copy of the project with no .env: it writes one with fresh
     keys, starts web and worker through honcho (the Procfile's commands found in the venv), serves
@@ -119,7 +133,7 @@ def test_make_run_on_a_fresh_clone_starts_serves_health_and_stops_cleanly(tmp_pa
     log = tmp_path / "make-run.log"
     # the project's venv stands in for the one `make run` would install (CI's `make test` installs it in its clone)
     make = subprocess.Popen(["make", "run", f"VENV={Path(sys.executable).parent.parent}", "STAMP="], cwd=clone,
-                            env={**os.environ, "WPF_BIND": f"127.0.0.1:{port}"}, stdout=log.open("wb"),
+                            env={**os.environ, "PORT": str(port)}, stdout=log.open("wb"),  # wins over .env's PORT
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), 60, "make run to serve /health")

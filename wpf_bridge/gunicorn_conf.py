@@ -10,12 +10,35 @@ instead (up to ``worker_connections``); headers must arrive within ``keepalive``
 bodies within ``web.bodies.BODY_SECONDS``.
 """
 
+import errno
+import socket
+
 from gunicorn.glogging import Logger
 
 from wpf_bridge import logs
-from wpf_bridge.terminal import settings_or_exit
+from wpf_bridge.terminal import say, settings_or_exit
 
 _settings = settings_or_exit()
+
+
+def _address_taken(bind: str) -> str:
+    """Why the web process cannot listen on ``bind`` (host:port), or '': gunicorn would retry, then
+    exit with a traceback."""
+    host, _, port = bind.rpartition(":")
+    with socket.socket(socket.AF_INET6 if host.startswith("[") else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError as exc:
+            return (
+                "the port is in use by another program" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+            )
+    return ""
+
+
+if _taken := _address_taken(_settings.bind):
+    say(f"wpf-bridge: cannot listen on {_settings.bind}: {_taken}; set PORT (or WPF_BIND) to a free one", err=True)
+    raise SystemExit(2)
 
 bind = _settings.bind
 workers = _settings.web_concurrency
