@@ -82,7 +82,11 @@ def test_operator_finds_a_failed_person_replays_and_watches_it_done(start_proces
     row = page.locator(f"tr.delivery[data-id='{delivery_id}']")
     expect(row).to_contain_text("failed")
     expect(page.locator("tr.delivery")).to_have_count(1)
-    row.locator("a").click()
+    row.get_by_title("this person's story").first.click()  # the person's whole story, one click away
+    expect(page.locator("#story tr.delivery")).to_have_count(1)
+    expect(page.locator("#who")).to_contain_text(email.lower())
+    page.go_back()
+    row.locator("td").first.locator("a").click()
     expect(page.locator("#status")).to_have_text("failed")
     expect(page.locator("#outcome")).to_contain_text(f"Ortto has no contact with id {missing_id}")
     expect(page.locator("#timeline")).to_contain_text("Ortto POST /v1/person/get-by-ids 200")

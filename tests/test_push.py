@@ -295,6 +295,11 @@ def test_the_console_and_the_cli_show_each_direction_and_replay_a_failed_push(pu
     assert "push_profile" in to_ortto and ">add<" not in to_ortto
     assert ">add<" in to_wordpress and "push_profile" not in to_wordpress
     assert both.count('class="delivery"') == 2 and "<td>Ortto</td>" in both and "<td>WordPress</td>" in both
+    for who in (pid, email.upper()):  # a person's story, by either identifier, both ways
+        story = client.get("/console/person", query_string={"q": who}).text
+        assert story.count('class="delivery"') == 2 and "push_profile" in story and ">add<" in story
+        assert f"user-edit.php?user_id={user_id}" in story and pid in story
+    assert "No delivery for" in client.get("/console/person?q=nobody@example.test").text
     overview = client.get("/console/?partial=1").text
     assert "waiting in WordPress's outbox" in overview and 'id="outbox-behind">0<' in overview
 

@@ -57,6 +57,22 @@ class Deliveries:
             params.update(limit=limit, offset=offset)
         return [delivery_from(row) for row in self.database.query(sql, params)]
 
+    def of_person(self, who: str, limit: int = 500) -> list[Delivery]:
+        """Every delivery for the person with this email (any case) or contact id, newest first, both
+        ways: those that name it, those that name the person's other identifier (a contact id seen with
+        the email, an email seen with the contact id) and those for the WordPress users it became."""
+        rows = self.database.query(
+            """with named as (
+                   select contact_id, lower(email) as email, user_id from deliveries
+                   where lower(email) = lower(:who) or contact_id = :who)
+               select * from deliveries
+               where lower(email) in (select email from named) or contact_id in (select contact_id from named)
+                  or user_id in (select user_id from named)
+               order by created_at desc, id limit :limit""",
+            {"who": who.strip(), "limit": limit},
+        )
+        return [delivery_from(row) for row in rows]
+
     def status_of(self, ids: list[str]) -> dict[str, int]:
         """How many of these deliveries are in each status (an import following its own)."""
         counts: dict[str, int] = {}

@@ -141,6 +141,21 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
             return render_template("console/_rows.html", **context)
         return render_template("console/deliveries.html", **context)
 
+    @console.get("/person")
+    @signed
+    def person():
+        who = (request.args.get("q") or "").strip()[:200]
+        found = store.deliveries.of_person(who) if who else []
+        return render_template(
+            "console/person.html",
+            who=who,
+            deliveries=found,
+            emails=sorted({d.email.lower() for d in found if d.email}),
+            contact_ids=sorted({d.contact_id for d in found if d.contact_id}),
+            user_ids=sorted({d.user_id for d in found if d.user_id}),
+            wordpress_url=settings.wordpress_url,
+        )
+
     @console.get("/deliveries/<delivery_id>")
     @signed
     def delivery(delivery_id: str):
