@@ -105,6 +105,11 @@ def test_operator_finds_a_failed_person_replays_and_watches_it_done(start_proces
     page.click("text=Overview")
     expect(page.locator("#failed-day")).to_have_text("0")  # as the failed tile: done now, since its replay
     expect(page.locator("#count-failed")).to_have_text("0")
+    for chart in ("#chart-24h-outcomes", "#chart-24h-latency", "#chart-7d-outcomes", "#chart-7d-latency"):
+        expect(page.locator(chart)).to_be_visible()
+        assert page.locator(chart).bounding_box()["height"] > 50, "drawn, not collapsed"
+    expect(page.locator("#chart-24h-outcomes rect")).not_to_have_count(0)  # its bar (the figures are a minute old at most)
+    screenshot(page, "console-overview-charts")
     user = wordpress.user_by_email(email)
     assert can_log_in(wordpress, user["username"], ortto.people[missing_id][PASSWORD_FIELD])
     assert len(wordpress.emails_to(email)) == 1
@@ -458,3 +463,28 @@ def test_bulk_replay_keeps_the_status_filter(console_settings, client):
         assert (found["matched"], found["done"]) == (len(replayed), len(replayed))
         assert {d.id for d in bridge.store.deliveries.find(status=QUEUED)} == replayed
     assert bridge.store.deliveries.get(waiting.id).status == "retrying"
+
+
+def test_overview_charts_count_each_hour_by_outcome_and_time_to_applied(client, console_settings):
+    """The last 24 hours and 7 days as SVG drawn by the web process: per hour, deliveries by what
+    became of them, and the median and 95th percentile from arrival to applied."""
+    from wpf_bridge.store import Store
+    from wpf_bridge.web.console import charts
+
+    store = Store(console_settings.database_url)
+    this_hour = time.time() // 3600 * 3600 + 0.5  # in this hour's bar, whenever the test runs
+    for status, at, took in [("done", this_hour, 2.0), ("done", this_hour, 4.0), ("skipped", this_hour, 6.0),
+                             ("failed", this_hour, 1.0), ("queued", this_hour, 0.0),
+                             ("done", this_hour - 86400 - 1800, 30.0)]:  # yesterday: on the week's chart only
+        delivery = store.ingest.add("update", secrets.token_hex(6), None, None, False)[0]
+        run_sql(store, "update deliveries set status = :status, created_at = :at, updated_at = :done where id = :id",
+                status=status, at=at, done=at + took, id=delivery.id)
+    charts._kept.clear()  # what another test's page kept
+    sign_in(client)
+    page = client.get("/console/").text
+    for chart in ("24h-outcomes", "24h-latency", "7d-outcomes", "7d-latency"):
+        assert f'<svg id="chart-{chart}"' in page
+    assert page.count("2 done, 1 skipped, 1 failed, 1 waiting") == 2, "this hour's bar, on the day's chart and the week's"
+    assert page.count("median 4 s, 95th percentile 5.8 s") == 2  # 2, 4 and 6 s: this hour's
+    assert page.count("1 done, 0 skipped, 0 failed, 0 waiting") == 1 and page.count("median 30 s") == 1  # yesterday
+    assert page.count('<g class="bar">') == 24 + 28

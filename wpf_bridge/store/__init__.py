@@ -28,6 +28,7 @@ from .retention import Retention
 from .runs import Runs
 from .search import Search
 from .sessions import Sessions
+from .trends import Trends
 
 __all__ = [
     "RECENT_REFUSALS",
@@ -65,6 +66,7 @@ class Store:
         self.marks = Marks(self.database)
         self.retention = Retention(self.database)
         self.sessions = Sessions(self.database)
+        self.trends = Trends(self.database)
 
     def close(self) -> None:
         """Close its idle connections (and SQLite's lock-file descriptors): a store opened for one look."""
