@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__, companion, history, logs, redact
 from .settings import ENV_FILE, Settings
-from .terminal import progress_console, say, settings_or_exit
+from .terminal import say, settings_or_exit
 from .types import DELIVERY_ACTIONS, DIRECTIONS, FAILED, STATUSES
 
 if TYPE_CHECKING:
@@ -213,84 +213,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from . import importer
-    from .clients.http import RateLimiter
-    from .clients.ortto import OrttoClient
-    from .clients.wordpress import WordPressClient
-    from .errors import BridgeError
-    from .types import SKIPPED
+    from .importer import run_import
 
-    settings = settings_or_exit()
-    console = progress_console()
-    if args.role and args.role not in settings.allowed_roles:
-        say(
-            f"wpf-bridge: --role {args.role}: not in WPF_ALLOWED_ROLES ({', '.join(sorted(settings.allowed_roles))})",
-            err=True,
-        )
-        return 2
-    try:
-        where = json.loads(args.filter) if args.filter else None
-    except ValueError as exc:
-        say(f"wpf-bridge: --filter is not JSON: {exc}", err=True)
-        return 2
-    ortto = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=RateLimiter(settings.ortto_rate_limit))
-    try:
-        selection = importer.select(ortto, args.tag, where, console)
-    except BridgeError as exc:
-        say(f"wpf-bridge: Ortto: {exc}; nothing was queued", err=True)
-        return 2
-    except KeyboardInterrupt:
-        say("wpf-bridge: interrupted during the scan; nothing was queued", err=True)
-        return 130
-    if not selection.people:
-        say(
-            f"wpf-bridge: no contact carries the tag {args.tag!r} (tags are matched by their exact name, as "
-            "Ortto shows them); nothing was queued",
-            err=True,
-        )
-        return 1
-    if args.dry_run:
-        wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
-        earlier = importer.already_queued(open_store(settings.database_url), settings, args.tag, selection.people)
-        try:
-            would = importer.preview(wordpress, selection.people, settings.allowed_roles)
-        except BridgeError as exc:
-            say(f"wpf-bridge: WordPress: {exc}", err=True)
-            return 2
-        say(would.describe(args.role, earlier))
-        return 0
-    try:
-        queued = importer.queue(
-            open_store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify
-        )
-    except KeyboardInterrupt:
-        say("wpf-bridge: interrupted while queueing; run the same command again (it queues nobody twice)", err=True)
-        return 130
-    try:
-        new = sum(1 for _, is_new in queued if is_new)
-        say(f"queued {new:,} add deliveries ({len(queued) - new:,} were queued by an earlier run)")
-        if args.no_wait:
-            return 0
-        console.print("the worker applies them (`wpf-bridge worker` must run); Ctrl-C stops watching, not the import")
-        counts = importer.watch(open_store(settings.database_url), [delivery_id for delivery_id, _ in queued], console)
-    except KeyboardInterrupt:
-        say(
-            "stopped watching; the deliveries stay queued and the worker applies them (run the same command "
-            "again to follow them: it queues nobody twice)",
-            err=True,
-        )
-        return 130
-    say("; ".join(f"{status} {n:,}" for status, n in sorted(counts.items())))
-    for status in (SKIPPED, FAILED):
-        if counts.get(status):
-            say(f"why: wpf-bridge deliveries --status {status}   (or the console's Deliveries page)")
-    return 1 if counts.get(FAILED) else 0
+    return run_import(settings_or_exit(), args, open_store)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .exporter import export
 
     return export(settings_or_exit(), args.role or "", args.dry_run, args.no_wait, open_store)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from .errors import BridgeError
+    from .preview import preview
+
+    settings = settings_or_exit()
+    try:
+        say(*preview(settings, args.who.strip(), args.action, args.role, args.notify))
+    except BridgeError as exc:
+        say(f"wpf-bridge: {exc}", err=True)
+        return 2
+    return 0
 
 
 def cmd_refused(args: argparse.Namespace) -> int:
@@ -380,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     imports.add_argument("--filter", help="an Ortto person filter (JSON) to narrow the scan, as copied from Ortto")
     imports.add_argument("--no-wait", action="store_true", help="queue and return, without following the worker")
 
+    previews = command("preview", cmd_preview, "what an action would do to a person, changing nothing")
+    previews.add_argument("who", help="the person's email or Ortto contact id")
+    previews.add_argument("--action", choices=("add", "update", "update_tags"), default="add")
+    previews.add_argument("--role", help="the role the webhook URL would ask for (role=)")
+    previews.add_argument("--notify", action="store_true", help="as with send_notification=true")
     exports = command("export", cmd_export, "push existing WordPress users to Ortto (merged by email) and link them")
     exports.add_argument("--role", help="only users with this WordPress role")
     exports.add_argument("--dry-run", action="store_true", help="count who would be pushed; record nothing")

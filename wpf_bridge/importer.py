@@ -14,19 +14,24 @@ not queued yet, and the worker never gives anyone a second user, email or passwo
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .accounts import Contact
+from .clients.http import RateLimiter
 from .clients.ortto import OrttoClient
 from .clients.wordpress import MAX_LOOKUPS, PluginOutdated, WordPressClient
+from .errors import BridgeError
 from .roles import held_power
 from .settings import Settings
 from .store import Store
-from .terminal import progress_bar
+from .terminal import progress_bar, progress_console, say
 from .types import DONE, FAILED, SKIPPED
 
 ENDED = (DONE, SKIPPED, FAILED)
@@ -140,3 +145,70 @@ def watch(store: Store, ids: list[str], console: Console) -> dict[str, int]:
             if ended >= len(ids):
                 return counts
             time.sleep(WATCH_EVERY)
+
+
+def run_import(settings: Settings, args: argparse.Namespace, open_store: Callable[[str], Store]) -> int:
+    """The command: scan, then queue (or count, ``--dry-run``), then follow the worker; its exit status."""
+
+    console = progress_console()
+    if args.role and args.role not in settings.allowed_roles:
+        say(
+            f"wpf-bridge: --role {args.role}: not in WPF_ALLOWED_ROLES ({', '.join(sorted(settings.allowed_roles))})",
+            err=True,
+        )
+        return 2
+    try:
+        where = json.loads(args.filter) if args.filter else None
+    except ValueError as exc:
+        say(f"wpf-bridge: --filter is not JSON: {exc}", err=True)
+        return 2
+    ortto = OrttoClient(settings.ortto_api_url, settings.ortto_api_key, limiter=RateLimiter(settings.ortto_rate_limit))
+    try:
+        selection = select(ortto, args.tag, where, console)
+    except BridgeError as exc:
+        say(f"wpf-bridge: Ortto: {exc}; nothing was queued", err=True)
+        return 2
+    except KeyboardInterrupt:
+        say("wpf-bridge: interrupted during the scan; nothing was queued", err=True)
+        return 130
+    if not selection.people:
+        say(
+            f"wpf-bridge: no contact carries the tag {args.tag!r} (tags are matched by their exact name, as "
+            "Ortto shows them); nothing was queued",
+            err=True,
+        )
+        return 1
+    if args.dry_run:
+        wordpress = WordPressClient(settings.wordpress_url, settings.wordpress_user, settings.wordpress_app_password)
+        earlier = already_queued(open_store(settings.database_url), settings, args.tag, selection.people)
+        try:
+            would = preview(wordpress, selection.people, settings.allowed_roles)
+        except BridgeError as exc:
+            say(f"wpf-bridge: WordPress: {exc}", err=True)
+            return 2
+        say(would.describe(args.role, earlier))
+        return 0
+    try:
+        queued = queue(open_store(settings.database_url), settings, args.tag, selection.people, args.role, args.notify)
+    except KeyboardInterrupt:
+        say("wpf-bridge: interrupted while queueing; run the same command again (it queues nobody twice)", err=True)
+        return 130
+    try:
+        new = sum(1 for _, is_new in queued if is_new)
+        say(f"queued {new:,} add deliveries ({len(queued) - new:,} were queued by an earlier run)")
+        if args.no_wait:
+            return 0
+        console.print("the worker applies them (`wpf-bridge worker` must run); Ctrl-C stops watching, not the import")
+        counts = watch(open_store(settings.database_url), [delivery_id for delivery_id, _ in queued], console)
+    except KeyboardInterrupt:
+        say(
+            "stopped watching; the deliveries stay queued and the worker applies them (run the same command "
+            "again to follow them: it queues nobody twice)",
+            err=True,
+        )
+        return 130
+    say("; ".join(f"{status} {n:,}" for status, n in sorted(counts.items())))
+    for status in (SKIPPED, FAILED):
+        if counts.get(status):
+            say(f"why: wpf-bridge deliveries --status {status}   (or the console's Deliveries page)")
+    return 1 if counts.get(FAILED) else 0

@@ -73,6 +73,10 @@ class WordPressClient:
         """The user the bridge signs in as, with its capabilities (core REST; needs no plugin)."""
         return User.from_json(self._call("GET", "/wp/v2/users/me", params={"context": "edit"}))
 
+    def user_fields(self, user_id: int) -> dict[str, Any]:
+        """A user as core's users route shows it to an editor (names, email, url, roles...; core REST)."""
+        return dict(self._call("GET", f"/wp/v2/users/{user_id}", params={"context": "edit"}))
+
     def lookup(self, contact_id: str | None, email: str | None) -> Lookup:
         """Users holding this Ortto contact id, and this email, in one request, each with where it
         stands on every site of the network."""
