@@ -70,10 +70,16 @@ POSTGRES_SERVER = os.environ.get("WPF_TEST_POSTGRES", "postgresql://postgres@127
 
 
 def pytest_collection_modifyitems(items) -> None:
+    """On the PostgreSQL pass, a test about SQLite itself is skipped, and so is one that never opens
+    the delivery store (no fixture of it depends on ``postgres_database``): the rules alone, the
+    companion plugin against WordPress, settings and files. Its result cannot differ between the
+    passes, so it runs once, in the SQLite pass; a test that names PostgreSQL in a ``skipif`` runs."""
     if ON_POSTGRES:
         for item in items:
             if item.get_closest_marker("sqlite_only"):
                 item.add_marker(pytest.mark.skip(reason="about SQLite itself"))
+            elif "postgres_database" not in getattr(item, "fixturenames", ()) and not item.get_closest_marker("skipif"):
+                item.add_marker(pytest.mark.skip(reason="opens no delivery store: run once, in the SQLite pass"))
 
 
 @pytest.fixture(scope="session")
