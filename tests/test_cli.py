@@ -184,7 +184,8 @@ def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_pa
     store.runs.finish(delivery.id, FAILED, "gave up after 2 attempts: WordPress cannot be reached", call="add",
                  owner=hold(store, delivery.id))
     dry = run_cli(env, "replay", "--email", "JANE@example.test", "--dry-run", cwd=tmp_path).stdout.splitlines()
-    assert dry[0] == "a dry run: nothing is replayed" and dry[1].startswith("arrived") and dry[2].startswith("would replay")
+    assert dry[0] == "a dry run: nothing is replayed" and dry[1].strip().startswith("arrived")
+    assert dry[2].startswith("would replay") and dry[1].index("delivery") == dry[2].index(delivery.id), "in columns"
     assert store.deliveries.get(delivery.id).status == FAILED, "a dry run changes nothing"
     assert "replayed 1 delivery" in run_cli(env, "replay", "--email", "jane@example.test", cwd=tmp_path).stdout
 

@@ -36,6 +36,8 @@ def test_preview_says_what_add_and_update_would_do_changes_nothing_and_the_worke
     ortto.people[pid]["str::first"] = "Janet"
     shown = run_cli(env, "preview", pid, "--action", "update", cwd=tmp_path).stdout.splitlines()
     assert f"would update user {user['id']}:" in shown and "  first_name: 'Jane' -> 'Janet'" in shown
+    assert not any(line.startswith("  last_name:") for line in shown), "a value the user already holds is no change"
+    assert any(line.startswith("  unchanged: ") and "last_name" in line for line in shown)
     assert any(line.startswith(f"and end done: updated user {user['id']}") for line in shown)
     assert bridge.deliver("update", contact_id=pid).status == DONE
     assert wordpress.user_by_email(email)["first_name"] == "Janet", "the worker did what the preview said"

@@ -197,7 +197,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     replayed = 0
     if args.dry_run and chosen:
-        say("a dry run: nothing is replayed", history.HEADER)
+        say("a dry run: nothing is replayed", " " * len("would replay ") + history.HEADER)
     for wanted, delivery in zip(args.ids or [d.id for d in chosen if d], chosen, strict=True):
         if delivery is None or delivery.status != FAILED:
             state = "no such delivery" if delivery is None else f"it is {delivery.status}, not failed"

@@ -95,19 +95,23 @@ def _creation(create: Create, password_field: str | None) -> list[str]:
 
 
 def _changes(values: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """One line a value: ``key: old -> new`` (``new`` alone when creating); meta keys one by one."""
-    lines = []
+    """One line a value: ``key: old -> new`` for a user that exists (a value it already holds is
+    left out), ``key: new`` when creating; meta keys one by one (their current values are not read)."""
+    lines, same = [], []
     for key, value in values.items():
         if key in _HIDDEN:
             lines.append(f"  {key}: (not shown)")
         elif key == "wpf_meta":
             lines += [f"  meta {k}: {_text(v)}" for k, v in value.items() if not k.startswith("wpf_bridge_")]
+        elif key in _SHOWN and current:
+            old = current.get(_SHOWN[key])
+            if _text(old) == _text(value):
+                same.append(key)
+            else:
+                lines.append(f"  {key}: {_text(old)} -> {_text(value)}")
         else:
-            old = current.get(_SHOWN.get(key, ""))
-            lines.append(
-                f"  {key}: {_text(old)} -> {_text(value)}" if key in _SHOWN and current else f"  {key}: {_text(value)}"
-            )
-    return lines
+            lines.append(f"  {key}: {_text(value)}")
+    return lines + ([f"  unchanged: {', '.join(same)}"] if same else [])
 
 
 def _text(value: Any) -> str:

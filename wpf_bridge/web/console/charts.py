@@ -70,11 +70,12 @@ def latency_chart(buckets: list[Bucket], name: str) -> Markup:
             path.append(f"{pen}{LEFT + (n + 0.5) * step:.1f},{y:.1f}")
             pen = "L"
         lines.append(f'<path class="{which}" d="{" ".join(path)}"><title>{which}</title></path>' if path else "")
-    marks = "".join(
-        f'<circle class="p95" cx="{LEFT + (n + 0.5) * step:.1f}" cy="{HEIGHT - BOTTOM - (HEIGHT - BOTTOM - 8) * b.p95 / top:.1f}" r="2">'
+    marks = "".join(  # a point for each figure, so that an hour alone (no line to draw) still shows both
+        f'<circle class="{which}" cx="{LEFT + (n + 0.5) * step:.1f}" cy="{HEIGHT - BOTTOM - (HEIGHT - BOTTOM - 8) * value / top:.1f}" r="2.5">'
         f"<title>{escape(_span(b, buckets))}: median {_seconds(b.p50)}, 95th percentile {_seconds(b.p95)}</title></circle>"
         for n, b in enumerate(buckets)
-        if b.p95 is not None
+        for which, value in (("p95", b.p95), ("p50", b.p50))
+        if value is not None
     )
     return _svg(
         name,
