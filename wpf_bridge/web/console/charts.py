@@ -34,6 +34,15 @@ def trends(store: Store, window: str) -> list[Bucket]:
     return buckets
 
 
+def draw_charts(store: Store) -> dict[str, tuple[Markup, Markup]]:
+    """Each window's two charts, from one read of its figures."""
+    drawn = {}
+    for window in WINDOWS:
+        buckets = trends(store, window)
+        drawn[window] = (outcomes_chart(buckets, f"{window}-outcomes"), latency_chart(buckets, f"{window}-latency"))
+    return drawn
+
+
 def outcomes_chart(buckets: list[Bucket], name: str) -> Markup:
     """Stacked bars, one a bucket: done, skipped, failed and still waiting, by arrival."""
     top = max((b.total for b in buckets), default=0) or 1
