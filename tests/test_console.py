@@ -92,11 +92,27 @@ def test_operator_finds_a_failed_person_replays_and_watches_it_done(start_proces
     expect(page.locator("#timeline")).to_contain_text("Ortto POST /v1/person/get-by-ids 200")
     screenshot(page, "console-failed-delivery")
 
+    delivery_page = page.url
+
     ortto.add_person({"str::email": email, "str::first": "Late", "str::last": "Comer"}, [], person_id=missing_id)
     page.click("text=Overview")
     expect(page.locator("#failed-day")).to_have_text("1")
     expect(page.locator("#count-failed")).to_have_text("1")
-    page.go_back()
+    page.click("text=A person")  # what would a replay do now? A worker asks Ortto and WordPress
+    page.fill("input[name=q]", email)
+    page.click("button:has-text('Show')")
+    page.click("text=Preview what an action would do")
+    expect(page.locator("input[name=q]")).to_have_value(email)
+    page.check("input[name=notify]")
+    page.click("button:has-text('Preview')")
+    lines = page.locator("#preview-lines")
+    expect(lines).to_contain_text(f"would create a user: username '{email}'", timeout=30_000)
+    expect(lines).to_contain_text("first_name: 'Late'")
+    expect(lines).to_contain_text(f"password: generated, and sent to Ortto's {PASSWORD_FIELD}")
+    expect(lines).to_contain_text("welcome email: sent")
+    screenshot(page, "console-preview")
+    assert wordpress.user_by_email(email) is None, "a preview creates nobody"
+    page.goto(delivery_page)
     page.click("#replay")
     expect(page.locator("#status")).to_have_text("done", timeout=30_000)  # the page refreshes itself
     expect(page.locator("#timeline")).to_contain_text("replayed by Ann")

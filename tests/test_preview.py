@@ -2,11 +2,20 @@
 changing nothing in WordPress or Ortto; then the worker does what it said. Real WordPress."""
 from __future__ import annotations
 
+import html
+import re
+import socket
+
 from conftest import PASSWORD_FIELD, unique_email
+from console_client import sign_in, token
 from inprocess import person
 from test_cli import run_cli
 
+from wpf_bridge.preview import preview
+from wpf_bridge.settings import load_settings
+from wpf_bridge.store import Store
 from wpf_bridge.types import DONE, SKIPPED
+from wpf_bridge.worker.operators import OperatorWork
 
 
 def users_and_meta(wordpress) -> list[list[str]]:
@@ -51,3 +60,62 @@ def test_preview_says_why_it_would_refuse(env, tmp_path, wordpress, ortto):
     missing = unique_email("nobody")
     shown = run_cli(env, "preview", missing, cwd=tmp_path).stdout
     assert f"Ortto has no person {missing}: add would fail" in shown
+
+
+def ask_in_console(client, **form) -> str:
+    """Ask for a preview through the console's form, as an operator's browser does; its id."""
+    sign_in(client)
+    answer = client.post("/console/preview", data={**form, "csrf_token": token(client, "/console/preview")})
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"].rsplit("/", 1)[1]
+
+
+def test_the_console_asks_and_a_worker_answers_with_the_same_lines_changing_nothing(
+        console_settings, client, wordpress, ortto):
+    """The web process records the question and speaks to neither Ortto nor WordPress; a worker
+    answers with ``preview``'s own lines. Text from Ortto is shown as text, never as markup."""
+    pid = ortto.add_person({"str::email": unique_email(), "str::first": "<script>alert(1)</script>",
+                            "str::last": "Doe"}, ["vip"])
+    rows, calls = users_and_meta(wordpress), len(ortto.calls)
+    preview_id = ask_in_console(client, q=pid, action="add", role="customer", notify="1")
+    waiting = client.get(f"/console/preview/{preview_id}")
+    assert waiting.status_code == 200 and "Asking Ortto and WordPress" in waiting.text
+    assert len(ortto.calls) == calls, "the web process asked Ortto nothing"
+
+    assert OperatorWork(console_settings, Store(console_settings.database_url)).run_once()
+    expected = preview(console_settings, pid, "add", "customer", True)
+    shown = client.get(f"/console/preview/{preview_id}?partial=1").text
+    assert "data-done" in shown and "<script>alert" not in shown
+    lines = html.unescape(re.search(r"<pre[^>]*>(.*?)</pre>", shown, re.S).group(1)).splitlines()
+    assert lines == expected and "  first_name: '<script>alert(1)</script>'" in lines
+    assert "  roles: [customer]" in lines and "  welcome email: sent" in lines
+    assert users_and_meta(wordpress) == rows and not ortto.calls_to("/v1/person/merge")
+    page = client.get("/console/preview").text
+    assert f"/console/preview/{preview_id}" in page and pid in page, "listed among the recent previews"
+
+
+def test_the_console_refuses_a_malformed_question_and_records_nothing(console_settings, client):
+    sign_in(client)
+    store = Store(console_settings.database_url)
+    for form, said in [({"q": "jane@", "action": "add"}, "is not an email address"),
+                       ({"q": "0069 abc", "action": "add"}, "neither an email nor an Ortto contact id"),
+                       ({"q": "jane@example.com", "action": "delete"}, "Unknown action 'delete'"),
+                       ({"q": "jane@example.com", "role": "Administrator!"}, "is not a role name"),
+                       ({"q": " "}, "Give an email or an Ortto contact id")]:
+        answer = client.post("/console/preview", data={**form, "csrf_token": token(client, "/console/preview")})
+        assert answer.status_code == 400 and said in html.unescape(answer.text), form
+    assert client.post("/console/preview", data={"q": "jane@example.com"}).status_code == 400, "no CSRF token"
+    assert store.previews.recent() == []
+
+
+def test_a_preview_that_cannot_reach_ortto_says_so_without_a_secret(env, console_settings, client):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    preview_id = ask_in_console(client, q="jane@example.com", action="update")
+    down = load_settings({**env, "ORTTO_API_URL": f"http://127.0.0.1:{port}"})
+    assert OperatorWork(down, Store(down.database_url)).run_once()
+    shown = client.get(f"/console/preview/{preview_id}?partial=1").text
+    assert "could not preview: " in shown and "refused" in shown
+    assert all(secret not in shown for secret in down.secrets())

@@ -190,6 +190,13 @@ def test_finished_deliveries_older_than_the_keep_period_are_deleted(store):
     assert [store.deliveries.get(d.id) is not None for d in (old_done, old_failed, old_waiting, recent)] == [False, False, True, True]
 
 
+def test_previews_name_people_and_are_deleted_after_a_day(store):
+    old, recent = (store.previews.ask("Ann", f"p{i}@example.com", "add", None, False) for i in range(2))
+    run_sql(store, "update previews set asked_at = asked_at - 86401 where id = :id", id=old)
+    store.retention.prune(30 * 86400)
+    assert [p.id for p in store.previews.recent()] == [recent]
+
+
 def test_console_sessions_end_when_signed_out_or_expired_and_expired_ones_are_deleted(store):
     opened = [store.sessions.open(who, "192.0.2.1", "fingerprint", 3600) for who in ("a", "b", "c")]
     (live, session), (ended, _), (expired, _) = opened

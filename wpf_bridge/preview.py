@@ -115,6 +115,8 @@ def _changes(values: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 
 def _text(value: Any) -> str:
+    if value is None:
+        return "(none)"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(map(str, value)) + "]"
     return repr(value) if isinstance(value, str) else str(value)

@@ -23,6 +23,7 @@ from .marks import Marks
 from .migrations import SchemaBehind, migrate, require_current
 from .operators import Operators
 from .outbound import Outbound
+from .previews import Previews
 from .refusals import RECENT_REFUSALS, Refusals
 from .retention import Retention
 from .runs import Runs
@@ -63,6 +64,7 @@ class Store:
         self.refusals = Refusals(self.database)
         self.figures = Figures(self.database, self.deliveries)
         self.checks = Checks(self.database)
+        self.previews = Previews(self.database)
         self.marks = Marks(self.database)
         self.retention = Retention(self.database)
         self.sessions = Sessions(self.database)

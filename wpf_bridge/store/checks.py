@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .asked import take_oldest
 from .database import Database
 
 PENDING_FOR = 120.0  # seconds a check asked for waits for a worker before another may be asked for
@@ -73,20 +74,8 @@ class Checks:
 
     def take(self, owner: str, lease_seconds: float) -> str | None:
         """Take the oldest check waiting for a worker (or one whose worker died); its id."""
-        with self.database.transaction() as tx:
-            now = self.database.now(tx)
-            rows = tx.execute(
-                "select id from checks where finished_at is null and (lease_until is null or lease_until < :now)"
-                " order by asked_at limit 1" + self.database.skip_locked,
-                {"now": now},
-            )
-            if not rows:
-                return None
-            tx.execute(
-                "update checks set lease_owner = :owner, lease_until = :until where id = :id",
-                {"owner": owner, "until": now + lease_seconds, "id": rows[0]["id"]},
-            )
-            return str(rows[0]["id"])
+        row = take_oldest(self.database, "checks", owner, lease_seconds)
+        return None if row is None else str(row["id"])
 
     def finish(self, check_id: str, owner: str, lines: list[tuple[str, str]], problems: int) -> None:
         """Keep a check's result (and answer every other check still waiting with it)."""

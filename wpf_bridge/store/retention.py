@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..types import DONE, FAILED, SKIPPED
 from .database import Database
+from .previews import PREVIEWS_KEPT
 from .sessions import prune_sessions
 
 CHECKS_KEPT = 86400.0  # seconds a set-up check's result is kept
@@ -17,7 +18,7 @@ class Retention:
 
     def prune(self, keep_seconds: float) -> int:
         """Delete finished deliveries (done, skipped, failed) last changed over ``keep_seconds`` ago,
-        with their history and outbound changes, finished operator actions as old, set-up checks over a day old and
+        with their history and outbound changes, finished operator actions as old, set-up checks and previews over a day old and
         expired console sessions; return how many deliveries went.
         Unfinished ones are never deleted, however old."""
         with self.database.transaction() as tx:
@@ -37,5 +38,6 @@ class Retention:
                 {"before": now - keep_seconds},
             )
             tx.execute("delete from checks where asked_at < :before", {"before": now - CHECKS_KEPT})
+            tx.execute("delete from previews where asked_at < :before", {"before": now - PREVIEWS_KEPT})
             prune_sessions(tx)
             return pruned

@@ -14,6 +14,8 @@ from ..types import ACTION_NAMES
 
 ORTTO_TEST_EVENT = "act::test_webhook"
 REDELIVERY_WINDOW = 48 * 3600.0  # Ortto retries one delivery for up to a day
+ROLE_NAME = r"^[a-z0-9_-]{1,64}\Z"  # a WordPress role's slug (sanitize_key)
+CONTACT_ID = r"^[A-Za-z0-9_-]{1,64}\Z"  # an Ortto person's id
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,9 @@ class _WebhookSchema(Schema):
         validate=validate.OneOf(list(ACTION_NAMES), error="unknown action; use one of: {choices}"),
         error_messages={"required": "wpf_action is required"},
     )
-    role = fields.String(load_default=None, validate=validate.Regexp(r"^[a-z0-9_-]{1,64}\Z", error="not a role name"))
+    role = fields.String(load_default=None, validate=validate.Regexp(ROLE_NAME, error="not a role name"))
     send_notification = fields.Boolean(load_default=False)
-    contact_id = fields.String(
-        load_default=None, validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}\Z", error="not an Ortto contact id")
-    )
+    contact_id = fields.String(load_default=None, validate=validate.Regexp(CONTACT_ID, error="not an Ortto contact id"))
     email = fields.Email(load_default=None, validate=validate.Length(max=254))
     is_test = fields.Boolean(load_default=False)
 

@@ -1,7 +1,8 @@
-"""Operator work the console asks for, done by a worker: bulk replays and the set-up check.
+"""Operator work the console asks for, done by a worker: bulk replays, the set-up check and previews.
 
 The web process only records the request, so a replay is not cut off when gunicorn recycles a
-web worker, and every web process shows the same check, of the same age. One thread per worker
+web worker, every web process shows the same check, of the same age, and only workers speak to
+Ortto and WordPress (a preview reads both). One thread per worker
 process looks for requests; a request whose worker died is taken over after its lease.
 """
 
@@ -12,10 +13,13 @@ import threading
 import time
 
 from ..check import run_checks
+from ..errors import BridgeError
+from ..preview import preview
 from ..redact import redact
 from ..settings import Settings
 from ..store import Store, StoreUnavailable
 from ..store.operators import Replay
+from ..store.previews import Preview
 from .leases import process_name
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,10 @@ class OperatorWork:
         if check_id:
             lines, problems = self.check()
             self.store.checks.finish(check_id, self.owner, lines, problems)
+            return True
+        asked = self.store.previews.take(self.owner, LEASE)
+        if asked:
+            self.store.previews.finish(asked.id, self.owner, self.preview(asked))
             return True
         return False
 
@@ -75,6 +83,18 @@ class OperatorWork:
             lines.append(("FAIL", f"the check stopped: {type(exc).__name__}"))
             problems = 1
         return lines, problems
+
+    def preview(self, asked: Preview) -> list[str]:
+        """``wpf-bridge preview``'s lines, redacted; a failure is a line that says what failed."""
+        try:
+            lines = preview(self.settings, asked.person, asked.action, asked.role, asked.notify)
+        except BridgeError as exc:
+            lines = [f"could not preview: {exc}"]
+        except Exception as exc:  # a bug must not leave the page waiting for ever
+            log.exception("the preview stopped")
+            lines = [f"the preview stopped: {type(exc).__name__}"]
+        secrets = self.settings.secrets()
+        return [redact(line, secrets) for line in lines]
 
     def run_until(self, stopping: threading.Event) -> None:
         while not stopping.is_set():

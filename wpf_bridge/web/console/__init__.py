@@ -22,6 +22,7 @@ from .auth import configure_sessions, login_required, operator, shown_signed_in,
 from .charts import draw_charts
 from .filters import PAGE_SIZE, read_filters
 from .overview import check_view, outbox_view
+from .previews import add_preview_pages
 
 log = logging.getLogger(__name__)
 SAFE_NEXT = re.compile(r"^/console/[A-Za-z0-9/_.?=&%-]*\Z")  # where sign-in may send back to: this console only
@@ -157,6 +158,8 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
             user_ids=sorted({d.user_id for d in found if d.user_id}),
             wordpress_url=settings.wordpress_url,
         )
+
+    add_preview_pages(console, store, signed)
 
     @console.get("/deliveries/<delivery_id>")
     @signed

@@ -1,22 +1,27 @@
 // The console's live parts, without a build step: [data-refresh] elements reload their HTML from
-// that URL every few seconds, [data-progress] follows a background replay.
+// that URL every few seconds (until they hold a [data-done] element), [data-progress] follows a background replay.
 (function () {
   "use strict";
   var EVERY = 3000;
 
-  function load(element, url) {
+  function load(element, url, timer) {
     return fetch(url, {credentials: "same-origin", headers: {"X-Requested-With": "console"}})
       .then(function (response) {
         if (response.redirected || response.status === 401) { window.location.reload(); return null; }
         return response.ok ? response.text() : null;
       })
-      .then(function (html) { if (html !== null) { element.innerHTML = html; } })
+      .then(function (html) {
+        if (html === null) { return; }
+        element.innerHTML = html;
+        if (element.querySelector("[data-done]")) { window.clearInterval(timer); }  // it will not change again
+      })
       .catch(function () { /* the next round tries again */ });
   }
 
   document.querySelectorAll("[data-refresh]").forEach(function (element) {
-    window.setInterval(function () {
-      if (!document.hidden) { load(element, element.getAttribute("data-refresh")); }
+    if (element.querySelector("[data-done]")) { return; }
+    var timer = window.setInterval(function () {
+      if (!document.hidden) { load(element, element.getAttribute("data-refresh"), timer); }
     }, EVERY);
   });
 
