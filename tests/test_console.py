@@ -505,3 +505,5 @@ def test_overview_charts_count_each_hour_by_outcome_and_time_to_applied(client, 
     assert page.count("1 done, 0 skipped, 0 failed, 0 waiting") == 1 and page.count("median 30 s") == 2  # yesterday
     assert page.count('<circle class="p50"') == page.count('<circle class="p95"') == 3, "a lone hour shows both"
     assert page.count('<g class="bar">') == 24 + 28
+    assert page.count('<rect class="slot"') == 24 + 28, "each bar, an empty one too, has a shape to hover"
+    assert page.count(": nothing arrived</title>") == 24 + 28 - 3, "an empty bar says so on hover"

@@ -78,7 +78,8 @@ def test_every_web_process_shows_the_check_a_worker_ran(env, console_settings, c
     assert OperatorWork(down, store).run_once()
     shown = [first.get("/console/check").text, second.get("/console/check").text]
     assert shown[0] == shown[1]
-    assert "problem(s) found" in shown[0] and "All checks passed" not in shown[0]
+    assert "1 problem found" in shown[0] and "All checks passed" not in shown[0]
+    assert "the roles are checked once WordPress answers" in shown[0], "what was not checked is said"
     assert f"127.0.0.1:{port}" in shown[0]
     assert "checking again" not in shown[0], "a minute has not passed: nothing asked for again"
 
@@ -100,3 +101,19 @@ def test_the_check_shows_no_secret(console_settings, client):
         assert secret not in shown and secret not in row["lines"]
     started = time.monotonic()
     assert client.get("/console/").status_code == 200 and time.monotonic() - started < 5
+
+
+def test_a_delivery_gone_wrong_after_a_passing_check_has_it_run_again_within_seconds(console_settings, client):
+    """"All checks passed" stands for a minute, but not once a delivery failed or waits for a retry
+    since: WordPress may have stopped after the check."""
+    sign_in(client)
+    client.get("/console/check")
+    store = Store(console_settings.database_url)
+    assert OperatorWork(console_settings, store).run_once()
+    run_sql(store, "update checks set finished_at = finished_at - 10")  # passed 10 s ago
+    assert "checking again" not in client.get("/console/check").text, "nothing went wrong since: it stands"
+    store.ingest.add("update", "c-1", None, None, False)
+    run_sql(store, "update deliveries set status = 'retrying'")  # as a worker leaves it when WordPress is down
+    shown = client.get("/console/check").text
+    assert "All checks passed" in shown and "checking again" in shown
+    assert store.checks.waiting_since() is not None, "a worker is asked for a new check"

@@ -158,17 +158,17 @@ def test_check_says_how_far_behind_the_outbox_is_from_wordpress_itself(pushing, 
 
     on = {**env, "WPF_PUSH_NEW_USERS": "true", "WPF_STALL_MINUTES": "1"}
     result = run_cli(on, "check", cwd=tmp_path)
-    assert ("[ok] WordPress -> Ortto (new users): 0 change(s) waiting in WordPress's outbox, never pulled by a"
+    assert ("[ok] WordPress -> Ortto (new users): 0 changes waiting in WordPress's outbox, never pulled by a"
             " worker yet") in result.stdout
     sync(pushing)
-    assert "0 change(s) waiting in WordPress's outbox, last pulled" in run_cli(on, "check", cwd=tmp_path).stdout
+    assert "0 changes waiting in WordPress's outbox, last pulled" in run_cli(on, "check", cwd=tmp_path).stdout
     for _ in range(3):  # while no worker runs
         register(wordpress, unique_email("backlog"))
     wordpress.php_eval("global $wpdb; $wpdb->query('UPDATE ' . wpf_bridge_outbox_table() ."
                        " ' SET changed_at = DATE_SUB(UTC_TIMESTAMP(), INTERVAL 2 HOUR)');")
     result = run_cli(on, "check", cwd=tmp_path)
     assert result.returncode == 1
-    assert "[FAIL] WordPress's outbox holds 3 change(s), the oldest made 120 min ago, last pulled" in result.stdout
+    assert "[FAIL] WordPress's outbox holds 3 changes, the oldest made 120 min ago, last pulled" in result.stdout
 
 
 def test_the_bridges_own_account_is_never_exported_and_a_link_wordpress_refuses_fails_the_push(pushing, wordpress, ortto):

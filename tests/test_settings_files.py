@@ -48,10 +48,14 @@ def test_app_json_deploys_the_procfile_with_postgresql_and_asks_for_every_requir
     assert set(app["env"]) <= set(declared), "app.json names a setting the bridge does not have"
     assert required <= set(app["env"]) and all(app["env"][name]["required"] for name in required)
     assert {name for name, entry in app["env"].items() if entry.get("generator") == "secret"} == {
-        "WPF_ACCESS_KEY", "WPF_SECRET_KEY"}
+        "WPF_ACCESS_KEY", "WPF_SECRET_KEY", "WPF_CONSOLE_PASSWORD"}
+    assert app["success_url"] == "/console/", "the Deploy button ends on the console, which is on"
+    assert "Reveal Config Vars" in app["env"]["WPF_CONSOLE_PASSWORD"]["description"]
+    assert all(entry["description"].count("comma-separated") <= 1 for entry in app["env"].values())
     assert all(entry["description"] for entry in app["env"].values())
     generated = "0123456789abcdef" * 4  # what Heroku's secret generator makes: 64 hex characters
     values = {name: entry.get("value") or (generated if entry.get("generator") else "") for name, entry in app["env"].items()}
     filled = {**values, "WORDPRESS_URL": "https://shop.example.com", "WORDPRESS_USER": "bridge",
               "WORDPRESS_APP_PASSWORD": "abcd efgh ijkl mnop", "ORTTO_API_KEY": "key", "DATABASE_URL": "postgres://u@h/db"}
-    assert load_settings(filled).trusted_proxies == 1, "behind Heroku's router"
+    deployed = load_settings(filled)
+    assert deployed.trusted_proxies == 1 and deployed.console_password, "behind Heroku's router, the console on"

@@ -18,6 +18,7 @@ from .store.outbound import PULLED
 NEEDED_CAPABILITIES = ("list_users", "create_users", "edit_users", "promote_users")
 CREDENTIAL = "wpf-bridge"  # the application password name the companion plugin trusts with the bridge's own meta
 TEXT_TYPES = {"text", "long_text", "string"}  # Ortto display types a password can be written to
+UNCHECKED = "the companion plugin, the user's capabilities and the roles are checked once WordPress answers"
 
 
 class Report:
@@ -66,11 +67,13 @@ def _check_wordpress(report: Report, settings: Settings) -> None:
     except WordPressError as exc:
         if exc.status != 403:
             report.check(False, f"WordPress at {settings.wordpress_url}: {exc}")
+            report.note(UNCHECKED)
         else:  # the plugin's routes need list_users: say what the user lacks
             _check_capabilities(report, settings.wordpress_user, wordpress.me().capabilities)
         return
     except BridgeError as exc:
         report.check(False, f"WordPress at {settings.wordpress_url}: {exc}")
+        report.note(UNCHECKED)
         return
     report.check(True, f"WordPress {status['wordpress_version']} at {settings.wordpress_url}")
     current = _check_plugin(report, status["plugin_version"])
@@ -128,9 +131,9 @@ def _check_outbox(report: Report, settings: Settings, wordpress: WordPressClient
     pulled = _last_pull(settings)
     report.check(
         not late,
-        f"WordPress -> Ortto ({', '.join(pushed)}): {behind} change(s) waiting in WordPress's outbox, {pulled}"
+        f"WordPress -> Ortto ({', '.join(pushed)}): {_changes(behind)} waiting in WordPress's outbox, {pulled}"
         if not late
-        else f"WordPress's outbox holds {behind} change(s), the oldest made {_ago(oldest)}, {pulled}: is a "
+        else f"WordPress's outbox holds {_changes(behind)}, the oldest made {_ago(oldest)}, {pulled}: is a "
         "worker running, and can it reach WordPress?",
     )
 
@@ -145,6 +148,10 @@ def _last_pull(settings: Settings) -> str:
     finally:
         store.close()
     return f"last pulled {_ago(pulled)}" if pulled else "never pulled by a worker yet"
+
+
+def _changes(count: int) -> str:
+    return f"{count} change{'' if count == 1 else 's'}"
 
 
 def _ago(moment: float | None) -> str:

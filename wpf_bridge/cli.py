@@ -109,7 +109,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     for action, url in webhook_urls(settings, base, settings.access_keys[0]):
         say(f"  {action:12} {url}")
-    say("", "all checks passed" if not problems else f"{problems} problem(s) found")
+    say("", "all checks passed" if not problems else f"{problems} problem{'s' if problems > 1 else ''} found")
     return 1 if problems else 0
 
 

@@ -90,7 +90,7 @@ class Settings:
         section="Keys",
         secret=True,
         placeholder="change-me-to-a-long-random-key",
-        help="The key in your Ortto webhook URLs (`?access_key=...`). Several, comma-separated, allow rotation.",
+        help="The key in your Ortto webhook URLs (`?access_key=...`). Give several to rotate them: each is accepted.",
     )
     secret_keys: Annotated[Keys, keys(16)] = setting(
         "WPF_SECRET_KEY",

@@ -26,7 +26,9 @@ APP_JSON = "app.json"
 COMMAND = "python -m wpf_bridge.settings_files"
 #: Set by Heroku itself (the router's port, the dyno's concurrency) or by its PostgreSQL add-on.
 HEROKU_SETS = {"PORT", "WEB_CONCURRENCY", "DATABASE_URL"}
-GENERATED = {"WPF_ACCESS_KEY", "WPF_SECRET_KEY"}  # made by Heroku at deploy time ("generator": "secret")
+#: Made by Heroku at deploy time ("generator": "secret"); the console's, so the Deploy button ends on it.
+GENERATED = {"WPF_ACCESS_KEY", "WPF_SECRET_KEY", "WPF_CONSOLE_PASSWORD"}
+READ_BACK = " Generated at deploy: the app's Settings > Reveal Config Vars shows it."
 ASKED_SECTIONS = {"Keys", "WordPress", "Ortto"}  # what connects the bridge: asked for in the Deploy form
 ASKED = {"WPF_ALLOWED_ROLES", "WPF_CONSOLE_PASSWORD"}  # the roles URLs ask for; the console, to fix without a shell
 HEROKU_VALUES = {"WPF_TRUSTED_PROXIES": "1"}  # Heroku's router is one proxy in front of the web dynos
@@ -126,6 +128,7 @@ def app_json() -> str:
             entry: dict[str, Any] = {"description": _describe(info, takes).replace("`", ""), "required": required}
             if name in GENERATED:
                 entry["generator"] = "secret"
+                entry["description"] += "" if required else READ_BACK
             if name in HEROKU_VALUES:
                 entry["value"] = HEROKU_VALUES[name]
             env[name] = entry
@@ -136,7 +139,7 @@ def app_json() -> str:
         "buildpacks": [{"url": "heroku/python"}],
         "addons": [{"plan": "heroku-postgresql"}],
         "formation": {"web": {"quantity": 1}, "worker": {"quantity": 1}},
-        "success_url": "/health",
+        "success_url": "/console/",
         "env": env,
     }
     return json.dumps(app, indent=2) + "\n"

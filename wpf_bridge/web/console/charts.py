@@ -50,8 +50,11 @@ def outcomes_chart(buckets: list[Bucket], name: str) -> Markup:
     parts = []
     for n, bucket in enumerate(buckets):
         x, y = LEFT + n * step, float(HEIGHT - BOTTOM)
-        said = ", ".join(f"{bucket.counts[o]} {o}" for o in OUTCOMES)
-        parts.append(f'<g class="bar"><title>{escape(_span(bucket, buckets))}: {escape(said)}</title>')
+        said = ", ".join(f"{bucket.counts[o]} {o}" for o in OUTCOMES) if bucket.total else "nothing arrived"
+        parts.append(  # a slot as tall as the chart: an empty hour shows its figures on hover too
+            f'<g class="bar"><title>{escape(_span(bucket, buckets))}: {escape(said)}</title>'
+            f'<rect class="slot" x="{x:.1f}" y="8" width="{step:.1f}" height="{HEIGHT - BOTTOM - 8}"/>'
+        )
         for outcome in OUTCOMES:
             h = (HEIGHT - BOTTOM - 8) * bucket.counts[outcome] / top
             if h:

@@ -1,16 +1,18 @@
 """What the overview page adds to the store's figures: how far behind WordPress's outbox is, and the
 latest set-up check, which a worker runs (``wpf-bridge check``'s lines, stored), asked for again
-when it is a minute old or on demand."""
+when it is a minute old, on demand, or at once when a delivery went wrong after a check passed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...store import Store
+from ...store import Search, Store
 from ...store.checks import CheckResult
 from ...store.outbound import BEHIND, OLDEST, PULLED
+from ...types import FAILED, RETRYING
 
 CHECK_EVERY = 60.0  # seconds after which showing the check asks a worker for a new one
+CONTRADICTED_AFTER = 5.0  # the same, once a delivery failed or will retry after the check passed
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,13 @@ def outbox_view(store: Store) -> OutboxView | None:
 
 
 def check_view(store: Store, who: str, again: bool = False) -> CheckView:
-    """The check to show; asks a worker for a new one when it is stale (``again``: now)."""
-    store.checks.ask(who, 0.0 if again else CHECK_EVERY)
+    """The check to show; asks a worker for a new one when it is stale (``again``: now). "All
+    checks passed" stands for a minute only while no delivery has gone wrong since."""
+    latest = store.checks.latest()
+    contradicted = (
+        latest is not None
+        and not latest.problems
+        and bool(store.deliveries.find(search=Search(statuses=(FAILED, RETRYING), changed_since=latest.at), limit=1))
+    )
+    store.checks.ask(who, 0.0 if again else CONTRADICTED_AFTER if contradicted else CHECK_EVERY)
     return CheckView(store.checks.latest(), store.checks.waiting_since())
