@@ -180,7 +180,7 @@ Webhook   {webhook_urls(load_settings(self.env), self.url, self.key)[0][1]}
 CLI       {Path(sys.executable).parent / "wpf-bridge"} --env-file {self.env_file} deliveries   (the demo's settings)
 
 {failed} delivery failed: Ortto had no contact for {self.late_email}. Type 'a' to add her to Ortto, then
-open her delivery in the console and click Replay.""")
+see what a replay would do (the console's Preview page), open her delivery and click Replay.""")
 
     def commands(self) -> None:
         say("""
@@ -191,7 +191,7 @@ Commands (type a letter, then Enter):
             command = line.strip().lower()
             if command == "a":
                 self.add_late_person()
-                say("added to Ortto: replay her failed delivery in the console")
+                say(f"added to Ortto: in the console, Preview {self.late_email} (add), then replay her failed delivery")
             elif command == "s":
                 self.site.kill_server()
                 say("WordPress stopped: send a burst (b) and watch the console show them retrying, and why")
