@@ -168,7 +168,7 @@ def test_check_says_how_far_behind_the_outbox_is_from_wordpress_itself(pushing, 
                        " ' SET changed_at = DATE_SUB(UTC_TIMESTAMP(), INTERVAL 2 HOUR)');")
     result = run_cli(on, "check", cwd=tmp_path)
     assert result.returncode == 1
-    assert "[FAIL] WordPress's outbox holds 3 changes, the oldest made 120 min ago, last pulled" in result.stdout
+    assert "[FAIL] WordPress's outbox holds 3 changes, the oldest made 2 h ago, last pulled" in result.stdout
 
 
 def test_the_bridges_own_account_is_never_exported_and_a_link_wordpress_refuses_fails_the_push(pushing, wordpress, ortto):

@@ -10,6 +10,7 @@ from . import companion, redact
 from .clients.ortto import BUILT_IN_FIELDS, OrttoClient
 from .clients.wordpress import WordPressClient, WordPressError
 from .errors import BridgeError
+from .history import ago
 from .roles import SiteRoles
 from .settings import DEFAULT_FIELD_MAP, Settings, env_file
 from .store import Store
@@ -133,7 +134,7 @@ def _check_outbox(report: Report, settings: Settings, wordpress: WordPressClient
         not late,
         f"WordPress -> Ortto ({', '.join(pushed)}): {_changes(behind)} waiting in WordPress's outbox, {pulled}"
         if not late
-        else f"WordPress's outbox holds {_changes(behind)}, the oldest made {_ago(oldest)}, {pulled}: is a "
+        else f"WordPress's outbox holds {_changes(behind)}, the oldest made {ago(oldest)}, {pulled}: is a "
         "worker running, and can it reach WordPress?",
     )
 
@@ -147,16 +148,11 @@ def _last_pull(settings: Settings) -> str:
         pulled = store.marks.get(PULLED)
     finally:
         store.close()
-    return f"last pulled {_ago(pulled)}" if pulled else "never pulled by a worker yet"
+    return f"last pulled {ago(pulled)}" if pulled else "never pulled by a worker yet"
 
 
 def _changes(count: int) -> str:
     return f"{count} change{'' if count == 1 else 's'}"
-
-
-def _ago(moment: float | None) -> str:
-    seconds = max(0.0, time.time() - (moment or 0.0))
-    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
 SAFE_SINCE = (1, 2, 0)  # older companion plugins let any logged-in user grant themselves capabilities

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,17 @@ def parse_since(text: str) -> float:
 
 def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "-"
+
+
+def ago(timestamp: float | None, now: float | None = None) -> str:
+    """``3 min ago``, for an operator's eye."""
+    if not timestamp:
+        return "never"
+    seconds = max(0, int((now or time.time()) - timestamp))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
 
 
 HEADER = f"{'arrived':19}  {'delivery':32}  {'action':12} {'status':8} {'tries':5} {'contact':24} {'email':30} outcome"

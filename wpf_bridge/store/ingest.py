@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..types import QUEUED, RETRYING, Delivery
@@ -118,15 +118,7 @@ class Ingest:
 
     def keys_seen(self, keys: list[str], window: float) -> set[str]:
         """Which of these dedupe keys a delivery that arrived within ``window`` seconds carries."""
-        seen: set[str] = set()
-        for start in range(0, len(keys), 500):
-            condition, names = in_list("dedupe_key", "key", keys[start : start + 500])
-            rows = self.database.query(
-                f"select dedupe_key from deliveries where {condition} and created_at > :since",
-                {**names, "since": time.time() - window},
-            )
-            seen.update(row["dedupe_key"] for row in rows)
-        return seen
+        return keys_seen(self.database.query, keys, time.time() - window)
 
     @staticmethod
     def _insert(
@@ -185,3 +177,16 @@ class Ingest:
             },
         )
         return delivery, True
+
+
+def keys_seen(run: Callable[[str, dict[str, Any]], list[dict[str, Any]]], keys: list[str], since: float) -> set[str]:
+    """Which of these dedupe keys a delivery that arrived since ``since`` carries, read with ``run``
+    (the database's ``query``, or a transaction's ``execute`` to read inside it)."""
+    seen: set[str] = set()
+    for start in range(0, len(keys), 500):
+        condition, names = in_list("dedupe_key", "key", keys[start : start + 500])
+        rows = run(
+            f"select dedupe_key from deliveries where {condition} and created_at > :since", {**names, "since": since}
+        )
+        seen.update(row["dedupe_key"] for row in rows)
+    return seen

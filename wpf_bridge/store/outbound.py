@@ -12,9 +12,10 @@ import json
 import uuid
 from dataclasses import asdict
 
-from ..accounts import Change, Profile
+from ..accounts import Change
 from ..types import DONE, OUTBOX_KINDS, QUEUED
 from .database import Database
+from .ingest import keys_seen
 from .search import in_list
 
 FROM_OUTBOX = "outbox"  # the delivery's ``shape``: where it came from
@@ -40,14 +41,7 @@ class Outbound:
             self.database.serialize_key(tx, FROM_OUTBOX)
             now = self.database.now(tx)
             keys = [change_key(change) for change in changes]
-            condition, names = in_list("dedupe_key", "key", keys)
-            seen = {
-                row["dedupe_key"]
-                for row in tx.execute(
-                    f"select dedupe_key from deliveries where {condition} and created_at > :since",
-                    {**names, "since": now - window},
-                )
-            }
+            seen = keys_seen(tx.execute, keys, now - window)
             added = 0
             for n, (change, key) in enumerate(zip(changes, keys, strict=True)):
                 if key in seen:
@@ -89,18 +83,18 @@ class Outbound:
             return added
 
     def changes(self, delivery_ids: list[str]) -> dict[str, Change]:
-        """The change each of these deliveries pushes, by delivery id."""
+        """The change each of these deliveries pushes, by delivery id, without the user as they were
+        when pulled (the stored snapshot): the pusher reads them as WordPress holds them now."""
         if not delivery_ids:
             return {}
         condition, names = in_list("delivery_id", "id", delivery_ids)
-        rows = self.database.query(f"select * from outbound_changes where {condition}", names)
+        rows = self.database.query(
+            f"select delivery_id, change_id, kind, wp_user_id, changed_at from outbound_changes where {condition}",
+            names,
+        )
         return {
             row["delivery_id"]: Change(
-                int(row["change_id"]),
-                row["kind"],
-                int(row["wp_user_id"]),
-                row["changed_at"],
-                Profile.from_json(json.loads(row["snapshot"])) if row["snapshot"] else None,
+                int(row["change_id"]), row["kind"], int(row["wp_user_id"]), row["changed_at"], None
             )
             for row in rows
         }

@@ -80,7 +80,7 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
         return {
             "when": _when,
             "settled": _settled,
-            "ago": _ago,
+            "ago": history.ago,
             "until": _until,
             "now": time.time(),
             "zone": time.strftime("%Z"),
@@ -250,14 +250,3 @@ def _until(timestamp: float) -> str:
     """``in 63 s``, ``in 2 min``."""
     seconds = max(0, int(timestamp - time.time()))
     return f"in {seconds // 60} min" if seconds >= 120 else f"in {seconds} s"
-
-
-def _ago(timestamp: float | None, now: float | None = None) -> str:
-    """``3 min ago``, for an operator's eye."""
-    if not timestamp:
-        return "never"
-    seconds = max(0, int((now or time.time()) - timestamp))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
