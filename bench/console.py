@@ -2,7 +2,7 @@
 
 Fills a store with N deliveries (a week of arrivals: 90% done, 5% failed, the rest waiting or
 retrying, each with two history steps), then times each page through Flask's test client, signed
-in: the median of 5 requests, on SQLite and on PostgreSQL. Figures, not pass/fail.
+in (the overview with its charts' week of figures read anew, and kept): the median of 5 requests, on SQLite and on PostgreSQL. Figures, not pass/fail.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from bench.run import POSTGRES  # noqa: E402
 from wpf_bridge.settings import load_settings  # noqa: E402
 from wpf_bridge.store import Store, migrate_store  # noqa: E402
 from wpf_bridge.web import create_app  # noqa: E402
+from wpf_bridge.web.console import charts  # noqa: E402
 
 PASSWORD = "bench-console-password"
 TOKEN = "bench-metrics-token-0123"
@@ -51,9 +52,10 @@ def fill(store: Store, count: int) -> str:
     return f"person{count // 2}@example.com"
 
 
-def timed(client, path: str, headers: dict | None = None) -> float:
+def timed(client, path: str, headers: dict | None = None, before=lambda: None) -> float:
     times = []
     for _ in range(5):
+        before()
         started = time.perf_counter()
         answer = client.get(path, headers=headers or {})
         times.append(time.perf_counter() - started)
@@ -77,6 +79,9 @@ def measure(database_url: str, count: int) -> dict[str, float]:
     client.post("/console/login", data={"password": PASSWORD, "csrf_token": token})
     return {
         "overview (live part)": timed(client, "/console/?partial=1"),
+        "overview, charts read": timed(client, "/console/", before=charts._kept.clear),
+        "overview, charts kept (10 s)": timed(client, "/console/"),
+        "a person's story": timed(client, f"/console/person?q={email}"),
         "deliveries, first page": timed(client, "/console/deliveries?partial=1"),
         "deliveries, page 100": timed(client, "/console/deliveries?page=100&partial=1"),
         "status failed + action add": timed(client, "/console/deliveries?status=failed&action=add&partial=1"),
