@@ -121,10 +121,11 @@ def test_operator_finds_a_failed_person_replays_and_watches_it_done(start_proces
     page.click("text=Overview")
     expect(page.locator("#failed-day")).to_have_text("0")  # as the failed tile: done now, since its replay
     expect(page.locator("#count-failed")).to_have_text("0")
-    for chart in ("#chart-24h-outcomes", "#chart-24h-latency", "#chart-7d-outcomes", "#chart-7d-latency"):
+    for chart in ("#chart-1h-outcomes", "#chart-1h-latency", "#chart-24h-outcomes", "#chart-24h-latency",
+                  "#chart-7d-outcomes", "#chart-7d-latency"):
         expect(page.locator(chart)).to_be_visible()
         assert page.locator(chart).bounding_box()["height"] > 50, "drawn, not collapsed"
-    expect(page.locator("#chart-24h-outcomes rect")).not_to_have_count(0)  # its bar (the figures are a minute old at most)
+    expect(page.locator("#chart-1h-outcomes rect:not(.slot)")).not_to_have_count(0)  # its bar, failed or done (figures are kept 10 s)
     screenshot(page, "console-overview-charts")
     user = wordpress.user_by_email(email)
     assert can_log_in(wordpress, user["username"], ortto.people[missing_id][PASSWORD_FIELD])
@@ -481,29 +482,30 @@ def test_bulk_replay_keeps_the_status_filter(console_settings, client):
     assert bridge.store.deliveries.get(waiting.id).status == "retrying"
 
 
-def test_overview_charts_count_each_hour_by_outcome_and_time_to_applied(client, console_settings):
-    """The last 24 hours and 7 days as SVG drawn by the web process: per hour, deliveries by what
-    became of them, and the median and 95th percentile from arrival to applied."""
+def test_overview_charts_count_each_bar_by_outcome_and_time_to_applied(client, console_settings):
+    """The last hour (a bar a minute), 24 hours and 7 days as SVG drawn by the web process:
+    deliveries by what became of them, and the median and 95th percentile from arrival to applied."""
     from wpf_bridge.store import Store
     from wpf_bridge.web.console import charts
 
     store = Store(console_settings.database_url)
-    this_hour = time.time() // 3600 * 3600 + 0.5  # in this hour's bar, whenever the test runs
-    for status, at, took in [("done", this_hour, 2.0), ("done", this_hour, 4.0), ("skipped", this_hour, 6.0),
-                             ("failed", this_hour, 1.0), ("queued", this_hour, 0.0),
-                             ("done", this_hour - 86400 - 1800, 30.0)]:  # yesterday: on the week's chart only
+    this_minute = time.time() // 60 * 60 + 0.5  # in this minute's, this hour's and these 6 hours' bars
+    for status, at, took in [("done", this_minute, 2.0), ("done", this_minute, 4.0), ("skipped", this_minute, 6.0),
+                             ("failed", this_minute, 1.0), ("queued", this_minute, 0.0),
+                             ("done", this_minute - 86400 - 1800, 30.0)]:  # yesterday: on the week's chart only
         delivery = store.ingest.add("update", secrets.token_hex(6), None, None, False)[0]
         run_sql(store, "update deliveries set status = :status, created_at = :at, updated_at = :done where id = :id",
                 status=status, at=at, done=at + took, id=delivery.id)
     charts._kept.clear()  # what another test's page kept
     sign_in(client)
     page = client.get("/console/").text
-    for chart in ("24h-outcomes", "24h-latency", "7d-outcomes", "7d-latency"):
+    for chart in ("1h-outcomes", "1h-latency", "24h-outcomes", "24h-latency", "7d-outcomes", "7d-latency"):
         assert f'<svg id="chart-{chart}"' in page
-    assert page.count("2 done, 1 skipped, 1 failed, 1 waiting") == 2, "this hour's bar, on the day's chart and the week's"
-    assert page.count("median 4 s, 95th percentile 5.8 s") == 4  # 2, 4 and 6 s: this hour's two points, twice
+    assert "per minute" in page and "per hour" in page and "per 6 hours" in page
+    assert page.count("2 done, 1 skipped, 1 failed, 1 waiting") == 3, "this minute's bar, this hour's, these 6 hours'"
+    assert page.count("median 4 s, 95th percentile 5.8 s") == 6  # 2, 4 and 6 s: the bar's two points, on 3 charts
     assert page.count("1 done, 0 skipped, 0 failed, 0 waiting") == 1 and page.count("median 30 s") == 2  # yesterday
-    assert page.count('<circle class="p50"') == page.count('<circle class="p95"') == 3, "a lone hour shows both"
-    assert page.count('<g class="bar">') == 24 + 28
-    assert page.count('<rect class="slot"') == 24 + 28, "each bar, an empty one too, has a shape to hover"
-    assert page.count(": nothing arrived</title>") == 24 + 28 - 3, "an empty bar says so on hover"
+    assert page.count('<circle class="p50"') == page.count('<circle class="p95"') == 4, "a lone bar shows both"
+    assert page.count('<g class="bar">') == 60 + 24 + 28
+    assert page.count('<rect class="slot"') == 60 + 24 + 28, "each bar, an empty one too, has a shape to hover"
+    assert page.count(": nothing arrived</title>") == 60 + 24 + 28 - 4, "an empty bar says so on hover"

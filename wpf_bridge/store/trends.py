@@ -1,5 +1,5 @@
-"""Trends for the console's charts: deliveries per hour by outcome, and the time from arrival to
-applied (median and 95th percentile), over the last day or week, from the store itself, so every
+"""Trends for the console's charts: deliveries per minute or hour by outcome, and the time from
+arrival to applied (median and 95th percentile), over the last hour, day or week, from the store itself, so every
 web process draws the same."""
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ class Trends:
     def __init__(self, database: Database):
         self.database = database
 
-    def hourly(self, hours: int, bucket_hours: int = 1) -> list[Bucket]:
-        """``hours`` back from now in buckets of ``bucket_hours``, oldest first, each counting the
+    def buckets(self, span: float, width: float) -> list[Bucket]:
+        """The last ``span`` seconds in buckets of ``width`` seconds, oldest first, each counting the
         deliveries that arrived in it by what became of them."""
-        width = 3600.0 * bucket_hours
         now = time.time()  # as the overview's other figures: a transaction would take SQLite's write lock
-        end = (now // width + 1) * width  # buckets on whole hours: the last holds now
-        start = end - width * (hours // bucket_hours)
-        buckets = [Bucket(start + n * width) for n in range(hours // bucket_hours)]
+        end = (now // width + 1) * width  # buckets on whole minutes or hours: the last holds now
+        count = int(span // width)
+        start = end - width * count
+        buckets = [Bucket(start + n * width) for n in range(count)]
         rows = self.database.query(
             "select created_at, updated_at, status from deliveries where created_at >= :start",
             {"start": start},

@@ -19,7 +19,7 @@ from ...settings import Settings
 from ...store import Store, StoreUnavailable
 from ...types import DELIVERY_ACTIONS, DIRECTIONS, FAILED, RETRYING, STATUSES, TO_ORTTO, TO_WORDPRESS, towards
 from .auth import configure_sessions, login_required, operator, shown_signed_in, sign_out, try_login
-from .charts import draw_charts
+from .charts import TITLES, draw_charts
 from .filters import PAGE_SIZE, read_filters
 from .overview import check_view, outbox_view
 from .previews import add_preview_pages
@@ -116,6 +116,7 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
             figures=figures,
             outbox=outbox_view(store),
             charts=draw_charts(store),
+            chart_titles=TITLES,
             statuses=STATUSES,
             urls=webhook_urls(settings, request.url_root),
             check=check_view(store, operator(), again=bool(request.args.get("recheck"))),

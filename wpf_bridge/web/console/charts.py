@@ -1,5 +1,5 @@
 """The overview's charts, drawn here as SVG (the console loads nothing from elsewhere): deliveries
-per hour by outcome, and the time from arrival to applied (median and 95th percentile).
+per minute or hour by outcome, and the time from arrival to applied (median and 95th percentile).
 
 Drawn from the store (``store.trends``), so every web process shows the same; each process keeps a
 window's figures for ``KEEP_SECONDS``, as a week of deliveries is read whole."""
@@ -17,7 +17,9 @@ from ...store.trends import OUTCOMES, Bucket
 
 WIDTH, HEIGHT, LEFT, BOTTOM = 720, 130, 44, 18  # the drawing, and room for the axes' labels
 KEEP_SECONDS = 10.0
-WINDOWS = {"24h": (24, 1), "7d": (24 * 7, 6)}  # hours shown, hours a bar
+#: seconds shown, seconds a bar: the last hour shows a burst or an outage of minutes; the day and week, trends
+WINDOWS = {"1h": (3600.0, 60.0), "24h": (86400.0, 3600.0), "7d": (7 * 86400.0, 6 * 3600.0)}
+TITLES = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days"}
 
 _kept: dict[str, tuple[float, list[Bucket]]] = {}
 _lock = threading.Lock()
@@ -28,7 +30,7 @@ def trends(store: Store, window: str) -> list[Bucket]:
     with _lock:
         at, buckets = _kept.get(window, (0.0, []))
     if time.monotonic() - at > KEEP_SECONDS:
-        buckets = store.trends.hourly(*WINDOWS[window])
+        buckets = store.trends.buckets(*WINDOWS[window])
         with _lock:
             _kept[window] = (time.monotonic(), buckets)
     return buckets
@@ -120,8 +122,10 @@ def _span(bucket: Bucket, buckets: list[Bucket]) -> str:
 
 
 def _per(buckets: list[Bucket]) -> str:
-    hours = round((buckets[1].start - buckets[0].start) / 3600) if len(buckets) > 1 else 1
-    return "hour" if hours == 1 else f"{hours} hours"
+    minutes = round((buckets[1].start - buckets[0].start) / 60) if len(buckets) > 1 else 60
+    if minutes < 60:
+        return "minute" if minutes == 1 else f"{minutes} minutes"
+    return "hour" if minutes == 60 else f"{minutes // 60} hours"
 
 
 def _stamp(moment: float) -> str:
