@@ -371,3 +371,31 @@ def test_a_wordpress_url_that_is_a_page_of_the_site_is_refused_with_the_address_
     assert result.returncode == 2
     assert "WORDPRESS_URL: https://shop.example.com/wp-admin is a page of the site, not its address: use " \
         "https://shop.example.com" in result.stderr
+
+
+def test_check_says_when_wordpress_url_is_the_bridge_itself_or_a_site_without_wordpress(env, tmp_path, settings):
+    """Two easy mistakes, each against a real server: the bridge's own address (its web app, served)
+    and a plain web site (Python's http.server over a folder with an index page)."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from werkzeug.serving import make_server
+
+    from wpf_bridge.web import create_app
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<html><title>Our shop</title><body>Welcome</body></html>")
+    bridge = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    site = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "site")))
+    for server in (bridge, site):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        said = run_cli({**env, "WORDPRESS_URL": f"http://127.0.0.1:{bridge.server_port}"}, "check", cwd=tmp_path).stdout
+        assert "no WordPress answers at WORDPRESS_URL: it answered HTTP 400 'wpf_action is required'" in said, said
+        assert "wpf-bridge's own answer: WORDPRESS_URL points at the bridge" in said
+        said = run_cli({**env, "WORDPRESS_URL": f"http://127.0.0.1:{site.server_port}"}, "check", cwd=tmp_path).stdout
+        assert "not JSON but text/html titled 'Our shop'" in said and "or a site without WordPress" in said, said
+    finally:
+        for server in (bridge, site):
+            server.shutdown()

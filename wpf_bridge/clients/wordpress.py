@@ -252,6 +252,16 @@ class WordPressClient:
                 code,
                 status,
             )
+        if isinstance(body, dict) and not code and status >= 400:  # JSON, but not WordPress's error shape
+            said = _plain(body.get("error") or body.get("message") or body, 120)
+            itself = " (wpf-bridge's own answer: WORDPRESS_URL points at the bridge)" if "wpf_action" in said else ""
+            raise WordPressError(
+                f"no WordPress answers at WORDPRESS_URL: it answered HTTP {status} {said!r}, which WordPress's REST "
+                f"API never says{itself}; set WORDPRESS_URL to the site's address, as WordPress shows it in "
+                "Settings > General",
+                f"HTTP {status}",
+                status,
+            )
         if body is None and status in (404, 410):  # no REST API at all there: not a WordPress site's address
             raise WordPressError(
                 f"no WordPress answers at WORDPRESS_URL: its REST API is not found there (HTTP {status}); set "
@@ -286,7 +296,8 @@ def _page(response: requests.Response | None) -> str:
     return (
         f"(not JSON but {kind}"
         + (f" titled {_plain(title.group(1), 80)!r}" if title else "")
-        + ": a PHP fatal error, or a page from the host, a proxy or a firewall)"
+        + ": not WordPress's REST API but a PHP fatal error, a page from the host, a proxy or a firewall,"
+        " or a site without WordPress)"
     )
 
 
