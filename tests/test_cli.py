@@ -399,3 +399,16 @@ def test_check_says_when_wordpress_url_is_the_bridge_itself_or_a_site_without_wo
     finally:
         for server in (bridge, site):
             server.shutdown()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(env, tmp_path):
+    """``wpf-bridge deliveries | head``: the reader goes away; the command ends quietly, as a
+    command killed by SIGPIPE does."""
+    reading, writing = os.pipe()
+    os.close(reading)  # a reader that has already gone: every write fails
+    try:
+        result = subprocess.run([sys.executable, "-m", "wpf_bridge", "wordpress-plugin"], cwd=tmp_path,
+                                env={**os.environ, **env}, stdout=writing, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(writing)
+    assert result.returncode == 141 and result.stderr.decode() == ""

@@ -336,4 +336,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     use_env_file(args.env_file)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `wpf-bridge deliveries | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit fails no more
+        return 141  # as a command killed by SIGPIPE
