@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,22 @@ def test_deliveries_lists_what_became_of_each_with_filters(env, tmp_path, settin
     assert bad.returncode == 2 and "give an age like 30m" in bad.stderr
 
 
+def test_a_retrying_delivery_shows_one_live_countdown(env, tmp_path, settings):
+    """The outcome was written with the countdown of its time ("retry in 39 s"); the command shows
+    the one that is true now, from the delivery's next run."""
+    from wpf_bridge.store import Store
+
+    store = Store(settings.database_url)
+    waiting = store.ingest.add("add", "abc123", None, None, False)[0]
+    set_columns(store, waiting.id, status="retrying", result="WordPress cannot be reached; retry in 39 s",
+                run_after=time.time() + 600)
+    listed = run_cli(env, "deliveries", cwd=tmp_path).stdout
+    assert "WordPress cannot be reached; next try in" in listed and "39 s" not in listed, listed
+    shown = run_cli(env, "show", waiting.id, cwd=tmp_path).stdout
+    assert re.search(r"^outcome +WordPress cannot be reached$", shown, re.M), shown
+    assert re.search(r"^next run +\S+ \S+ \(in (9|10) min\)$", shown, re.M), shown
+
+
 def failed_result(store, delivery):
     return store.deliveries.get(delivery.id).result
 
@@ -206,6 +223,26 @@ def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_pa
     assert short.returncode == 2 and "give at least 6 characters of the delivery id ('nope' has 4)" in short.stderr
     helped = run_cli(env, "import", "--help", cwd=tmp_path).stdout
     assert "Give every Ortto contact carrying a tag its WordPress user" in helped
+
+def test_every_command_and_option_says_what_it_does(capsys):
+    import wpf_bridge.cli
+
+    with pytest.raises(SystemExit):
+        wpf_bridge.cli.main(["--help"])
+    names = re.search(r"\{([a-z,-]+)\}", capsys.readouterr().out).group(1).split(",")
+    bare = []
+    for name in names:
+        with pytest.raises(SystemExit):
+            wpf_bridge.cli.main([name, "--help"])
+        text = capsys.readouterr().out
+        lines = text.split("options:")[1].splitlines()
+        for n, line in enumerate(lines):
+            said_here = re.match(r"^  -\S.*?\S  +\S", line)
+            said_below = n + 1 < len(lines) and re.match(r"^ {10,}\S", lines[n + 1])
+            if line.startswith("  -") and not (said_here or said_below):
+                bare.append(f"{name} {line.strip()}")
+    assert len(names) > 10 and not bare, bare
+
 
 def test_a_delivery_that_named_only_a_contact_id_is_found_by_the_contacts_email(env, tmp_path, settings, ortto):
     from inprocess import Bridge, person
@@ -263,10 +300,13 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
     finished = store.ingest.add("update", contact_id, None, None, False)[0]
     set_columns(store, finished.id, status=DONE)
 
+    result = run_cli(env, "replay", "--dry-run", failed.id[:6], cwd=tmp_path)
+    assert "would replay 1 delivery" in result.stdout, "an id's first characters, as show takes them"
     result = run_cli(env, "replay", cwd=tmp_path)
     assert result.returncode == 0 and "replayed 1 delivery" in result.stdout
-    again = run_cli(env, "replay", finished.id, cwd=tmp_path)
+    again = run_cli(env, "replay", finished.id, "abc", cwd=tmp_path)
     assert f"{finished.id}: left alone (it is done, not failed)" in again.stderr
+    assert "abc: left alone (give at least 6 characters of the delivery id ('abc' has 3))" in again.stderr
 
     replayed = store.deliveries.get(failed.id)
     assert (replayed.status, replayed.attempts) == ("queued", 0) and replayed.retry_since > failed.retry_since

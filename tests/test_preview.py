@@ -60,6 +60,11 @@ def test_preview_says_why_it_would_refuse(env, tmp_path, wordpress, ortto):
     missing = unique_email("nobody")
     shown = run_cli(env, "preview", missing, cwd=tmp_path).stdout
     assert f"Ortto has no person {missing}: add would fail" in shown
+    for who, said in (("nope!", "'nope!' is neither an email nor an Ortto contact id"), ("", "'' is neither")):
+        refused = run_cli(env, "preview", who, cwd=tmp_path)
+        assert refused.returncode == 2 and said in refused.stderr and not refused.stdout
+    refused = run_cli(env, "preview", missing, "--role", "Administrator", cwd=tmp_path)
+    assert refused.returncode == 2 and "'Administrator' is not a role name" in refused.stderr
 
 
 def ask_in_console(client, **form) -> str:

@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING
 from . import __version__, companion, history, logs, redact
 from .settings import ENV_FILE, Settings
 from .terminal import say, settings_or_exit
-from .types import DELIVERY_ACTIONS, DIRECTIONS, FAILED, STATUSES
+from .types import CONTACT_ID, DELIVERY_ACTIONS, DIRECTIONS, FAILED, ROLE_NAME, STATUSES
 
 if TYPE_CHECKING:
     from .store import Store
+    from .types import Delivery
 
 log = logging.getLogger("wpf_bridge")
 
@@ -162,23 +164,22 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 SHORTEST_ID = 6  # characters of a delivery id ``show`` needs (ids are 32)
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    if len(args.id) < SHORTEST_ID:
-        say(
-            f"wpf-bridge: give at least {SHORTEST_ID} characters of the delivery id ({args.id!r} has {len(args.id)})",
-            err=True,
-        )
-        return 2
-    store = open_store()
-    matches = store.deliveries.with_id_prefix(args.id)
+def _by_id(store: Store, wanted: str) -> tuple[Delivery | None, str]:
+    """The delivery whose id is or starts with ``wanted`` (``SHORTEST_ID`` characters at least), or why none."""
+    if len(wanted) < SHORTEST_ID:
+        return None, f"give at least {SHORTEST_ID} characters of the delivery id ({wanted!r} has {len(wanted)})"
+    matches = store.deliveries.with_id_prefix(wanted)
     if len(matches) != 1:
-        say(
-            f"wpf-bridge: {'no delivery' if not matches else f'{len(matches)} deliveries'} with an id starting "
-            f"{args.id!r}",
-            err=True,
-        )
-        return 1
-    delivery = matches[0]
+        return None, f"{'no delivery' if not matches else f'{len(matches)} deliveries'} with an id starting {wanted!r}"
+    return matches[0], ""
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = open_store()
+    delivery, why = _by_id(store, args.id)
+    if delivery is None:
+        say(f"wpf-bridge: {why}", err=True)
+        return 2 if len(args.id) < SHORTEST_ID else 1
     attempts = store.history.of(delivery.id)
     say(*(_json_lines(history.as_json(delivery, attempts)) if args.json else history.whole(delivery, attempts)))
     return 0
@@ -190,18 +191,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.ids and any(filters.values()):
         say("wpf-bridge: give delivery ids or filters, not both", err=True)
         return 2
-    chosen = (
-        [store.deliveries.get(i) for i in args.ids]
+    found = (
+        [_by_id(store, wanted) for wanted in args.ids]
         if args.ids
-        else store.deliveries.find(**{**filters, "status": FAILED}, limit=None)
+        else [(d, "") for d in store.deliveries.find(**{**filters, "status": FAILED}, limit=None)]
     )
     replayed = 0
-    if args.dry_run and chosen:
+    if args.dry_run and found:
         say("a dry run: nothing is replayed", " " * len("would replay ") + history.HEADER)
-    for wanted, delivery in zip(args.ids or [d.id for d in chosen if d], chosen, strict=True):
+    for wanted, (delivery, why) in zip(args.ids or [d.id for d, _ in found if d], found, strict=True):
         if delivery is None or delivery.status != FAILED:
-            state = "no such delivery" if delivery is None else f"it is {delivery.status}, not failed"
-            say(f"{wanted}: left alone ({state})", err=True)
+            say(f"{wanted}: left alone ({why or f'it is {delivery and delivery.status}, not failed'})", err=True)
         elif args.dry_run:
             say(f"would replay {history.line(delivery)}")
             replayed += 1
@@ -228,13 +228,23 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from .errors import BridgeError
     from .preview import preview
 
+    who = args.who.strip()
+    if "@" not in who and not re.match(CONTACT_ID, who):
+        say(f"wpf-bridge: {who!r} is neither an email nor an Ortto contact id", err=True)
+        return 2
     settings = settings_or_exit()
     try:
-        say(*preview(settings, args.who.strip(), args.action, args.role, args.notify))
+        say(*preview(settings, who, args.action, args.role, args.notify))
     except BridgeError as exc:
         say(f"wpf-bridge: {exc}", err=True)
         return 2
     return 0
+
+
+def _role(text: str) -> str:
+    if not re.match(ROLE_NAME, text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a role name (lower-case letters, digits, - and _)")
+    return text
 
 
 def cmd_refused(args: argparse.Namespace) -> int:
@@ -248,11 +258,11 @@ def cmd_refused(args: argparse.Namespace) -> int:
 
 def _filter_options(parser: argparse.ArgumentParser, status: bool = True) -> None:
     if status:
-        parser.add_argument("--status", choices=STATUSES)
+        parser.add_argument("--status", choices=STATUSES, help="only deliveries in this status now")
     parser.add_argument(
         "--to", choices=DIRECTIONS, help="webhooks' deliveries (wordpress) or WordPress's changes (ortto)"
     )
-    parser.add_argument("--action", choices=DELIVERY_ACTIONS)
+    parser.add_argument("--action", choices=DELIVERY_ACTIONS, help="only this action's deliveries")
     parser.add_argument("--email", help="the delivery's email (any case)")
     parser.add_argument("--contact", help="the delivery's Ortto contact id")
     parser.add_argument("--since", help="arrived since: an age (30m, 2h, 7d) or a date (2026-11-28, 2026-11-28T13:00)")
@@ -292,11 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     plugin.add_argument("--install", metavar="WP_PATH", help="write it into WP_PATH/wp-content/mu-plugins/")
     deliveries = command("deliveries", cmd_deliveries, "list deliveries (newest first) and what became of them")
     _filter_options(deliveries)
-    deliveries.add_argument("--limit", type=int, default=20)
-    deliveries.add_argument("--json", action="store_true")
+    deliveries.add_argument("--limit", type=int, default=20, help="how many, newest first (default 20)")
+    deliveries.add_argument("--json", action="store_true", help="as JSON, every field")
     show = command("show", cmd_show, "one delivery whole, with the history of its attempts")
     show.add_argument("id", help="a delivery id, or its first characters (at least 6)")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="as JSON, with its history")
     replay = command(
         "replay", cmd_replay, "run failed deliveries again (the ids given, or every failed one that matches)"
     )
@@ -326,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
 
     previews = command("preview", cmd_preview, "what an action would do to a person, changing nothing")
     previews.add_argument("who", help="the person's email or Ortto contact id")
-    previews.add_argument("--action", choices=("add", "update", "update_tags"), default="add")
-    previews.add_argument("--role", help="the role the webhook URL would ask for (role=)")
+    previews.add_argument(
+        "--action", choices=("add", "update", "update_tags"), default="add", help="the webhook's action (default add)"
+    )
+    previews.add_argument("--role", type=_role, help="the role the webhook URL would ask for (role=)")
     previews.add_argument("--notify", action="store_true", help="as with send_notification=true")
     exports = command("export", cmd_export, "push existing WordPress users to Ortto (merged by email) and link them")
     exports.add_argument("--role", help="only users with this WordPress role")

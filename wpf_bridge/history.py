@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .types import Attempt, Delivery
+from .types import PUSHING, QUEUED, RETRYING, Attempt, Delivery
 
 _AGE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -41,6 +41,27 @@ def ago(timestamp: float | None, now: float | None = None) -> str:
     return f"{seconds} s ago"
 
 
+_RETRY_IN = re.compile(r";? (next )?retry in \d+ (s|min)")
+
+
+def settled(result: str | None) -> str:
+    """A run's outcome without the countdown it was written with ("retry in 7 s"): what shows it
+    shows the live one, from the delivery's next run."""
+    return _RETRY_IN.sub("", result or "")
+
+
+def until(timestamp: float) -> str:
+    """``in 63 s``, ``in 2 min``."""
+    seconds = max(0, int(timestamp - time.time()))
+    return f"in {seconds // 60} min" if seconds >= 120 else f"in {seconds} s"
+
+
+def outcome(delivery: Delivery) -> str:
+    """What the last run left, and for a delivery waiting to retry, when the next try is due."""
+    waiting = delivery.status == RETRYING and delivery.run_after
+    return settled(delivery.result) + (f"; next try {until(delivery.run_after)}" if waiting else "")
+
+
 HEADER = f"{'arrived':19}  {'delivery':32}  {'action':12} {'status':8} {'tries':5} {'contact':24} {'email':30} outcome"
 
 
@@ -48,7 +69,7 @@ def line(delivery: Delivery) -> str:
     """One delivery on one line, in ``HEADER``'s columns."""
     return (
         f"{when(delivery.created_at):19}  {delivery.id}  {delivery.action:12} {delivery.status:8} "
-        f"{delivery.attempts:<5} {delivery.contact_id or '-':24} {delivery.email or '-':30} {delivery.result or ''}"
+        f"{delivery.attempts:<5} {delivery.contact_id or '-':24} {delivery.email or '-':30} {outcome(delivery)}"
     ).rstrip()
 
 
@@ -67,10 +88,10 @@ def whole(delivery: Delivery, attempts: list[Attempt]) -> list[str]:
         ("last change", when(delivery.updated_at)),
         ("attempts", str(delivery.attempts)),
         ("WordPress user", str(delivery.user_id or "-")),
-        ("outcome", delivery.result or "-"),
+        ("outcome", settled(delivery.result) or "-"),
     ]
-    if delivery.status in ("queued", "retrying", "pushing"):
-        rows.append(("next run", when(delivery.run_after)))
+    if delivery.status in (QUEUED, RETRYING, PUSHING):
+        rows.append(("next run", f"{when(delivery.run_after)} ({until(delivery.run_after)})"))
     steps = [line for attempt in attempts for line in _step(attempt)]
     return [f"{name:15} {value}" for name, value in rows] + ["history"] + (steps or ["  (nothing recorded yet)"])
 

@@ -10,12 +10,10 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from ..types import ACTION_NAMES
+from ..types import ACTION_NAMES, CONTACT_ID, ROLE_NAME
 
 ORTTO_TEST_EVENT = "act::test_webhook"
 REDELIVERY_WINDOW = 48 * 3600.0  # Ortto retries one delivery for up to a day
-ROLE_NAME = r"^[a-z0-9_-]{1,64}\Z"  # a WordPress role's slug (sanitize_key)
-CONTACT_ID = r"^[A-Za-z0-9_-]{1,64}\Z"  # an Ortto person's id
 
 
 @dataclass(frozen=True)

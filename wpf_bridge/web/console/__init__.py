@@ -79,9 +79,9 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
     def helpers() -> dict:
         return {
             "when": _when,
-            "settled": _settled,
+            "settled": history.settled,
             "ago": history.ago,
-            "until": _until,
+            "until": history.until,
             "now": time.time(),
             "zone": time.strftime("%Z"),
             "signed_in": shown_signed_in(settings, store),
@@ -236,18 +236,3 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
 def _when(timestamp: float | None) -> Markup:
     """A date and time that never wraps over lines."""
     return Markup('<time class="when">{}</time>').format(history.when(timestamp))
-
-
-_RETRY_IN = re.compile(r";? (next )?retry in \d+ (s|min)")
-
-
-def _settled(result: str | None) -> str:
-    """A run's outcome without the countdown it was written with ("retry in 7 s"): the page shows
-    the live one, from the delivery's next run."""
-    return _RETRY_IN.sub("", result or "")
-
-
-def _until(timestamp: float) -> str:
-    """``in 63 s``, ``in 2 min``."""
-    seconds = max(0, int(timestamp - time.time()))
-    return f"in {seconds // 60} min" if seconds >= 120 else f"in {seconds} s"

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from marshmallow import ValidationError, validate
 
 from ...store import Store
-from ..webhook import CONTACT_ID, ROLE_NAME
+from ...types import CONTACT_ID, ROLE_NAME
 from .auth import operator
 
 PREVIEW_ACTIONS = ("add", "update", "update_tags")
