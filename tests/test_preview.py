@@ -124,3 +124,29 @@ def test_a_preview_that_cannot_reach_ortto_says_so_without_a_secret(env, console
     shown = client.get(f"/console/preview/{preview_id}?partial=1").text
     assert "could not preview: " in shown and "refused" in shown
     assert all(secret not in shown for secret in down.secrets())
+
+
+TRICKY_NAMES = ["  Grace   Brewster ", "<script>alert(1)</script>Ada", "<b>Bold</b> Name", "Tom <3 you",
+                "50%25 off", "Tab\tand\nnew line", "Ünïcødé O'Brien & Co", "a > b &amp; c", "Jo's <3 \"x\""]
+
+
+def test_preview_says_what_wordpress_keeps_of_each_name_and_then_no_change(env, tmp_path, wordpress, ortto, bridge):
+    """WordPress cleans names on the way in (sanitize_text_field): the preview shows the value the
+    real WordPress then holds, and once it holds it, an update previews no change."""
+    import ast
+
+    for name in TRICKY_NAMES:
+        pid = ortto.add_person({"str::email": unique_email(), "str::first": name, "str::last": "Doe"}, [])
+        lines = run_cli(env, "preview", pid, cwd=tmp_path).stdout.splitlines()
+        [said] = [line for line in lines if line.startswith("  first_name: ")]
+        predicted = ast.literal_eval(said.removeprefix("  first_name: ").split(" (Ortto's ")[0])
+        assert bridge.deliver("add", contact_id=pid).status == DONE
+        user = wordpress.user_by_email(ortto.people[pid]["str::email"])
+        assert user["first_name"] == predicted, (name, said)
+        again = run_cli(env, "preview", pid, "--action", "update", "--notify", cwd=tmp_path).stdout.splitlines()
+        assert not any(line.startswith("  first_name:") for line in again), (name, again)
+        assert any(line.startswith("  unchanged: ") and "first_name" in line and "meta ortto_contact_id" in line
+                   for line in again), again
+        assert "  welcome email: not sent (the user exists already)" not in again, "update sends none either way"
+    added = run_cli(env, "preview", pid, "--notify", cwd=tmp_path).stdout.splitlines()
+    assert "  welcome email: not sent (the user exists already)" in added

@@ -8,6 +8,7 @@ Only reads are sent: Ortto's person, WordPress's look-up, the site's roles and t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .accounts import Contact, Lookup
@@ -55,8 +56,12 @@ def preview(settings: Settings, who: str, action: str, role: str | None, notify:
     if isinstance(decision, Create):
         lines += _creation(decision, settings.ortto_password_field)
     elif isinstance(decision, Update):
+        user = found.by_contact_id or found.by_email
         current = wordpress.user_fields(decision.write.user_id) if decision.write.user_id else {}
+        current["meta"] = {"ortto_contact_id": user.contact_id} if user and user.contact_id else {}
         lines += [f"would update user {decision.write.user_id}:", *_changes(decision.write.values, current)]
+        if action == "add" and notify:
+            lines.append("  welcome email: not sent (the user exists already)")
         lines.append(f"and end {decision.outcome.status}: {decision.outcome.message}")
     elif isinstance(decision, Outcome):
         lines.append(f"would change nothing and end {decision.status}: {decision.message}")
@@ -72,7 +77,7 @@ def _person(contact: Contact, found: Lookup) -> str:
         if user
         else "no WordPress user"
     )
-    return f"Ortto person {contact.id} ({contact.email or 'no email'}, tags {contact.tags or 'none'}): {held}"
+    return f"Ortto person {contact.id} ({contact.email or 'no email'}, tags {_text(contact.tags or 'none')}): {held}"
 
 
 def _creation(create: Create, password_field: str | None) -> list[str]:
@@ -96,22 +101,68 @@ def _creation(create: Create, password_field: str | None) -> list[str]:
 
 def _changes(values: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """One line a value: ``key: old -> new`` for a user that exists (a value it already holds is
-    left out), ``key: new`` when creating; meta keys one by one (their current values are not read)."""
+    left out), ``key: new`` when creating, each as WordPress will keep it. Meta key by key: the
+    current values of meta other than the contact id are not read, so those are said to be set."""
     lines, same = [], []
     for key, value in values.items():
         if key in _HIDDEN:
             lines.append(f"  {key}: (not shown)")
         elif key == "wpf_meta":
-            lines += [f"  meta {k}: {_text(v)}" for k, v in value.items() if not k.startswith("wpf_bridge_")]
+            known = current.get("meta", {})
+            for name, meta in value.items():
+                if name.startswith("wpf_bridge_"):
+                    continue
+                if name in known and _text(known[name]) == _text(meta):
+                    same.append(f"meta {name}")
+                elif current:
+                    lines.append(f"  meta {name}: set to {_text(meta)}")
+                else:
+                    lines.append(f"  meta {name}: {_text(meta)}")
         elif key in _SHOWN and current:
-            old = current.get(_SHOWN[key])
-            if _text(old) == _text(value):
+            old, kept = current.get(_SHOWN[key]), as_kept(key, value)
+            if _text(old) == _text(kept):
                 same.append(key)
             else:
-                lines.append(f"  {key}: {_text(old)} -> {_text(value)}")
+                lines.append(f"  {key}: {_text(old)} -> {_shown(value, kept)}")
         else:
-            lines.append(f"  {key}: {_text(value)}")
+            lines.append(f"  {key}: {_shown(value, as_kept(key, value))}")
     return lines + ([f"  unchanged: {', '.join(same)}"] if same else [])
+
+
+#: Fields core's users route passes through sanitize_text_field, which WordPress applies to each write.
+_TEXT_FIELDS = {"first_name", "last_name", "nickname", "name"}
+
+
+def as_kept(key: str, value: Any) -> Any:
+    """What WordPress keeps of a name (Python's reading of sanitize_text_field: script and style
+    elements and tags removed, percent-encoded octets removed, whitespace collapsed, trimmed; then
+    &, < and > as HTML entities), so that a preview shows no change a write would not make."""
+    if key not in _TEXT_FIELDS or not isinstance(value, str):
+        return value
+    text = value
+    if "<" in text:
+        text = re.sub(r"<[^>]*?((?=<)|>|$)", lambda m: m[0] if ">" in m[0] else _escaped(m[0]), text)  # a lone <
+        text = re.sub(r"<(script|style)[^>]*?>.*?</\1>", "", text, flags=re.IGNORECASE | re.DOTALL)
+        text = re.sub(r"<[^>]*>", "", text)
+    text = re.sub(r"[\r\n\t ]+", " ", text).strip()
+    found = False
+    while octet := re.search(r"%[a-fA-F0-9]{2}", text):
+        text, found = text.replace(octet[0], ""), True
+    text = re.sub(r" +", " ", text).strip() if found else text
+    # then the pre_user_* filters' kses and _wp_specialchars: &, < and > as entities, never twice
+    text = re.sub(r"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)", "&amp;", text)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escaped(text: str) -> str:
+    """esc_html's entities."""
+    for plain, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#039;")):
+        text = text.replace(plain, entity)
+    return text
+
+
+def _shown(value: Any, kept: Any) -> str:
+    return _text(kept) if kept == value else f"{_text(kept)} (Ortto's {_text(value)}, as WordPress keeps it)"
 
 
 def _text(value: Any) -> str:
