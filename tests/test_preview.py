@@ -30,7 +30,7 @@ def test_preview_says_what_add_and_update_would_do_changes_nothing_and_the_worke
     shown = run_cli(env, "preview", email, "--role", "customer", "--notify", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert lines[0] == f"Ortto person {pid} ({email}, tags ['vip']): no WordPress user"
+    assert lines[0] == f"Ortto person {pid} ({email}, tags [vip]): no WordPress user"
     assert lines[1].startswith(f"would create a user: username {email!r}")
     assert "  first_name: 'Jane'" in lines and "  roles: [customer]" in lines and "  meta ortto_tags: [vip]" in lines
     assert f"  password: generated, and sent to Ortto's {PASSWORD_FIELD}" in lines and "  welcome email: sent" in lines
