@@ -342,3 +342,14 @@ def test_metrics_count_pushes_by_action_and_show_the_outbox_lag(pushing, wordpre
     after = scrape(client.get)
     assert after[("wpf_bridge_outbox_behind", ())] == 0
     assert ("wpf_bridge_outbox_oldest_age_seconds", ()) in after
+
+
+def test_a_name_with_an_ampersand_reaches_ortto_as_written_not_as_wordpress_stores_it(pushing, wordpress, ortto):
+    """WordPress keeps names HTML-encoded (its pre_user_* filters: 'O&#039;Brien &amp; Co' for
+    'O'Brien & Co'); Ortto holds plain text, so the push decodes what WordPress encoded."""
+    email = unique_email("amp")
+    user_id = register(wordpress, email, first_name="Tom & Jerry", last_name="Smith <3")
+    assert wordpress.php_eval(f"echo get_user_meta({user_id}, 'first_name', true);") == "Tom &amp; Jerry"
+    sync(pushing)
+    [(_, person_)] = people_with(ortto, email).items()
+    assert (person_["str::first"], person_["str::last"]) == ("Tom & Jerry", "Smith <3")

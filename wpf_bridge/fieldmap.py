@@ -8,6 +8,7 @@ Fusion field map can be copied over.
 
 from __future__ import annotations
 
+import html
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ USER_FIELDS = {
 CREATE_ONLY = {"user_login", "user_pass"}
 #: User fields kept in the ``users`` row (the others are meta); ``user_email`` is pushed as the email itself.
 ROW_FIELDS = {"display_name", "user_url"}
+#: What WordPress stores HTML-encoded (its pre_user_* filters: kses, then &, < and > as entities):
+#: pushed to Ortto, which holds plain text, decoded.
+ENCODED_FIELDS = {"first_name", "last_name", "nickname", "display_name", "description"}
 TEXT_LIMIT = 255  # characters in an Ortto text field
 #: REST keys stored in ``wp_users`` columns this long at most. WordPress drops a longer value
 #: silently (and a whole new user with it), so a value from a form is cut to fit instead.
@@ -92,7 +96,8 @@ class FieldMap:
         for source, held, field_id in [*wanted, *((key, meta, f) for key, f in self.meta.items())]:
             if source in CREATE_ONLY or source == "user_email" or field_id == "str::email":
                 continue
-            value = to_ortto(field_id, held.get(source, ""))
+            text = held.get(source, "")
+            value = to_ortto(field_id, html.unescape(text) if source in ENCODED_FIELDS else text)
             if value is not None:
                 values[field_id] = value
         return values
