@@ -42,7 +42,8 @@ def test_check_passes_on_a_good_set_up_and_prints_webhook_urls(env, tmp_path, or
     assert "roles a webhook may grant exist and carry no privileged capability: customer, member, subscriber" in result.stdout
     assert "[note] WPF_TRUSTED_PROXIES=0: wrong keys are counted per client address" in result.stdout
     key = env["WPF_ACCESS_KEY"].split(",")[0]
-    assert f"https://bridge.example.com/?wpf_action=add&access_key={key}&role=subscriber&send_notification=true" in result.stdout
+    assert f"https://bridge.example.com/?wpf_action=add&access_key={key}&role=customer&send_notification=true" in result.stdout
+    assert "[note] no worker is alive (last heartbeat: never)" in result.stdout
     assert "all checks passed" in result.stdout
 
 
@@ -218,6 +219,7 @@ def test_show_prints_a_delivery_whole_and_replay_adds_to_its_history(env, tmp_pa
     assert lines[lines.index(history[0]) + 1] == "      WordPress POST /wpf-bridge/v1/users/batch 500 0.250 s (5 together)"
     assert history[0].endswith("retry in 30 s [db_error] (next try " + history[0].split("(next try ")[1])
     assert "gave up after 2 attempts" in history[1] and "replayed by an operator" in history[2]
+    assert f"{'attempts':15} 0 since the last replay" in lines, "a replay counts the attempts afresh, and says so"
     assert run_cli(env, "show", "nope00", cwd=tmp_path).returncode == 1
     short = run_cli(env, "show", "nope", cwd=tmp_path)
     assert short.returncode == 2 and "give at least 6 characters of the delivery id ('nope' has 4)" in short.stderr

@@ -17,7 +17,7 @@ def test_demo_journey_runs_replays_and_removes_what_it_started():
     assert out.count(" done ") == 6 and "failed   Ortto has no contact with id" in out
     assert "/console/     password: demo-" in out and "Authorization: Bearer" in out
     webhook = next(line for line in out.splitlines() if line.startswith("Webhook "))
-    assert "/?wpf_action=add&access_key=" in webhook and webhook.endswith("&role=subscriber&send_notification=true"), \
+    assert "/?wpf_action=add&access_key=" in webhook and webhook.endswith("&role=customer&send_notification=true"), \
         "the add URL check and the console print"
     assert any(line.startswith("CLI ") and "--env-file" in line and line.split("--env-file ")[1].startswith("/")
                for line in out.splitlines()), "where the demo's settings are, for the CLI"

@@ -85,9 +85,13 @@ def test_the_console_asks_and_a_worker_answers_with_the_same_lines_changing_noth
     preview_id = ask_in_console(client, q=pid, action="add", role="customer", notify="1")
     waiting = client.get(f"/console/preview/{preview_id}")
     assert waiting.status_code == 200 and "Asking Ortto and WordPress" in waiting.text
+    assert "No worker is alive to answer it" in waiting.text, "said at once: no worker has beaten"
+    store = Store(console_settings.database_url)
+    store.marks.beat("test:1")
+    assert "No worker is alive" not in client.get(f"/console/preview/{preview_id}?partial=1").text
     assert len(ortto.calls) == calls, "the web process asked Ortto nothing"
 
-    assert OperatorWork(console_settings, Store(console_settings.database_url)).run_once()
+    assert OperatorWork(console_settings, store).run_once()
     expected = preview(console_settings, pid, "add", "customer", True)
     shown = client.get(f"/console/preview/{preview_id}?partial=1").text
     assert "data-done" in shown and "<script>alert" not in shown
@@ -97,6 +101,7 @@ def test_the_console_asks_and_a_worker_answers_with_the_same_lines_changing_noth
     assert users_and_meta(wordpress) == rows and not ortto.calls_to("/v1/person/merge")
     page = client.get("/console/preview").text
     assert f"/console/preview/{preview_id}" in page and pid in page, "listed among the recent previews"
+    assert f'href="/console/preview?q={pid}"' in client.get(f"/console/person?q={pid}").text, "one click from a person"
 
 
 def test_the_console_refuses_a_malformed_question_and_records_nothing(console_settings, client):

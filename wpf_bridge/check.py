@@ -52,10 +52,20 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
 def _check_store(report: Report, settings: Settings) -> None:
     where = f"delivery store {redact.url(settings.database_url)}"
     try:
-        Store(settings.database_url).close()
-        report.check(True, where)
+        store = Store(settings.database_url)
     except (BridgeError, OSError) as exc:
         report.check(False, f"{where}: {exc}")
+        return
+    try:
+        report.check(True, where)
+        if not store.figures.worker_alive():  # a note: checking before the first start is no mistake
+            beat = store.figures.last_beat()
+            report.note(
+                f"no worker is alive (last heartbeat: {ago(beat)}): webhooks are stored, and applied once one "
+                "runs (`make run`, or the Procfile's worker)"
+            )
+    finally:
+        store.close()
 
 
 def _check_wordpress(report: Report, settings: Settings) -> None:
@@ -280,14 +290,16 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def webhook_urls(settings: Settings, base: str, access_key: str | None = None) -> list[tuple[str, str]]:
-    """(action, URL) to paste into Ortto for each action; without ``access_key`` the operator adds
-    it (the console never shows it), or sends it as the ``X-WPF-Access-Key`` header."""
+    """(action, URL) to paste into Ortto for each action (add with the first role a webhook may grant
+    beyond the default, as a journey's would); without ``access_key`` the operator adds it (the
+    console never shows it), or sends it as the ``X-WPF-Access-Key`` header."""
     base = base.rstrip("/")
     key = {"access_key": access_key} if access_key else {}
+    granted = sorted(settings.allowed_roles - {settings.default_role})  # the role a journey would grant
     return [
         (action, f"{base}/?{urlencode({'wpf_action': action, **key, **extra})}")
         for action, extra in (
-            ("add", {"role": settings.default_role, "send_notification": "true"}),
+            ("add", {"role": granted[0] if granted else settings.default_role, "send_notification": "true"}),
             ("update", {}),
             ("update_tags", {}),
         )

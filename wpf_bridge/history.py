@@ -76,6 +76,7 @@ def line(delivery: Delivery) -> str:
 def whole(delivery: Delivery, attempts: list[Attempt]) -> list[str]:
     """One delivery with every field an operator needs and its history, oldest step first, as
     lines (a value from outside holding a newline stays within its line)."""
+    replayed = any(attempt.call == "replay" for attempt in attempts)  # a replay counts the attempts afresh
     rows = [
         ("delivery", delivery.id),
         ("action", delivery.action),
@@ -86,7 +87,7 @@ def whole(delivery: Delivery, attempts: list[Attempt]) -> list[str]:
         ("welcome email", "asked" if delivery.send_notification else "not asked"),
         ("arrived", when(delivery.created_at)),
         ("last change", when(delivery.updated_at)),
-        ("attempts", str(delivery.attempts)),
+        ("attempts", f"{delivery.attempts} since {'the last replay' if replayed else 'it arrived'}"),
         ("WordPress user", str(delivery.user_id or "-")),
         ("outcome", settled(delivery.result) or "-"),
     ]

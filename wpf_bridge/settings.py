@@ -110,7 +110,7 @@ class Settings:
         "WORDPRESS_APP_PASSWORD",
         secret=True,
         placeholder="xxxx xxxx xxxx xxxx xxxx xxxx",
-        help="That user's application password.",
+        help="That user's application password, named `wpf-bridge` (Users > Profile > Application Passwords).",
     )
     ortto_api_key: str = setting(
         "ORTTO_API_KEY",

@@ -29,6 +29,7 @@ HEROKU_SETS = {"PORT", "WEB_CONCURRENCY", "DATABASE_URL"}
 #: Made by Heroku at deploy time ("generator": "secret"); the console's, so the Deploy button ends on it.
 GENERATED = {"WPF_ACCESS_KEY", "WPF_SECRET_KEY", "WPF_CONSOLE_PASSWORD"}
 READ_BACK = " Generated at deploy: the app's Settings > Reveal Config Vars shows it."
+READ_BY_PEOPLE = {"WPF_ACCESS_KEY", "WPF_CONSOLE_PASSWORD"}  # pasted into Ortto, typed at sign-in
 ASKED_SECTIONS = {"Keys", "WordPress", "Ortto"}  # what connects the bridge: asked for in the Deploy form
 ASKED = {"WPF_ALLOWED_ROLES", "WPF_CONSOLE_PASSWORD"}  # the roles URLs ask for; the console, to fix without a shell
 HEROKU_VALUES = {"WPF_TRUSTED_PROXIES": "1"}  # Heroku's router is one proxy in front of the web dynos
@@ -125,10 +126,15 @@ def app_json() -> str:
             if name in HEROKU_SETS or not (required or title in ASKED_SECTIONS or name in ASKED | HEROKU_VALUES.keys()):
                 continue
             takes = f" Takes {accepted(info)}." if accepted(info) else ""
-            entry: dict[str, Any] = {"description": _describe(info, takes).replace("`", ""), "required": required}
+            described = (
+                _describe(info, takes)
+                .replace("`", "")
+                .replace("see docs/security.md", "the manual's Security page says which")
+            )
+            entry: dict[str, Any] = {"description": described, "required": required}
             if name in GENERATED:
                 entry["generator"] = "secret"
-                entry["description"] += "" if required else READ_BACK
+                entry["description"] += READ_BACK if name in READ_BY_PEOPLE else ""
             if name in HEROKU_VALUES:
                 entry["value"] = HEROKU_VALUES[name]
             env[name] = entry

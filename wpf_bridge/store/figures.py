@@ -11,6 +11,8 @@ from .deliveries import Deliveries
 from .rows import UNFINISHED
 from .search import Search
 
+ALIVE_WITHIN = 30.0  # seconds since its last heartbeat a worker counts as alive (it beats every 10 s)
+
 
 class Figures:
     """Read-only summaries."""
@@ -36,10 +38,19 @@ class Figures:
         ]
         return figures
 
+    def last_beat(self) -> float | None:
+        """When a worker last marked itself alive."""
+        at = self.database.query("select max(beat_at) as at from heartbeats")[0]["at"]
+        return None if at is None else float(at)
+
+    def worker_alive(self) -> bool:
+        """Whether a worker marked itself alive in the last ``ALIVE_WITHIN`` seconds."""
+        return time.time() - (self.last_beat() or 0.0) < ALIVE_WITHIN
+
     def health(self) -> dict[str, float | int | None]:
         """What readiness is judged on: the latest worker heartbeat, the latest applied delivery,
         how many deliveries wait and since when (times in seconds since the epoch, or ``None``)."""
-        beat = self.database.query("select max(beat_at) as at from heartbeats")[0]["at"]
+        beat = self.last_beat()
         applied = self.database.query(
             f"select max(updated_at) as at from deliveries where status in ('{DONE}', '{SKIPPED}')"
         )[0]["at"]

@@ -22,7 +22,7 @@ from .auth import configure_sessions, login_required, operator, shown_signed_in,
 from .charts import TITLES, draw_charts
 from .filters import PAGE_SIZE, read_filters
 from .overview import check_view, outbox_view
-from .previews import add_preview_pages
+from .previews import PREVIEW_ACTIONS, add_preview_pages
 
 log = logging.getLogger(__name__)
 SAFE_NEXT = re.compile(r"^/console/[A-Za-z0-9/_.?=&%-]*\Z")  # where sign-in may send back to: this console only
@@ -174,6 +174,7 @@ def _blueprint(settings: Settings, store: Store, csrf: CSRFProtect) -> Blueprint
             wordpress_url=settings.wordpress_url,
             replayable=found.status in (FAILED, RETRYING),
             default_role=settings.default_role,
+            preview_actions=PREVIEW_ACTIONS,
         )
 
     @console.post("/deliveries/<delivery_id>/replay")

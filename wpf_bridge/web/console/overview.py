@@ -19,6 +19,7 @@ CONTRADICTED_AFTER = 5.0  # the same, once a delivery failed or will retry after
 class CheckView:
     result: CheckResult | None  # the latest finished check, the same on every web process
     waiting_since: float | None  # a check asked for that no worker has finished yet
+    worker_alive: bool  # whether any worker will take it
 
 
 @dataclass(frozen=True)
@@ -44,4 +45,4 @@ def check_view(store: Store, who: str, again: bool = False) -> CheckView:
         and bool(store.deliveries.find(search=Search(statuses=(FAILED, RETRYING), changed_since=latest.at), limit=1))
     )
     store.checks.ask(who, 0.0 if again else CONTRADICTED_AFTER if contradicted else CHECK_EVERY)
-    return CheckView(store.checks.latest(), store.checks.waiting_since())
+    return CheckView(store.checks.latest(), store.checks.waiting_since(), store.figures.worker_alive())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from marshmallow import ValidationError, validate
@@ -54,13 +54,20 @@ def add_preview_pages(console: Blueprint, store: Store, signed: Callable) -> Non
     def page(form: PreviewForm, status: int = 200, preview_id: str | None = None) -> tuple[str, int]:
         shown = store.previews.get(preview_id) if preview_id else None
         return render_template(
-            "console/preview.html", form=form, shown=shown, actions=PREVIEW_ACTIONS, recent=store.previews.recent()
+            "console/preview.html",
+            form=form,
+            shown=shown,
+            actions=PREVIEW_ACTIONS,
+            recent=store.previews.recent(),
+            worker_alive=store.figures.worker_alive(),
         ), status
 
     @console.get("/preview")
     @signed
     def preview_form():
-        return page(PreviewForm(person=(request.args.get("q") or "").strip()[:254]))
+        """The form, filled from the query (a person's page, a delivery's parameters)."""
+        form = read_preview_form(request.args)
+        return page(form if request.args.get("q") else replace(form, errors=()))
 
     @console.post("/preview")
     @signed
@@ -76,5 +83,5 @@ def add_preview_pages(console: Blueprint, store: Store, signed: Callable) -> Non
     def preview(preview_id: str):
         shown = store.previews.get(preview_id) or abort(404)
         if request.args.get("partial"):
-            return render_template("console/_preview.html", shown=shown)
+            return render_template("console/_preview.html", shown=shown, worker_alive=store.figures.worker_alive())
         return page(PreviewForm(shown.person, shown.action, shown.role, shown.notify), preview_id=shown.id)
