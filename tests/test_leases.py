@@ -108,6 +108,7 @@ def test_sigterm_hands_back_what_cannot_finish_in_time(start_processes, env, ort
     codes = {name: procs.procs[name].wait(20) for name in procs.names["worker"]}
     assert set(codes.values()) == {0}, procs.output()
     assert "handed 1 running deliveries back" in procs.output()
+    assert not procs.store.figures.worker_alive(), "a worker that stopped says so at once, not 30 s later"
     handed = procs.store.deliveries.get(delivery_id)
     assert handed.status == "running" and handed.lease_until == 0, "claimable at once, not after its lease"
     gate.set()

@@ -40,6 +40,11 @@ class Marks:
                     {"name": name, "value": value},
                 )
 
+    def gone(self, worker: str) -> None:
+        """A worker process stops: it is alive no more."""
+        with self.database.transaction() as tx:
+            tx.execute("delete from heartbeats where worker = :worker", {"worker": worker})
+
     def beat(self, worker: str) -> None:
         """A worker process says it is alive."""
         with self.database.transaction() as tx:
