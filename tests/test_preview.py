@@ -132,7 +132,8 @@ def test_a_preview_that_cannot_reach_ortto_says_so_without_a_secret(env, console
 
 
 TRICKY_NAMES = ["  Grace   Brewster ", "<script>alert(1)</script>Ada", "<b>Bold</b> Name", "Tom <3 you",
-                "50%25 off", "Tab\tand\nnew line", "Ünïcødé O'Brien & Co", "a > b &amp; c", "Jo's <3 \"x\""]
+                "50%25 off", "Tab\tand\nnew line", "Ünïcødé O'Brien & Co", "a > b &amp; c", "Jo's <3 \"x\"",
+                "O&apos;Neil", "x &#39; y &#x027; z", "a&b;c", "&nbsp;Nb&copy;&Copy;", "&#xD800; &#1234567;"]
 
 
 def test_preview_says_what_wordpress_keeps_of_each_name_and_then_no_change(env, tmp_path, wordpress, ortto, bridge):

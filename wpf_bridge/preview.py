@@ -9,6 +9,7 @@ Only reads are sent: Ortto's person, WordPress's look-up, the site's roles and t
 from __future__ import annotations
 
 import re
+from html.entities import name2codepoint
 from typing import Any
 
 from .accounts import Contact, Lookup
@@ -77,7 +78,7 @@ def _person(contact: Contact, found: Lookup) -> str:
         if user
         else "no WordPress user"
     )
-    return f"Ortto person {contact.id} ({contact.email or 'no email'}, tags {_text(contact.tags or 'none')}): {held}"
+    return f"Ortto person {contact.id} ({contact.email or 'no email'}, tags {_text(contact.tags or None)}): {held}"
 
 
 def _creation(create: Create, password_field: str | None) -> list[str]:
@@ -115,7 +116,7 @@ def _changes(values: dict[str, Any], current: dict[str, Any]) -> list[str]:
                 if name in known and _text(known[name]) == _text(meta):
                     same.append(f"meta {name}")
                 elif current:
-                    lines.append(f"  meta {name}: set to {_text(meta)}")
+                    lines.append(f"  meta {name}: set to {_text(meta)} (its current value is not read)")
                 else:
                     lines.append(f"  meta {name}: {_text(meta)}")
         elif key in _SHOWN and current:
@@ -149,9 +150,32 @@ def as_kept(key: str, value: Any) -> Any:
     while octet := re.search(r"%[a-fA-F0-9]{2}", text):
         text, found = text.replace(octet[0], ""), True
     text = re.sub(r" +", " ", text).strip() if found else text
-    # then the pre_user_* filters' kses and _wp_specialchars: &, < and > as entities, never twice
-    text = re.sub(r"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)", "&amp;", text)
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+    return _entities(text).replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _entities(text: str) -> str:
+    """The pre_user_* filters' kses and _wp_specialchars: every & stands as &amp; but for an HTML
+    4.01 named entity (kses's 2-8 letters and 0-2 digits), or a valid numeric one (decimal written
+    with at least 3 digits, hexadecimal without leading zeros)."""
+
+    def named(match: re.Match[str]) -> str:
+        return f"&{match[1]};" if match[1] in name2codepoint else match[0]
+
+    def decimal(match: re.Match[str]) -> str:
+        return f"&#{match[1].lstrip('0').rjust(3, '0')};" if _valid(int(match[1])) else match[0]
+
+    def hexadecimal(match: re.Match[str]) -> str:
+        return f"&#x{match[1].lstrip('0')};" if _valid(int(match[1], 16)) else match[0]
+
+    text = text.replace("&", "&amp;")
+    text = re.sub(r"&amp;([A-Za-z]{2,8}[0-9]{0,2});", named, text)
+    text = re.sub(r"&amp;#0*([0-9]{1,7});", decimal, text)
+    return re.sub(r"&amp;#[xX]0*((?:0?[0-9a-fA-F]){1,6});", hexadecimal, text)
+
+
+def _valid(code: int) -> bool:
+    """kses's valid_unicode."""
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
 
 
 def _escaped(text: str) -> str:
