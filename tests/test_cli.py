@@ -306,7 +306,9 @@ def test_replay_requeues_failed_deliveries_with_a_fresh_horizon(env, tmp_path, s
     assert "would replay 1 delivery" in result.stdout, "an id's first characters, as show takes them"
     result = run_cli(env, "replay", cwd=tmp_path)
     assert result.returncode == 0 and "replayed 1 delivery" in result.stdout
+    assert re.search(rf"^replayed .*{failed.id}  add +queued .* replayed$", result.stdout, re.M), "as it waits now"
     again = run_cli(env, "replay", finished.id, "abc", cwd=tmp_path)
+    assert again.returncode == 2, "an id too short to find is a mistake in the command"
     assert f"{finished.id}: left alone (it is done, not failed)" in again.stderr
     assert "abc: left alone (give at least 6 characters of the delivery id ('abc' has 3))" in again.stderr
 
@@ -437,7 +439,8 @@ def test_check_says_when_wordpress_url_is_the_bridge_itself_or_a_site_without_wo
         assert "no WordPress answers at WORDPRESS_URL: it answered HTTP 400 'wpf_action is required'" in said, said
         assert "wpf-bridge's own answer: WORDPRESS_URL points at the bridge" in said
         said = run_cli({**env, "WORDPRESS_URL": f"http://127.0.0.1:{site.server_port}"}, "check", cwd=tmp_path).stdout
-        assert "not JSON but text/html titled 'Our shop'" in said and "or a site without WordPress" in said, said
+        assert ("WORDPRESS_URL answered HTTP 200 with a page (text/html titled 'Our shop'), not WordPress's REST API: "
+                "a site without WordPress there") in said, said
     finally:
         for server in (bridge, site):
             server.shutdown()

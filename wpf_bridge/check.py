@@ -290,8 +290,8 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def webhook_urls(settings: Settings, base: str, access_key: str | None = None) -> list[tuple[str, str]]:
-    """(action, URL) to paste into Ortto for each action (add with the first role a webhook may grant
-    beyond the default, as a journey's would); without ``access_key`` the operator adds it (the
+    """(action, URL) to paste into Ortto for each action (add with the alphabetically first role a
+    webhook may grant beyond the default, as a journey's would); without ``access_key`` the operator adds it (the
     console never shows it), or sends it as the ``X-WPF-Access-Key`` header."""
     base = base.rstrip("/")
     key = {"access_key": access_key} if access_key else {}

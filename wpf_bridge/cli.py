@@ -103,7 +103,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     settings = settings_or_exit()
     problems = run_checks(settings, say)
-    base = args.url or f"http://localhost:{settings.port}"
+    base = args.url or f"http://127.0.0.1:{settings.port}"
     say(
         "",
         "Webhook URLs for Ortto (Data sources > Webhook)"
@@ -206,10 +206,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             say(f"would replay {history.line(delivery)}")
             replayed += 1
         elif store.operators.requeue(delivery.id):
-            say(f"replayed {history.line(delivery)}")
+            say(f"replayed {history.line(store.deliveries.get(delivery.id) or delivery)}")  # as it waits now
             replayed += 1
     say(f"{'would replay' if args.dry_run else 'replayed'} {replayed} {'delivery' if replayed == 1 else 'deliveries'}")
-    return 0
+    return 2 if any(len(wanted) < SHORTEST_ID for wanted in args.ids) else 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -235,8 +235,18 @@ class WordPressClient:
         message = _plain(body.get("message", "")) if isinstance(body, dict) else ""
         if code in ("existing_user_login", "existing_user_email") or code.endswith("_too_long"):
             raise WordPressError(f"WordPress refused the user: {message} ({code})", code, status)  # sent as HTTP 500
-        if status == 429 or status >= 500 or (body is None and status < 300):
-            said = f" {code}: {message}" if code or message else f" {_page(response)}"
+        if body is None and status < 300:  # a page where the REST API should answer
+            raise TransientError(
+                f"WORDPRESS_URL answered HTTP {status} with a page ({_page(response)}), not WordPress's REST API: "
+                "a site without WordPress there, a PHP fatal error, or a page from the host, a proxy or a firewall",
+                code=f"HTTP {status}",
+            )
+        if status == 429 or status >= 500:
+            said = (
+                f" {code}: {message}"
+                if code or message
+                else f" (not JSON but {_page(response)}: a PHP fatal error, or a page from the host, a proxy or a firewall)"
+            )
             raise TransientError(
                 f"WordPress answered HTTP {status}{said}".rstrip(": "),
                 retry_after=retry_after(response) if response is not None else None,
@@ -271,7 +281,7 @@ class WordPressClient:
             )
         if body is None:  # a web application firewall, the host or a security plugin answered, not WordPress's REST API
             raise WordPressError(
-                f"WordPress answered HTTP {status} {_page(response)}: something in front of WordPress "
+                f"WordPress answered HTTP {status} (not JSON but {_page(response)}): something in front of WordPress "
                 "refuses the bridge; allow its address (or its User-Agent, wpf-bridge) there",
                 f"HTTP {status}",
                 status,
@@ -290,15 +300,10 @@ def _epoch(moment: Any) -> float:
 def _page(response: requests.Response | None) -> str:
     """What came instead of JSON, in a few words: its type and, for an HTML page, its title."""
     if response is None:  # an answer inside a batch
-        return "(no body)"
+        return "no body"
     kind = response.headers.get("Content-Type", "no content type").split(";")[0]
     title = re.search(r"<title[^>]*>(.*?)</title>", response.text[:5000], re.IGNORECASE | re.DOTALL)
-    return (
-        f"(not JSON but {kind}"
-        + (f" titled {_plain(title.group(1), 80)!r}" if title else "")
-        + ": not WordPress's REST API but a PHP fatal error, a page from the host, a proxy or a firewall,"
-        " or a site without WordPress)"
-    )
+    return kind + (f" titled {_plain(title.group(1), 80)!r}" if title else "")
 
 
 def _plain(message: object, limit: int = 300) -> str:
