@@ -1,5 +1,5 @@
 // The console's live parts, without a build step: [data-refresh] elements reload their HTML from
-// that URL every few seconds (until they hold a [data-done] element), [data-progress] follows a background replay.
+// that URL every few seconds (data-every ms; until they hold a [data-done] element), [data-progress] follows a background replay.
 (function () {
   "use strict";
   var EVERY = 3000;
@@ -22,7 +22,7 @@
     if (element.querySelector("[data-done]")) { return; }
     var timer = window.setInterval(function () {
       if (!document.hidden) { load(element, element.getAttribute("data-refresh"), timer); }
-    }, EVERY);
+    }, Number(element.getAttribute("data-every")) || EVERY);
   });
 
   document.querySelectorAll("[data-progress]").forEach(function (element) {
