@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..types import DONE, FAILED, SKIPPED
+from ..types import DONE, FAILED, RETRYING, SKIPPED
 from .database import Database
 from .deliveries import Deliveries
 from .rows import UNFINISHED
@@ -37,6 +37,16 @@ class Figures:
             )
         ]
         return figures
+
+    def went_wrong_since(self, moment: float) -> bool:
+        """Whether any delivery failed, or began to wait for a retry, since ``moment`` (read through
+        the ``updated_at`` index: the recent rows only, however big the store)."""
+        return bool(
+            self.database.query(
+                f"select 1 from deliveries where updated_at > :since and status in ('{FAILED}', '{RETRYING}') limit 1",
+                {"since": moment},
+            )
+        )
 
     def last_beat(self) -> float | None:
         """When a worker last marked itself alive."""

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...store import Search, Store
+from ...store import Store
 from ...store.checks import CheckResult
 from ...store.outbound import BEHIND, OLDEST, PULLED
-from ...types import FAILED, RETRYING
 
 CHECK_EVERY = 60.0  # seconds after which showing the check asks a worker for a new one
 CONTRADICTED_AFTER = 5.0  # the same, once a delivery failed or will retry after the check passed
@@ -39,10 +38,6 @@ def check_view(store: Store, who: str, again: bool = False) -> CheckView:
     """The check to show; asks a worker for a new one when it is stale (``again``: now). "All
     checks passed" stands for a minute only while no delivery has gone wrong since."""
     latest = store.checks.latest()
-    contradicted = (
-        latest is not None
-        and not latest.problems
-        and bool(store.deliveries.find(search=Search(statuses=(FAILED, RETRYING), changed_since=latest.at), limit=1))
-    )
+    contradicted = latest is not None and not latest.problems and store.figures.went_wrong_since(latest.at)
     store.checks.ask(who, 0.0 if again else CONTRADICTED_AFTER if contradicted else CHECK_EVERY)
     return CheckView(store.checks.latest(), store.checks.waiting_since(), store.figures.worker_alive())
