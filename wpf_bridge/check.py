@@ -14,6 +14,7 @@ from .history import ago
 from .roles import SiteRoles
 from .settings import DEFAULT_FIELD_MAP, Settings, env_file
 from .store import Store
+from .store.figures import ALIVE_WITHIN
 from .store.outbound import PULLED
 
 NEEDED_CAPABILITIES = ("list_users", "create_users", "edit_users", "promote_users")
@@ -58,8 +59,8 @@ def _check_store(report: Report, settings: Settings) -> None:
         return
     try:
         report.check(True, where)
-        if not store.figures.worker_alive():  # a note: checking before the first start is no mistake
-            beat = store.figures.last_beat()
+        beat = store.figures.last_beat()
+        if time.time() - (beat or 0.0) >= ALIVE_WITHIN:  # a note: checking before the first start is no mistake
             report.note(
                 f"no worker is alive (last heartbeat: {ago(beat)}): webhooks are stored, and applied once one "
                 "runs (`make run`, or the Procfile's worker)"

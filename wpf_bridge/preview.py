@@ -57,10 +57,11 @@ def preview(settings: Settings, who: str, action: str, role: str | None, notify:
     if isinstance(decision, Create):
         lines += _creation(decision, settings.ortto_password_field)
     elif isinstance(decision, Update):
-        user = found.by_contact_id or found.by_email
-        current = wordpress.user_fields(decision.write.user_id) if decision.write.user_id else {}
-        current["meta"] = {"ortto_contact_id": user.contact_id} if user and user.contact_id else {}
-        lines += [f"would update user {decision.write.user_id}:", *_changes(decision.write.values, current)]
+        user, user_id = found.by_contact_id or found.by_email, decision.write.user_id
+        current = wordpress.user_fields(user_id) if user_id else {}
+        if current and user and user.contact_id:
+            current["meta"] = {"ortto_contact_id": user.contact_id}
+        lines += [f"would update user {user_id}:", *_changes(decision.write.values, current)]
         if action == "add" and notify:
             lines.append("  welcome email: not sent (the user exists already)")
         lines.append(f"and end {decision.outcome.status}: {decision.outcome.message}")

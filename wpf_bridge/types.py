@@ -12,10 +12,10 @@ QUEUED, RUNNING, RETRYING, DONE, SKIPPED, FAILED = "queued", "running", "retryin
 PUSHING = "pushing"  # the user exists; its generated password waits (sealed) for a batched push to Ortto
 STATUSES = (QUEUED, RUNNING, RETRYING, PUSHING, DONE, SKIPPED, FAILED)
 
-#: WP Fusion action names, aliases included, and the action each one runs.
 ROLE_NAME = r"^[a-z0-9_-]{1,64}\Z"  # a WordPress role's slug (sanitize_key), as a webhook's role= is checked
 CONTACT_ID = r"^[A-Za-z0-9_-]{1,64}\Z"  # an Ortto person's id, as a webhook's contact_id is checked
 
+#: WP Fusion action names, aliases included, and the action each one runs.
 ACTION_NAMES = {
     "add": "add",
     "add_user": "add",

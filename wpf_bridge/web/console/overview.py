@@ -40,4 +40,4 @@ def check_view(store: Store, who: str, again: bool = False) -> CheckView:
     latest = store.checks.latest()
     contradicted = latest is not None and not latest.problems and store.figures.went_wrong_since(latest.at)
     store.checks.ask(who, 0.0 if again else CONTRADICTED_AFTER if contradicted else CHECK_EVERY)
-    return CheckView(store.checks.latest(), store.checks.waiting_since(), store.figures.worker_alive())
+    return CheckView(latest, store.checks.waiting_since(), store.figures.worker_alive())  # asking finishes none

@@ -11,6 +11,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from marshmallow import ValidationError, validate
 
 from ...store import Store
+from ...store.previews import Preview
 from ...types import CONTACT_ID, ROLE_NAME
 from .auth import operator
 
@@ -51,8 +52,7 @@ def read_preview_form(form: Mapping[str, str]) -> PreviewForm:
 
 
 def add_preview_pages(console: Blueprint, store: Store, signed: Callable) -> None:
-    def page(form: PreviewForm, status: int = 200, preview_id: str | None = None) -> tuple[str, int]:
-        shown = store.previews.get(preview_id) if preview_id else None
+    def page(form: PreviewForm, status: int = 200, shown: Preview | None = None) -> tuple[str, int]:
         return render_template(
             "console/preview.html",
             form=form,
@@ -84,4 +84,4 @@ def add_preview_pages(console: Blueprint, store: Store, signed: Callable) -> Non
         shown = store.previews.get(preview_id) or abort(404)
         if request.args.get("partial"):
             return render_template("console/_preview.html", shown=shown, worker_alive=store.figures.worker_alive())
-        return page(PreviewForm(shown.person, shown.action, shown.role, shown.notify), preview_id=shown.id)
+        return page(PreviewForm(shown.person, shown.action, shown.role, shown.notify), shown=shown)
