@@ -100,6 +100,49 @@ def test_a_store_from_the_last_release_keeps_every_row(tmp_path, postgres_databa
     assert store.limits.key_block("203.0.113.9", 60, 1) > 0
 
 
+PREVIOUS_LANDING = "a90f556"  # the last landing, whose schema is 0003: what the release step upgrades now
+
+FILL_0003 = """
+import sys
+import wpf_bridge
+from wpf_bridge.accounts import Change, Profile
+from wpf_bridge.store import Store, migrate_store
+assert wpf_bridge.__file__.startswith(sys.argv[2]), wpf_bridge.__file__
+migrate_store(sys.argv[1])  # that landing's migrations: 0001 to 0003
+store = Store(sys.argv[1])
+delivery, _ = store.ingest.add("add", "c-1", "one@example.test", "customer", True)
+store.outbound.add([Change(5, "new", 9, "2026-12-04 10:00:00", Profile(9, "new@example.test", ("subscriber",), {}, {}))], 60)
+store.operators.start_action("ops", "replayed 1 failed delivery", 1)
+store.checks.ask("ops", 60)
+store.marks.beat("host:1")
+store.sessions.open("ops", "203.0.113.10", "fingerprint", 3600)
+print(delivery.id)
+"""
+
+
+def test_a_store_from_the_previous_landing_gains_previews_and_keeps_every_row(tmp_path, postgres_database):
+    """The release step after the last landing applies 0004 alone, on a store that landing wrote."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS_LANDING, "wpf_bridge"], capture_output=True)
+    assert archive.returncode == 0, archive.stderr.decode()
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(tmp_path / "previous", filter="data")
+    url = fresh_database(tmp_path, postgres_database)
+    filled = subprocess.run([sys.executable, "-c", FILL_0003, url, str(tmp_path / "previous")], cwd=tmp_path / "previous",
+                            capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path / "previous"), "PATH": "/usr/bin:/bin"})
+    assert filled.returncode == 0, filled.stderr
+    before = tables(url)
+    for table in ("deliveries", "outbound_changes", "operator_actions", "checks", "heartbeats", "console_sessions"):
+        assert before[table], f"the previous landing left {table} empty"
+
+    assert migrate_store(url) == ["0004_previews"]
+    after = tables(url)
+    assert {name: rows for name, rows in after.items() if name in before and name != "schema_migrations"} == {
+        name: rows for name, rows in before.items() if name != "schema_migrations"}, "every row kept, unchanged"
+    store = Store(url)
+    assert store.deliveries.get(filled.stdout.strip()).email == "one@example.test"
+    assert store.previews.get(store.previews.ask("ops", "one@example.test", "add", None, False)).person == "one@example.test"
+
+
 def applied_names() -> list[tuple[int, str]]:
     from wpf_bridge.store.migrations import migrations
 
